@@ -1,0 +1,1 @@
+"""Agent desktop: the page, htmx fragments and the live websocket."""

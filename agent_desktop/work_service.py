@@ -1,0 +1,206 @@
+"""After-contact work for the desktop: notes, wrap-up codes, the ACW clock and transfer targets.
+
+Plain async functions (session first, keyword-only, no FastAPI) behind ``agent_desktop/work.py``.
+Every function that takes an interaction first proves the agent holds it (connected or in
+wrap-up): an agent sees only their own work (DESIGN §6), so anything else is "not found".
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from interactions import service as interactions_service
+from interactions.models import ActorType, Interaction, TimelineEvent
+from interactions.states import State
+from routing.models import Agent, Presence, Queue, QueueMember
+from switchboard.errors import Conflict, Invalid, NotFound
+
+HELD_STATES = (State.CONNECTED, State.WRAP_UP)
+NOTES_SHOWN = 50
+
+# Used when a queue configures none (Queue.settings["dispositions"]): codes every bank reports on.
+DEFAULT_DISPOSITIONS: tuple[str, ...] = (
+    "resolved",
+    "follow_up_needed",
+    "referred",
+    "complaint_logged",
+    "no_action_needed",
+)
+
+
+@dataclass(frozen=True)
+class WorkContext:
+    """What the tools beside one held interaction need: its queue's codes and ACW budget."""
+
+    interaction: Interaction
+    queue: Queue | None
+    dispositions: tuple[str, ...]
+    wrap_up_seconds: int
+    acw_deadline: datetime | None  # set once wrap-up started
+    transfer_note: str | None  # the note a previous agent handed over with this interaction
+    transferred_from: str | None
+
+    @property
+    def in_wrap_up(self) -> bool:
+        return self.interaction.state is State.WRAP_UP
+
+
+def dispositions_for(queue: Queue | None) -> tuple[str, ...]:
+    """The queue's wrap-up codes; a malformed setting falls back to the defaults rather than
+    leaving the agent unable to complete anything."""
+    configured: Any = (queue.settings or {}).get("dispositions") if queue is not None else None
+    if isinstance(configured, list):
+        codes = tuple(str(c).strip() for c in configured if isinstance(c, str) and c.strip())
+        if codes:
+            return codes
+    return DEFAULT_DISPOSITIONS
+
+
+async def held_interaction(
+    session: AsyncSession, *, interaction_id: uuid.UUID, agent_id: uuid.UUID
+) -> Interaction:
+    interaction = await session.scalar(
+        select(Interaction)
+        .where(
+            Interaction.id == interaction_id,
+            Interaction.agent_id == agent_id,
+            Interaction.state.in_(HELD_STATES),
+        )
+        .execution_options(populate_existing=True)
+    )
+    if interaction is None:
+        raise NotFound("No such interaction held by this agent", field="interaction_id")
+    return interaction
+
+
+async def work_context(
+    session: AsyncSession, *, interaction_id: uuid.UUID, agent_id: uuid.UUID
+) -> WorkContext:
+    interaction = await held_interaction(session, interaction_id=interaction_id, agent_id=agent_id)
+    queue = await session.get(Queue, interaction.queue_id) if interaction.queue_id else None
+    wrap_up_seconds = queue.wrap_up_seconds if queue is not None else 60
+    deadline = None
+    if interaction.state is State.WRAP_UP and interaction.wrap_up_at is not None:
+        deadline = interaction.wrap_up_at + timedelta(seconds=wrap_up_seconds)
+    transfer = (interaction.attributes or {}).get("transfer") or {}
+    from_agent = None
+    if transfer.get("from_agent_id"):
+        sender = await session.get(Agent, uuid.UUID(transfer["from_agent_id"]))
+        from_agent = sender.display_name if sender is not None else None
+    return WorkContext(
+        interaction=interaction,
+        queue=queue,
+        dispositions=dispositions_for(queue),
+        wrap_up_seconds=wrap_up_seconds,
+        acw_deadline=deadline,
+        transfer_note=transfer.get("note") or None,
+        transferred_from=from_agent,
+    )
+
+
+# ------------------------------------------------------------------ notes
+
+
+async def add_note(
+    session: AsyncSession, *, interaction_id: uuid.UUID, agent_id: uuid.UUID, body: str
+) -> TimelineEvent:
+    await held_interaction(session, interaction_id=interaction_id, agent_id=agent_id)
+    actor = interactions_service.Actor(ActorType.AGENT, str(agent_id))
+    # The hub masks card numbers and enforces the length; notes are never shown to the customer.
+    return await interactions_service.add_note(
+        session, interaction_id=interaction_id, actor=actor, body=body.strip()
+    )
+
+
+async def notes(session: AsyncSession, *, interaction_id: uuid.UUID) -> list[TimelineEvent]:
+    """This interaction's notes, newest first (the hub's own timeline query, notes only)."""
+    rows = await session.scalars(
+        select(TimelineEvent)
+        .where(TimelineEvent.interaction_id == interaction_id, TimelineEvent.kind == "note")
+        .order_by(TimelineEvent.id.desc())
+        .limit(NOTES_SHOWN)
+    )
+    return list(rows)
+
+
+# ------------------------------------------------------------------ wrap-up
+
+
+async def set_wrap_up_code(
+    session: AsyncSession,
+    *,
+    interaction_id: uuid.UUID,
+    agent_id: uuid.UUID,
+    disposition: str,
+    completing: bool = False,
+) -> Interaction:
+    """Validate the code against the interaction's queue, then record it (hub compare-and-set).
+
+    Completion is refused without this: the caller records the code first and only then asks the
+    routing engine to complete, so a completed interaction always carries a code.
+    """
+    context = await work_context(session, interaction_id=interaction_id, agent_id=agent_id)
+    if completing and not context.in_wrap_up:
+        # The engine completes only after wrap-up; refuse before writing anything.
+        raise Conflict("End the conversation (wrap up) before completing", field="interaction_id")
+    code = disposition.strip()
+    if not code:
+        raise Invalid("Choose a wrap-up code before completing", field="disposition")
+    if code not in context.dispositions:
+        raise Invalid(
+            f"Unknown wrap-up code {code!r} for this queue; choose one of: {', '.join(context.dispositions)}",
+            field="disposition",
+        )
+    actor = interactions_service.Actor(ActorType.AGENT, str(agent_id))
+    return await interactions_service.set_disposition(
+        session, interaction_id=interaction_id, disposition=code, actor=actor
+    )
+
+
+# ------------------------------------------------------------------ transfer targets
+
+
+@dataclass(frozen=True)
+class TransferTarget:
+    agent_id: uuid.UUID
+    display_name: str
+
+
+async def transfer_queues(session: AsyncSession) -> list[Queue]:
+    return list(await session.scalars(select(Queue).order_by(Queue.display_name)))
+
+
+async def available_agents(
+    session: AsyncSession, *, queue_name: str, exclude_agent_id: uuid.UUID
+) -> list[TransferTarget]:
+    """Agents available now who serve the queue: explicit members or holders of its skills.
+
+    Mirrors the engine's membership rule; the engine still decides at transfer time (a named
+    agent who just went on break gets the child when they come back, it is never lost).
+    """
+    queue = await session.scalar(select(Queue).where(Queue.name == queue_name))
+    if queue is None:
+        raise Invalid(f"Unknown queue {queue_name!r}", field="to_queue")
+    members = set(await session.scalars(select(QueueMember.agent_id).where(QueueMember.queue_id == queue.id)))
+    agents = await session.scalars(
+        select(Agent)
+        .where(Agent.presence == Presence.AVAILABLE, Agent.id != exclude_agent_id)
+        .order_by(Agent.display_name)
+    )
+    required = queue.required_skills or {}
+
+    def serves(agent: Agent) -> bool:
+        if agent.id in members:
+            return True
+        if not required:
+            return False
+        levels = agent.skill_levels()
+        return all(levels.get(skill, 0) >= level for skill, level in required.items())
+
+    return [TransferTarget(a.id, a.display_name) for a in agents.all() if serves(a)]

@@ -1,0 +1,255 @@
+"""``/desktop/ws``: the agent's live socket (htmx ws extension, out-of-band HTML fragments).
+
+Who may connect is decided before anything else happens: Origin first (a cross-site page must not
+ride on the agent's cookie), then the ``sb_session`` cookie. A refusal is delivered as a close
+frame with an application code (4401 sign in again, 4403 not allowed): a handshake refused with
+HTTP 403 reaches browser code only as an anonymous 1006, so we accept solely to say why, and no
+data is read or sent before that close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocketState
+
+from agent_desktop import chat as desk_chat
+from agent_desktop import pages, service
+from routing.models import Agent
+from switchboard.auth.models import STAFF_RANK, Role
+from switchboard.deps import SESSION_COOKIE, user_from_token
+from switchboard.errors import Unauthorized
+from switchboard.events import agent_topic
+from switchboard.security import TokenError, decode_token
+from switchboard.settings import Settings
+
+log = logging.getLogger(__name__)
+
+router = APIRouter()
+
+IDLE_TIMEOUT_S = 30.0  # the client pings every ~10 s; three missed pings and the socket is dead
+MAX_CLIENT_MESSAGE = 4096  # pings and small actions only
+CLIENT_ACTIONS = frozenset({"ping", "resync"})
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+# "Try again later": the htmx ws extension reconnects (and we resync) on 1011/1012/1013/1006 only.
+CLOSE_IDLE = 1013
+CLOSE_POLICY = 1008
+
+
+class Refused(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def check_origin(websocket: WebSocket, settings: Settings) -> None:
+    origin = websocket.headers.get("origin")
+    if origin is None or origin.rstrip("/") not in {o.rstrip("/") for o in settings.allowed_origins}:
+        raise Refused(CLOSE_FORBIDDEN, "origin not allowed")
+
+
+async def authenticate(websocket: WebSocket, settings: Settings) -> tuple[Agent, datetime]:
+    """The agent behind the session cookie and when its token expires, or Refused."""
+    token = websocket.cookies.get(SESSION_COOKIE)
+    if not token:
+        raise Refused(CLOSE_UNAUTHENTICATED, "sign in first")
+    async with websocket.app.state.db.sessionmaker() as session:
+        try:
+            user = await user_from_token(session, settings, token)
+        except Unauthorized as exc:
+            raise Refused(CLOSE_UNAUTHENTICATED, "session invalid or expired") from exc
+        rank = STAFF_RANK.get(user.role)
+        if rank is None or rank < STAFF_RANK[Role.AGENT]:
+            raise Refused(CLOSE_FORBIDDEN, "agents only")
+        agent = await service.agent_for_user(session, user_id=user.id)
+        await session.commit()
+    if agent is None:
+        raise Refused(CLOSE_FORBIDDEN, "no agent profile")
+    try:  # already verified above; decoded again only for its expiry
+        claims = decode_token(
+            token, secret=settings.secret_key, issuer=settings.jwt_issuer, audience=settings.jwt_audience
+        )
+    except TokenError as exc:
+        raise Refused(CLOSE_UNAUTHENTICATED, "session invalid or expired") from exc
+    return agent, claims.expires_at
+
+
+@router.websocket("/desktop/ws")
+async def desktop_socket(websocket: WebSocket) -> None:
+    settings: Settings = websocket.app.state.settings
+    try:
+        check_origin(websocket, settings)
+        agent, token_expires = await authenticate(websocket, settings)
+    except Refused as exc:
+        await websocket.accept()
+        await websocket.close(code=exc.code, reason=exc.reason)
+        return
+    await websocket.accept()
+    connection = DesktopConnection(websocket, agent_id=agent.id, token_expires=token_expires)
+    hub = websocket.app.state.event_hub
+    # Subscribe before the resync query: an event published in between is then in the queue, and
+    # the shown-sets below make applying it twice harmless.
+    async with hub.subscribe(agent_topic(agent.id)) as queue:
+        await connection.resync()
+        receiver = asyncio.create_task(connection.receive_loop(), name="desktop-ws-receive")
+        pusher = asyncio.create_task(connection.push_loop(queue), name="desktop-ws-push")
+        try:
+            await asyncio.wait({receiver, pusher}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (receiver, pusher):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+                    await task
+    await connection.close(1000, "bye")
+
+
+@dataclass
+class DesktopConnection:
+    """One agent socket: what it has shown (to apply events idempotently) and how to update it."""
+
+    websocket: WebSocket
+    agent_id: uuid.UUID
+    token_expires: datetime
+    shown_offers: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)  # offer -> interaction
+    shown_work: set[uuid.UUID] = field(default_factory=set)
+    send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def send(self, html: str) -> None:
+        if html:
+            async with self.send_lock:  # pushes and heartbeat answers come from two tasks
+                await self.websocket.send_text(html)
+
+    async def close(self, code: int, reason: str) -> None:
+        if self.websocket.application_state is WebSocketState.CONNECTED:
+            with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+                await self.websocket.close(code=code, reason=reason)
+
+    async def resync(self) -> None:
+        async with self.websocket.app.state.db.sessionmaker() as session:
+            agent = await service.get_agent(session, agent_id=self.agent_id)
+            if agent is None:
+                await self.close(CLOSE_FORBIDDEN, "no agent profile")
+                return
+            state = await service.load_state(session, agent=agent)
+            html = pages.resync_fragment(state, at=_now())
+            await session.commit()
+        self.shown_offers = {o.offer_id: o.interaction_id for o in state.offers}
+        self.shown_work = {w.interaction.id for w in state.work}
+        await self.send(html)
+
+    # ---------------------------------------------------------------- client -> server
+
+    async def receive_loop(self) -> None:
+        while True:
+            try:
+                message = await asyncio.wait_for(self.websocket.receive(), IDLE_TIMEOUT_S)
+            except TimeoutError:
+                await self.close(CLOSE_IDLE, "heartbeat timeout")
+                return
+            if message["type"] == "websocket.disconnect":
+                return
+            raw = message.get("text")
+            if datetime.now(UTC) >= self.token_expires:
+                await self.close(CLOSE_UNAUTHENTICATED, "session expired")
+                return
+            action = _parse_action(raw)
+            if action is None:
+                await self.close(CLOSE_POLICY, "unknown message")
+                return
+            if action == "ping":
+                await self.send(pages.connection_fragment(_now()))
+            elif action == "resync":
+                await self.resync()
+
+    # ---------------------------------------------------------------- server -> client
+
+    async def push_loop(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        while True:
+            event = await queue.get()
+            try:
+                await self.apply(event)
+            except (WebSocketDisconnect, RuntimeError):
+                raise
+            except Exception:  # noqa: BLE001 - one bad event must not end the agent's session
+                log.exception("desktop push failed for agent %s; resyncing", self.agent_id)
+                await self.resync()
+
+    async def apply(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        async with self.websocket.app.state.db.sessionmaker() as session:
+            html = await self._render_event(session, kind, event)
+            await session.commit()
+        await self.send(html)
+
+    async def _render_event(self, session: Any, kind: Any, event: dict[str, Any]) -> str:
+        if kind == "offer":
+            offer_id = uuid.UUID(event["offer_id"])
+            card = await service.offer_card(session, offer_id=offer_id, agent_id=self.agent_id)
+            if card is None or offer_id in self.shown_offers:
+                return ""
+            self.shown_offers[offer_id] = card.interaction_id
+            return pages.offer_added_fragment(card)
+        if kind == "offer_closed":
+            offer_id = uuid.UUID(event["offer_id"])
+            if self.shown_offers.pop(offer_id, None) is None:
+                return ""
+            return pages.offer_removed_fragment(
+                offer_id, notice=service.closed_reason_text(event.get("reason"))
+            )
+        if kind in ("assigned", "wrap_up_started", "completed"):
+            return await self._render_work(session, kind, uuid.UUID(event["interaction_id"]))
+        if kind in desk_chat.EVENT_TYPES:  # web chat lines, typing, customer left
+            return await desk_chat.render_event(session, agent_id=self.agent_id, event=event)
+        if kind == "presence":
+            agent = await service.get_agent(session, agent_id=self.agent_id)
+            return pages.status_fragment(agent) if agent is not None else ""
+        return ""
+
+    async def _render_work(self, session: Any, kind: str, interaction_id: uuid.UUID) -> str:
+        parts: list[str] = []
+        if kind == "assigned":
+            for offer_id, shown_for in list(self.shown_offers.items()):
+                if shown_for == interaction_id:
+                    del self.shown_offers[offer_id]
+                    parts.append(pages.offer_removed_fragment(offer_id, notice=None))
+        item = await service.work_item(session, interaction_id=interaction_id, agent_id=self.agent_id)
+        if item is None:
+            if interaction_id in self.shown_work:
+                self.shown_work.discard(interaction_id)
+                parts.append(pages.work_removed_fragment(interaction_id))
+        elif interaction_id in self.shown_work:
+            parts.append(pages.work_updated_fragment(item))
+        else:
+            self.shown_work.add(interaction_id)
+            parts.append(pages.work_added_fragment(item))
+        agent = await service.get_agent(session, agent_id=self.agent_id)
+        if agent is not None:
+            parts.append(pages.capacity_fragment(await service.capacity(session, agent=agent)))
+        return "".join(parts)
+
+
+def _parse_action(raw: str | None) -> str | None:
+    """The client's action if it is one we know; None for anything else (then we hang up)."""
+    if raw is None or len(raw) > MAX_CLIENT_MESSAGE:
+        return None
+    try:
+        message = json.loads(raw)
+    except ValueError:
+        return None
+    action = message.get("type") if isinstance(message, dict) else None
+    return action if action in CLIENT_ACTIONS else None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)

@@ -1,0 +1,389 @@
+"""Desktop latency and socket capacity, on the production path (PostgreSQL + Redis, real uvicorn).
+
+1. N agents hold desktop websockets; interactions are POSTed at R per second; we measure the time
+   from the start of each POST to the offer frame arriving on the chosen agent's socket.
+2. We then open sockets up to --max-sockets on one app process with heartbeats (pings) flowing,
+   and check they all stay open and answered.
+
+    .venv/bin/python bench/desktop_latency.py --agents 1000 --rate 100 --seconds 10 --max-sockets 5000
+
+Needs PostgreSQL (BENCH_PG_URL, default postgresql+asyncpg://postgres@127.0.0.1:5432/test) and Redis
+(BENCH_REDIS_URL, default redis://127.0.0.1:6379/13). Works in its own schema, dropped at the end.
+Prints figures beside the DESIGN §7 targets; the last stdout line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import websockets
+from sqlalchemy import insert, text
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from routing.models import Agent, Presence, Queue, QueueMember  # noqa: E402
+from switchboard.auth.models import Role, User  # noqa: E402
+from switchboard.auth.service import token_for  # noqa: E402
+from switchboard.db import Database, utcnow  # noqa: E402
+from switchboard.settings import Settings  # noqa: E402
+
+PG_URL = os.environ.get("BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+ORIGIN = "http://bench.local"
+OFFER = re.compile(r'class="offer-toast" data-interaction-id="([0-9a-f-]{36})"')
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+async def prepare(schema: str, agents: int, settings: Settings) -> tuple[list[str], str]:
+    db = Database(PG_URL)
+    async with db.engine.begin() as conn:
+        await conn.execute(text(f"CREATE SCHEMA {schema}"))
+    await db.dispose()
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config(str(ROOT / "alembic.ini"))
+    cfg.attributes["url"] = PG_URL
+    cfg.attributes["schema"] = schema
+    await asyncio.to_thread(command.upgrade, cfg, "head")
+
+    db = Database(PG_URL, schema=schema)
+    now = utcnow()
+    queue_id, sup_id = uuid.uuid4(), uuid.uuid4()
+    users = [
+        {
+            "id": uuid.uuid4(),
+            "username": f"bench{n:05d}",
+            "display_name": f"Bench {n}",
+            "role": Role.AGENT,
+            "password_hash": "x",
+            "is_active": True,
+            "created_at": now,
+        }
+        for n in range(agents)
+    ]
+    async with db.sessionmaker() as s:
+        await s.execute(
+            insert(Queue),
+            [
+                {
+                    "id": queue_id,
+                    "name": "retail",
+                    "display_name": "Retail",
+                    "channels": ["chat"],
+                    "sl_target_percent": 80,
+                    "sl_threshold_seconds": 20,
+                    "strategy": "longest_idle",
+                    "required_skills": {},
+                    "wrap_up_seconds": 30,
+                    "settings": {},
+                    "created_at": now,
+                }
+            ],
+        )
+        await s.execute(
+            insert(User),
+            [
+                *users,
+                {
+                    "id": sup_id,
+                    "username": "bench-sup",
+                    "display_name": "Sup",
+                    "role": Role.SUPERVISOR,
+                    "password_hash": "x",
+                    "is_active": True,
+                    "created_at": now,
+                },
+            ],
+        )
+        agent_rows = [
+            {
+                "id": uuid.uuid4(),
+                "user_id": u["id"],
+                "display_name": u["display_name"],
+                "languages": ["en"],
+                "teams": [],
+                "capacity_units": 100,
+                "channel_max": {"voice": 1, "chat": 3, "ticket": 5, "email": 5},
+                "presence": Presence.AVAILABLE,
+                "presence_since": now,
+                "idle_since": now,
+                "created_at": now,
+            }
+            for u in users
+        ]
+        await s.execute(insert(Agent), agent_rows)
+        await s.execute(
+            insert(QueueMember),
+            [{"id": uuid.uuid4(), "queue_id": queue_id, "agent_id": a["id"]} for a in agent_rows],
+        )
+        await s.commit()
+    await db.dispose()
+
+    class U:  # token_for only reads id and role
+        def __init__(self, id_: uuid.UUID, role: Role) -> None:
+            self.id, self.role = id_, role
+
+    tokens = [token_for(U(u["id"], Role.AGENT), settings)[0] for u in users]
+    return tokens, token_for(U(sup_id, Role.SUPERVISOR), settings)[0]
+
+
+def start_server(port: int, schema: str, settings: Settings) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "SWITCHBOARD_DATABASE_URL": PG_URL,
+        "SWITCHBOARD_DATABASE_SCHEMA": schema,
+        "SWITCHBOARD_REDIS_URL": REDIS_URL,
+        "SWITCHBOARD_SECRET_KEY": settings.secret_key,
+        "SWITCHBOARD_ALLOWED_ORIGINS": json.dumps([ORIGIN]),
+        "SWITCHBOARD_ENVIRONMENT": "test",
+    }
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "switchboard.app:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--ws-per-message-deflate",
+            "false",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+class Desk:
+    """One agent desktop socket: records offer frames and answers to pings."""
+
+    def __init__(self, url: str, token: str, arrivals: dict[str, float]) -> None:
+        self.url, self.token, self.arrivals = url, token, arrivals
+        self.frames = self.pongs = self.bytes = 0
+        self.open = False
+        self.ws = None
+
+    async def run(self, stop: asyncio.Event, ping_every: float) -> None:
+        async with websockets.connect(
+            self.url,
+            additional_headers={"Cookie": f"sb_session={self.token}", "Origin": ORIGIN},
+            compression=None,
+            max_size=2**20,
+            open_timeout=60,
+        ) as ws:
+            self.ws, self.open = ws, True
+            pinger = asyncio.create_task(self._ping(ws, stop, ping_every))
+            try:
+                while not stop.is_set():
+                    try:
+                        frame = await asyncio.wait_for(ws.recv(), timeout=1.0)
+                    except TimeoutError:
+                        continue
+                    now = time.perf_counter()
+                    self.frames += 1
+                    self.bytes += len(frame)
+                    if 'id="ws-status"' in frame:  # the heartbeat answer fragment
+                        self.pongs += 1
+                    for interaction_id in OFFER.findall(frame):
+                        self.arrivals.setdefault(interaction_id, now)
+            except websockets.ConnectionClosed:
+                pass
+            finally:
+                self.open = False
+                pinger.cancel()
+
+    async def _ping(self, ws, stop: asyncio.Event, every: float) -> None:
+        while not stop.is_set():
+            await asyncio.sleep(every)
+            await ws.send(json.dumps({"type": "ping"}))
+
+
+async def open_desks(
+    url: str, tokens: list[str], arrivals, stop, ping_every: float, count: int
+) -> list[Desk]:
+    desks = [Desk(url, tokens[i % len(tokens)], arrivals) for i in range(count)]
+    tasks = []
+    for i, desk in enumerate(desks):
+        tasks.append(asyncio.create_task(desk.run(stop, ping_every)))
+        if i % 50 == 49:
+            await asyncio.sleep(0.05)  # do not stampede the accept queue
+    deadline = time.monotonic() + 120
+    while sum(d.open for d in desks) < count and time.monotonic() < deadline:  # noqa: ASYNC110 - polling many
+        await asyncio.sleep(0.2)
+    return desks
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--agents", type=int, default=1000)
+    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--max-sockets", type=int, default=5000)
+    args = parser.parse_args()
+
+    settings = Settings(secret_key="bench-secret-" + "z" * 40, environment="test")
+    schema = f"bench_{os.getpid()}"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    tokens, supervisor = await prepare(schema, args.agents, settings)
+    server = start_server(port, schema, settings)
+    base, ws_url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/desktop/ws"
+    results: dict[str, float | int | str] = {}
+    try:
+        async with httpx.AsyncClient(
+            base_url=base, timeout=30, limits=httpx.Limits(max_connections=50)
+        ) as client:
+            for _ in range(300):
+                try:
+                    if (await client.get("/readyz")).json().get("routing_engine") == "leader":
+                        break
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.2)
+            arrivals: dict[str, float] = {}
+            stop = asyncio.Event()
+            desks = await open_desks(ws_url, tokens, arrivals, stop, 10.0, args.agents)
+            connected = sum(d.open for d in desks)
+            await asyncio.sleep(2)  # resync frames settle
+
+            starts: dict[str, float] = {}
+            post_ms: list[float] = []
+            errors = 0
+
+            async def post(n: int) -> None:
+                nonlocal errors
+                t0 = time.perf_counter()
+                try:
+                    r = await client.post(
+                        "/api/interactions",
+                        headers={"Authorization": f"Bearer {supervisor}"},
+                        json={
+                            "channel": "chat",
+                            "queue": "retail",
+                            "identity": {"kind": "chat", "value": f"bench-{n}-{uuid.uuid4().hex[:8]}"},
+                        },
+                    )
+                except httpx.HTTPError:  # the server dropped the connection: count it, keep going
+                    errors += 1
+                    return
+                post_ms.append((time.perf_counter() - t0) * 1000)
+                if r.status_code == 201:
+                    starts[r.json()["id"]] = t0
+                else:
+                    errors += 1
+
+            total = int(args.rate * args.seconds)
+            began = time.perf_counter()
+            pending = []
+            for n in range(total):
+                target = began + n / args.rate
+                delay = target - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                pending.append(asyncio.create_task(post(n)))
+            await asyncio.gather(*pending)
+            achieved = total / (time.perf_counter() - began)
+            await asyncio.sleep(3)  # last offers land
+            latencies = [(arrivals[i] - starts[i]) * 1000 for i in starts if i in arrivals]
+            results.update(
+                agents_connected=connected,
+                posted=len(starts),
+                post_errors=errors,
+                post_rate_achieved=round(achieved, 1),
+                offers_seen=len(latencies),
+                offer_p50_ms=round(percentile(latencies, 0.50), 2),
+                offer_p99_ms=round(percentile(latencies, 0.99), 2),
+                offer_max_ms=round(max(latencies) if latencies else float("nan"), 2),
+                post_p50_ms=round(percentile(post_ms, 0.50), 2),
+                post_p99_ms=round(percentile(post_ms, 0.99), 2),
+            )
+
+            # Phase 2: as many sockets as asked, heartbeats flowing.
+            extra = max(0, args.max_sockets - len(desks))
+            more = await open_desks(ws_url, tokens, arrivals, stop, 5.0, extra)
+            everyone = desks + more
+            before = sum(d.pongs for d in everyone)
+            await asyncio.sleep(12)
+            alive = sum(d.open for d in everyone)
+            answered = sum(1 for d in everyone if d.pongs > 0)
+            results.update(
+                sockets_open=alive,
+                sockets_answering_pings=answered,
+                pongs_in_12s=sum(d.pongs for d in everyone) - before,
+                server_rss_mb=round(rss_mb(server.pid), 1),
+                mean_frame_bytes=round(
+                    sum(d.bytes for d in everyone) / max(1, sum(d.frames for d in everyone))
+                ),
+            )
+            stop.set()
+            await asyncio.sleep(1.5)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        db = Database(PG_URL)
+        async with db.engine.begin() as conn:
+            await conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        await db.dispose()
+
+    rows = [
+        ("agent sockets connected", results.get("agents_connected"), f"{args.agents}"),
+        (
+            "interactions posted / rate achieved",
+            f"{results.get('posted')} / {results.get('post_rate_achieved')}/s",
+            f"{args.rate:g}/s",
+        ),
+        ("offers seen on sockets", results.get("offers_seen"), "all posted"),
+        ("POST -> offer frame p50", f"{results.get('offer_p50_ms')} ms", "<= 10 ms"),
+        ("POST -> offer frame p99", f"{results.get('offer_p99_ms')} ms", "<= 50 ms"),
+        ("POST latency p50 / p99", f"{results.get('post_p50_ms')} / {results.get('post_p99_ms')} ms", ""),
+        ("sockets held, one process", results.get("sockets_open"), f">= 5000 (asked {args.max_sockets})"),
+        ("sockets answering pings", results.get("sockets_answering_pings"), "all"),
+        ("server RSS", f"{results.get('server_rss_mb')} MB", ""),
+        ("mean frame size", f"{results.get('mean_frame_bytes')} B", "<= 20 KB"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"{'figure':<{width}}  {'measured':>22}  target")
+    for name, value, target in rows:
+        print(f"{name:<{width}}  {value!s:>22}  {target}")
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

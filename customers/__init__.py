@@ -1,0 +1,1 @@
+"""Customers: profile, identities on every channel, value tier, segments, consent."""

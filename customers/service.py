@@ -1,0 +1,741 @@
+"""Customer profile service: identity resolution, linking, merging, value tiers, consent."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import String, cast, exists, func, select, type_coerce, update
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from customers.identity import normalise_identity
+from customers.models import Customer, Identity, IdentityKind, TierPolicyVersion, ValueTier
+from customers.schemas import CustomerCreate, CustomerUpdate
+from customers.tier_policy import DEFAULT_TIER_POLICY, TierPolicy, TierResult, compute_tier
+from interactions.models import ActorType, Interaction
+from interactions.timeline import append_event
+from routing.models import Agent, Offer, OfferState
+from switchboard.audit import record_audit
+from switchboard.auth.models import STAFF_RANK, Role, User
+from switchboard.db import utcnow
+from switchboard.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
+
+
+async def find_identity(session: AsyncSession, *, kind: IdentityKind, value: str) -> Identity | None:
+    """``value`` must already be normalised."""
+    return await session.scalar(select(Identity).where(Identity.kind == kind, Identity.value == value))
+
+
+async def resolve_or_create_customer(
+    session: AsyncSession,
+    *,
+    kind: IdentityKind,
+    raw_value: str,
+    default_region: str,
+    display_name: str | None = None,
+    language: str | None = None,
+    field: str = "identity.value",
+) -> tuple[Customer, Identity, bool]:
+    """The customer behind an identity, creating both if unknown. Returns (customer, identity, created).
+
+    Safe under concurrency: the unique (kind, value) index decides the race inside a SAVEPOINT,
+    and the loser reads the winner's row. A merged customer resolves to the surviving profile.
+    """
+    value = normalise_identity(kind, raw_value, default_region=default_region, field=field)
+    identity = await find_identity(session, kind=kind, value=value)
+    created = False
+    if identity is None:
+        customer = Customer(
+            display_name=display_name or _placeholder_name(kind, value), language=language or "en"
+        )
+        try:
+            async with session.begin_nested():
+                session.add(customer)
+                await session.flush()
+                identity = Identity(customer_id=customer.id, kind=kind, value=value)
+                session.add(identity)
+                await session.flush()
+            created = True
+        except IntegrityError:
+            identity = await find_identity(session, kind=kind, value=value)
+            if identity is None:  # pragma: no cover - the winner's row must exist after the violation
+                raise
+    if created:
+        append_event(
+            session,
+            customer_id=customer.id,
+            kind="customer_created",
+            actor_type=ActorType.SYSTEM,
+            data={"identity": {"kind": kind.value, "value": value}},
+        )
+        return customer, identity, True
+    customer = await session.get(Customer, identity.customer_id)
+    assert customer is not None
+    while customer.merged_into_id is not None:  # identities are re-pointed on merge; belt and braces
+        customer = await session.get(Customer, customer.merged_into_id)
+        assert customer is not None
+    return customer, identity, False
+
+
+async def merged_customer_ids(session: AsyncSession, customer_id: uuid.UUID) -> list[uuid.UUID]:
+    """The customer plus every profile merged into it (transitively).
+
+    Timeline events are never rewritten: a merged profile's events keep their customer_id, and
+    the survivor's cross-channel history is the union over this set.
+    """
+    ids = [customer_id]
+    frontier = [customer_id]
+    while frontier:
+        rows = await session.scalars(select(Customer.id).where(Customer.merged_into_id.in_(frontier)))
+        frontier = [r for r in rows if r not in ids]
+        ids.extend(frontier)
+    return ids
+
+
+def _placeholder_name(kind: IdentityKind, value: str) -> str:
+    if kind is IdentityKind.PHONE:
+        return f"Caller {value[-4:]}"
+    if kind is IdentityKind.EMAIL:
+        return value.split("@", 1)[0]
+    return "Web visitor"
+
+
+def actor_type_for(user: User | None) -> ActorType:
+    if user is None:
+        return ActorType.SYSTEM
+    if user.role is Role.AGENT:
+        return ActorType.AGENT
+    if user.role is Role.CUSTOMER:
+        return ActorType.CUSTOMER
+    return ActorType.SUPERVISOR
+
+
+# --- value-tier policy ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LiveTierPolicy:
+    """The policy in force and the version number recorded in every breakdown (0 = built-in)."""
+
+    version: int
+    policy: TierPolicy
+    created_at: datetime | None = None
+    created_by_id: uuid.UUID | None = None
+
+
+DEFAULT_LIVE_POLICY = LiveTierPolicy(version=0, policy=DEFAULT_TIER_POLICY)
+
+
+async def get_live_policy(session: AsyncSession) -> LiveTierPolicy:
+    """The newest stored version, or the documented default when none was ever stored."""
+    row = await session.scalar(select(TierPolicyVersion).order_by(TierPolicyVersion.version.desc()).limit(1))
+    if row is None:
+        return DEFAULT_LIVE_POLICY
+    return LiveTierPolicy(
+        version=row.version,
+        policy=TierPolicy.model_validate(row.policy),
+        created_at=row.created_at,
+        created_by_id=row.created_by_id,
+    )
+
+
+async def set_tier_policy(
+    session: AsyncSession, *, policy: TierPolicy, actor_id: uuid.UUID | None
+) -> LiveTierPolicy:
+    """Store ``policy`` as the next version (audited). Customers are re-tiered by the caller/job."""
+    previous = await get_live_policy(session)
+    version = previous.version + 1
+    row = TierPolicyVersion(
+        version=version, policy=policy.model_dump(mode="json"), created_at=utcnow(), created_by_id=actor_id
+    )
+    try:
+        async with session.begin_nested():
+            session.add(row)
+            await session.flush()
+    except IntegrityError as exc:
+        # Two supervisors saving at once both computed the same next version; the unique index decides.
+        raise Conflict("The tier policy was changed concurrently; reload and try again") from exc
+    record_audit(
+        session,
+        actor_id=actor_id,
+        action="tier_policy.updated",
+        entity_type="tier_policy",
+        entity_id=str(version),
+        data={"previous_version": previous.version, "policy": row.policy},
+    )
+    return LiveTierPolicy(version=version, policy=policy, created_at=row.created_at, created_by_id=actor_id)
+
+
+@dataclass(frozen=True)
+class TierOutcome:
+    result: TierResult
+    changed: bool  # stored tier or breakdown changed
+    tier_changed: bool
+    previous_tier: ValueTier | None
+
+
+def _today() -> date:
+    return utcnow().date()
+
+
+async def recompute_tier(
+    session: AsyncSession,
+    customer: Customer,
+    policy: LiveTierPolicy | TierPolicy | None = None,
+    *,
+    today: date | None = None,
+    reason: str = "recompute",
+) -> TierOutcome:
+    """Re-score one customer. Writes only when the result differs, so repeating it is a no-op;
+    a ``tier_changed`` timeline event is appended only when the tier itself moves."""
+    if customer.id is None or customer in session.new:
+        # A freshly added row (e.g. from a seed script): give it its id and column defaults first.
+        session.add(customer)
+        await session.flush()
+    if policy is None:
+        policy = await get_live_policy(session)
+    live = policy if isinstance(policy, LiveTierPolicy) else LiveTierPolicy(version=0, policy=policy)
+    result = compute_tier(customer, live.policy, today=today or _today(), policy_version=live.version)
+    breakdown = result.as_json()
+    previous_tier = customer.value_tier
+    tier_changed = previous_tier != result.tier
+    changed = tier_changed or customer.tier_computed_at is None or customer.tier_breakdown != breakdown
+    if changed:
+        customer.value_tier = result.tier
+        customer.tier_breakdown = breakdown
+        customer.tier_computed_at = utcnow()
+    if tier_changed:
+        append_event(
+            session,
+            customer_id=customer.id,
+            kind="tier_changed",
+            actor_type=ActorType.SYSTEM,
+            data={
+                "from": previous_tier.value if previous_tier else None,
+                "to": result.tier.value,
+                "points_total": result.points_total,
+                "policy_version": live.version,
+                "reason": reason,
+            },
+        )
+    return TierOutcome(result=result, changed=changed, tier_changed=tier_changed, previous_tier=previous_tier)
+
+
+async def recompute_all_tiers(
+    session: AsyncSession,
+    *,
+    batch_size: int = 500,
+    today: date | None = None,
+    commit: bool = True,
+) -> dict[str, int]:
+    """Re-score every live (not merged) customer under the live policy, in keyset batches.
+
+    Idempotent: an unchanged result writes nothing and appends no event. With ``commit`` each
+    batch commits on its own, so a long run never holds one huge transaction and a crash
+    midway keeps the batches already done (running again finishes the rest).
+    """
+    await session.flush()  # the session does not autoflush: include rows the caller just added
+    live = await get_live_policy(session)
+    day = today or _today()
+    counts = {"scanned": 0, "changed": 0, "tier_changed": 0, "policy_version": live.version}
+    last_id: uuid.UUID | None = None
+    while True:
+        query = (
+            select(Customer).where(Customer.merged_into_id.is_(None)).order_by(Customer.id).limit(batch_size)
+        )
+        if last_id is not None:
+            query = query.where(Customer.id > last_id)
+        batch = list((await session.scalars(query)).all())
+        if not batch:
+            break
+        for customer in batch:
+            outcome = await recompute_tier(session, customer, live, today=day, reason="policy_recompute")
+            counts["scanned"] += 1
+            counts["changed"] += outcome.changed
+            counts["tier_changed"] += outcome.tier_changed
+        last_id = batch[-1].id
+        if commit:
+            await session.commit()
+        else:
+            await session.flush()
+        if len(batch) < batch_size:
+            break
+    return counts
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+async def get_customer(
+    session: AsyncSession, customer_id: uuid.UUID, *, field: str | None = None
+) -> Customer:
+    # populate_existing: identities may have been re-pointed by a bulk UPDATE in this session.
+    customer = await session.scalar(
+        select(Customer).where(Customer.id == customer_id).execution_options(populate_existing=True)
+    )
+    if customer is None:
+        raise NotFound(f"Customer {customer_id} not found", field=field)
+    return customer
+
+
+async def customer_visible_to_agent(
+    session: AsyncSession, *, customer_id: uuid.UUID, agent_id: uuid.UUID
+) -> bool:
+    """An agent sees a customer behind an interaction assigned to them, or live-offered to them
+    (the offer toast shows who is calling), including profiles merged into it (DESIGN §6)."""
+    ids = await merged_customer_ids(session, customer_id)
+    assigned = exists().where(Interaction.customer_id.in_(ids), Interaction.agent_id == agent_id)
+    offered = (
+        exists()
+        .where(Offer.interaction_id == Interaction.id)
+        .where(Interaction.customer_id.in_(ids), Offer.agent_id == agent_id, Offer.state == OfferState.LIVE)
+    )
+    return bool(await session.scalar(select(assigned | offered)))
+
+
+def _identity_candidates(raw: str, *, default_region: str) -> set[str]:
+    """What a typed-in identity may be stored as: itself, as a phone number, as an email."""
+    value = raw.strip()
+    candidates = {value}
+    for kind in (IdentityKind.PHONE, IdentityKind.EMAIL):
+        with contextlib.suppress(DomainError):  # not every search text is a phone or an email
+            candidates.add(normalise_identity(kind, value, default_region=default_region))
+    return candidates
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def list_customers(
+    session: AsyncSession,
+    *,
+    name: str | None = None,
+    identity: str | None = None,
+    tier: ValueTier | None = None,
+    segment: str | None = None,
+    include_merged: bool = False,
+    default_region: str = "GB",
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[Customer], int]:
+    """Search by name substring (case-insensitive), exact identity (any written form), tier, segment."""
+    conditions: list[Any] = []
+    if not include_merged:
+        conditions.append(Customer.merged_into_id.is_(None))
+    if name:
+        pattern = f"%{_like_escape(name.strip().lower())}%"
+        conditions.append(func.lower(Customer.display_name).like(pattern, escape="\\"))
+    if identity:
+        values = _identity_candidates(identity, default_region=default_region)
+        conditions.append(Customer.id.in_(select(Identity.customer_id).where(Identity.value.in_(values))))
+    if tier is not None:
+        conditions.append(Customer.value_tier == tier)
+    if segment:
+        seg = segment.strip().lower()
+        if session.get_bind().dialect.name == "postgresql":
+            # The column is JSON().with_variant(JSONB): coerce so .contains() is JSONB @> (GIN-able).
+            conditions.append(type_coerce(Customer.segments, JSONB).contains([seg]))
+        else:
+            # Segments are slugs ([a-z0-9-]), so the quoted token matches exactly one element.
+            conditions.append(cast(Customer.segments, String).like(f'%"{_like_escape(seg)}"%', escape="\\"))
+    total = await session.scalar(select(func.count()).select_from(Customer).where(*conditions)) or 0
+    rows = await session.scalars(
+        select(Customer)
+        .where(*conditions)
+        .order_by(Customer.display_name, Customer.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(rows.all()), int(total)
+
+
+# --- writing: profile -------------------------------------------------------------------------
+
+# The inputs of the value-tier policy: changing any of them re-scores the customer.
+TIER_INPUT_FIELDS = frozenset(
+    {"relationship_balance", "products_held", "annual_profit", "cost_to_serve", "customer_since"}
+)
+# Audit these with their before/after values (consent and routing-relevant); others by name only (PII).
+_AUDIT_VALUE_FIELDS = frozenset(
+    {
+        "segments",
+        "relationship_manager_id",
+        "preferred_channel",
+        "do_not_contact",
+        "marketing_consent",
+        "quiet_hours_start",
+        "quiet_hours_end",
+        "timezone",
+        "language",
+    }
+)
+
+
+def _check_timezone(value: str, *, field: str) -> None:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise Invalid(
+            f"Unknown time zone {value!r} (use an IANA name, e.g. Europe/London)", field=field
+        ) from exc
+
+
+async def _check_agent(session: AsyncSession, agent_id: uuid.UUID | None, *, field: str) -> None:
+    if agent_id is not None and await session.get(Agent, agent_id) is None:
+        raise Invalid(f"Relationship manager {agent_id} is not an existing agent", field=field)
+
+
+def _check_quiet_hours(start: time | None, end: time | None, *, prefix: str) -> None:
+    if (start is None) != (end is None):
+        missing = "quiet_hours_end" if end is None else "quiet_hours_start"
+        raise Invalid("Quiet hours need both a start and an end (or neither)", field=f"{prefix}{missing}")
+    if start is not None and start == end:
+        raise Invalid("Quiet hours start and end must differ", field=f"{prefix}quiet_hours_end")
+
+
+def _check_not_future(value: date | None, *, field: str) -> None:
+    if value is not None and value > _today():
+        raise Invalid("Date cannot be in the future", field=field)
+
+
+def _dedupe(values: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, uuid.UUID | Decimal):
+        return str(value)
+    if isinstance(value, date | time):
+        return value.isoformat()
+    return value
+
+
+async def _validate_profile(session: AsyncSession, values: dict[str, Any], *, prefix: str) -> None:
+    """Cross-field and reference checks pydantic cannot do (zoneinfo, agents table, today)."""
+    if "timezone" in values:
+        _check_timezone(values["timezone"], field=f"{prefix}timezone")
+    if "relationship_manager_id" in values:
+        await _check_agent(
+            session, values["relationship_manager_id"], field=f"{prefix}relationship_manager_id"
+        )
+    for name in ("customer_since", "date_of_birth"):
+        if name in values:
+            _check_not_future(values[name], field=f"{prefix}{name}")
+
+
+async def _identity_owner_conflict(
+    session: AsyncSession, *, kind: IdentityKind, value: str, customer_id: uuid.UUID | None, field: str
+) -> Identity | None:
+    """The existing identity if it is already this customer's; Conflict if it is someone else's."""
+    existing = await find_identity(session, kind=kind, value=value)
+    if existing is None or existing.customer_id == customer_id:
+        return existing
+    raise Conflict(
+        f"This {kind.value} identity already belongs to customer {existing.customer_id}",
+        field=field,
+        existing_customer_id=str(existing.customer_id),
+    )
+
+
+async def create_customer(
+    session: AsyncSession, *, data: CustomerCreate, actor: User | None, default_region: str
+) -> Customer:
+    """A new profile with at least one identity; every identity must be free."""
+    await _validate_profile(session, data.model_dump(), prefix="body.")
+    _check_quiet_hours(data.quiet_hours_start, data.quiet_hours_end, prefix="body.")
+    identities: dict[tuple[IdentityKind, str], bool] = {}
+    for i, item in enumerate(data.identities):
+        field = f"body.identities.{i}.value"
+        value = normalise_identity(item.kind, item.value, default_region=default_region, field=field)
+        await _identity_owner_conflict(session, kind=item.kind, value=value, customer_id=None, field=field)
+        # The same identity written twice ("07911..." and "+447911...") is one identity.
+        identities[(item.kind, value)] = identities.get((item.kind, value), False) or item.verified
+
+    profile = data.model_dump(exclude={"identities"})
+    profile["segments"] = _dedupe(profile["segments"])
+    customer = Customer(**profile)
+    try:
+        async with session.begin_nested():
+            session.add(customer)
+            await session.flush()
+            for (kind, value), verified in identities.items():
+                session.add(Identity(customer_id=customer.id, kind=kind, value=value, verified=verified))
+            await session.flush()
+    except IntegrityError as exc:
+        # Lost a race with a concurrent create/link of the same identity.
+        raise Conflict("One of these identities was just linked to another customer; retry") from exc
+    await session.refresh(customer, ["identities"])
+
+    listed = [{"kind": k.value, "value": v} for (k, v) in identities]
+    append_event(
+        session,
+        customer_id=customer.id,
+        kind="customer_created",
+        actor_type=actor_type_for(actor),
+        actor_id=actor.id if actor else None,
+        data={"identities": listed},
+    )
+    await recompute_tier(session, customer, reason="customer_created")
+    record_audit(
+        session,
+        actor_id=actor.id if actor else None,
+        action="customer.created",
+        entity_type="customer",
+        entity_id=customer.id,
+        data={"identities": listed},
+    )
+    await session.flush()
+    return customer
+
+
+async def update_customer(
+    session: AsyncSession,
+    *,
+    customer_id: uuid.UUID,
+    changes: CustomerUpdate | dict[str, Any],
+    actor: User | None,
+) -> Customer:
+    """Apply a partial update; re-score the tier if a policy input changed.
+
+    Appends one ``profile_updated`` event naming the fields that actually changed (none: no event).
+    """
+    if isinstance(changes, dict):
+        changes = CustomerUpdate.model_validate(changes)
+    requested = changes.changes()
+    customer = await get_customer(session, customer_id)
+    if customer.merged_into_id is not None:
+        raise Conflict(f"Customer {customer.id} was merged into {customer.merged_into_id}; edit that one")
+    await _validate_profile(session, requested, prefix="body.")
+    if "segments" in requested:
+        requested["segments"] = _dedupe(requested["segments"])
+    # Quiet hours are checked on the resulting pair, so a PATCH may move just one end.
+    _check_quiet_hours(
+        requested.get("quiet_hours_start", customer.quiet_hours_start),
+        requested.get("quiet_hours_end", customer.quiet_hours_end),
+        prefix="body.",
+    )
+
+    changed: dict[str, tuple[Any, Any]] = {}
+    for name, value in requested.items():
+        old = getattr(customer, name)
+        if old != value:
+            changed[name] = (old, value)
+            setattr(customer, name, value)
+    if not changed:
+        return customer
+
+    fields = sorted(changed)
+    actor_id = actor.id if actor else None
+    append_event(
+        session,
+        customer_id=customer.id,
+        kind="profile_updated",
+        actor_type=actor_type_for(actor),
+        actor_id=actor_id,
+        data={"fields": fields},
+    )
+    record_audit(
+        session,
+        actor_id=actor_id,
+        action="customer.updated",
+        entity_type="customer",
+        entity_id=customer.id,
+        data={
+            "fields": fields,
+            "values": {
+                name: {"from": _jsonable(old), "to": _jsonable(new)}
+                for name, (old, new) in changed.items()
+                if name in _AUDIT_VALUE_FIELDS
+            },
+        },
+    )
+    if TIER_INPUT_FIELDS.intersection(changed):
+        await recompute_tier(session, customer, reason="profile_updated")
+    await session.flush()
+    return customer
+
+
+# --- writing: identities and merges -----------------------------------------------------------
+
+
+async def link_identity(
+    session: AsyncSession,
+    *,
+    customer_id: uuid.UUID,
+    kind: IdentityKind,
+    raw_value: str,
+    default_region: str,
+    verified: bool = False,
+    actor: User | None = None,
+    field: str = "body.value",
+) -> tuple[Identity, bool]:
+    """Attach an identity to a customer. Returns (identity, created); already-linked is a no-op.
+
+    An identity owned by another customer is a 409 naming that customer: the fix is a merge,
+    which a supervisor decides, never a silent re-point.
+    """
+    customer = await get_customer(session, customer_id)
+    if customer.merged_into_id is not None:
+        raise Conflict(f"Customer {customer.id} was merged into {customer.merged_into_id}; link there")
+    value = normalise_identity(kind, raw_value, default_region=default_region, field=field)
+    existing = await _identity_owner_conflict(
+        session, kind=kind, value=value, customer_id=customer.id, field=field
+    )
+    if existing is not None:
+        return existing, False
+    identity = Identity(customer_id=customer.id, kind=kind, value=value, verified=verified)
+    try:
+        async with session.begin_nested():
+            session.add(identity)
+            await session.flush()
+    except IntegrityError:
+        # A concurrent request linked it first; report whoever won.
+        await _identity_owner_conflict(session, kind=kind, value=value, customer_id=customer.id, field=field)
+        raise
+    append_event(
+        session,
+        customer_id=customer.id,
+        kind="identity_linked",
+        actor_type=actor_type_for(actor),
+        actor_id=actor.id if actor else None,
+        data={"kind": kind.value, "value": value, "verified": verified},
+    )
+    await session.refresh(customer, ["identities"])
+    return identity, True
+
+
+def _fill_if_unset(target: Customer, source: Customer, name: str) -> bool:
+    """Keep the target's value when set; take the source's otherwise. True if it changed."""
+    current = getattr(target, name)
+    incoming = getattr(source, name)
+    unset = current is None or (name in TIER_INPUT_FIELDS and not current)
+    if unset and incoming not in (None, 0, Decimal("0")):
+        setattr(target, name, incoming)
+        return True
+    return False
+
+
+async def merge_customers(
+    session: AsyncSession, *, target_id: uuid.UUID, source_id: uuid.UUID, actor_id: uuid.UUID | None
+) -> Customer:
+    """Fold ``source`` into ``target`` in the caller's single transaction.
+
+    Identities, interactions and customer logins move to the target; timeline events do not
+    (they are append-only) and stay readable through ``merged_customer_ids(target)``.
+    """
+    if target_id == source_id:
+        raise Invalid("A customer cannot be merged into itself", field="body.source_customer_id")
+    # Lock both rows in a fixed order so two concurrent merges of the same pair cannot interleave
+    # (FOR UPDATE on PostgreSQL; SQLite already serialises writers with BEGIN IMMEDIATE).
+    rows = await session.scalars(
+        select(Customer)
+        .where(Customer.id.in_([target_id, source_id]))
+        .order_by(Customer.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    by_id = {c.id: c for c in rows}
+    target = by_id.get(target_id)
+    source = by_id.get(source_id)
+    if target is None:
+        raise NotFound(f"Customer {target_id} not found")
+    if source is None:
+        raise NotFound(f"Customer {source_id} not found", field="body.source_customer_id")
+    if source.merged_into_id is not None:
+        raise Conflict(
+            f"Customer {source_id} was already merged into {source.merged_into_id}",
+            field="body.source_customer_id",
+        )
+    if target.merged_into_id is not None:
+        raise Conflict(f"Customer {target_id} was merged into {target.merged_into_id}; merge into that one")
+
+    moved_identities = await session.execute(
+        update(Identity).where(Identity.customer_id == source_id).values(customer_id=target_id)
+    )
+    moved_interactions = await session.execute(
+        update(Interaction).where(Interaction.customer_id == source_id).values(customer_id=target_id)
+    )
+    moved_users = await session.execute(
+        update(User).where(User.customer_id == source_id).values(customer_id=target_id)
+    )
+
+    filled = [
+        name
+        for name in (
+            "date_of_birth",
+            "relationship_manager_id",
+            "preferred_channel",
+            "customer_since",
+            "relationship_balance",
+            "products_held",
+            "annual_profit",
+            "cost_to_serve",
+        )
+        if _fill_if_unset(target, source, name)
+    ]
+    if target.quiet_hours_start is None and source.quiet_hours_start is not None:
+        # Quiet hours travel as a pair (both-or-neither).
+        target.quiet_hours_start, target.quiet_hours_end = source.quiet_hours_start, source.quiet_hours_end
+        filled.append("quiet_hours")
+    # Contact preferences: the more restrictive wins. A "do not contact" given on either profile
+    # must be honoured, and marketing consent cannot be assumed unless both profiles gave it.
+    target.do_not_contact = target.do_not_contact or source.do_not_contact
+    target.marketing_consent = target.marketing_consent and source.marketing_consent
+    target.segments = _dedupe([*target.segments, *source.segments])
+    source.merged_into_id = target.id
+
+    counts = {
+        "identities": moved_identities.rowcount,
+        "interactions": moved_interactions.rowcount,
+        "users": moved_users.rowcount,
+    }
+    data = {"source_customer_id": str(source_id), "moved": counts, "filled_from_source": filled}
+    append_event(
+        session,
+        customer_id=target.id,
+        kind="customer_merged",
+        actor_type=ActorType.SUPERVISOR if actor_id else ActorType.SYSTEM,
+        actor_id=actor_id,
+        data=data,
+    )
+    record_audit(
+        session,
+        actor_id=actor_id,
+        action="customer.merged",
+        entity_type="customer",
+        entity_id=target.id,
+        data=data,
+    )
+    await session.flush()
+    if TIER_INPUT_FIELDS.intersection(filled):
+        await recompute_tier(session, target, reason="customer_merged")
+        await session.flush()
+    await session.refresh(target, ["identities"])
+    await session.refresh(source, ["identities"])
+    return target
+
+
+async def authorise_customer_access(session: AsyncSession, *, user: User, customer_id: uuid.UUID) -> None:
+    """Supervisors and admins see every customer; an agent only those behind their interactions.
+
+    A customer hidden from an agent is reported as not found, so ids cannot be probed.
+    """
+    rank = STAFF_RANK.get(user.role)
+    if rank is None:
+        raise Forbidden("Staff only")
+    if rank >= STAFF_RANK[Role.SUPERVISOR]:
+        return
+    agent_id = await session.scalar(select(Agent.id).where(Agent.user_id == user.id))
+    if agent_id is None or not await customer_visible_to_agent(
+        session, customer_id=customer_id, agent_id=agent_id
+    ):
+        raise NotFound(f"Customer {customer_id} not found")

@@ -1,0 +1,1 @@
+"""Interactions hub: one Interaction per contact on any channel, and the append-only timeline."""

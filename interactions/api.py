@@ -1,0 +1,294 @@
+"""JSON routes (thin: parse, authorise, call service, shape the response)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from sqlalchemy import select
+
+from interactions import service
+from interactions.models import MessageSender
+from interactions.schemas import (
+    DispositionUpdate,
+    InteractionCreate,
+    InteractionFilters,
+    InteractionPage,
+    InteractionRead,
+    MessageCreate,
+    MessageRead,
+    NoteCreate,
+    TimelineEventRead,
+    TimelinePage,
+    TransitionRequest,
+)
+from interactions.states import Channel, Direction, State
+from interactions.visibility import (
+    Viewer,
+    ensure_customer_visible,
+    interaction_scope,
+    viewer_for,
+    visible_interaction,
+)
+from routing import commands as routing_commands
+from routing.models import Agent
+from switchboard.auth.models import Role
+from switchboard.deps import AppSettings, CurrentUser, DbSession, RequireAgent, RequireSupervisor
+from switchboard.errors import Conflict, Forbidden, Invalid
+
+router = APIRouter(tags=["interactions"])
+
+Limit = Annotated[int, Query(ge=1, le=service.MAX_PAGE)]
+
+
+async def get_viewer(session: DbSession, user: CurrentUser) -> Viewer:
+    return await viewer_for(session, user)
+
+
+CurrentViewer = Annotated[Viewer, Depends(get_viewer)]
+
+
+def _page(slice_: service.TimelineSlice) -> TimelinePage:
+    return TimelinePage(
+        items=[TimelineEventRead.model_validate(e) for e in slice_.items],
+        next_before_id=slice_.next_before_id,
+    )
+
+
+@router.post(
+    "/api/interactions",
+    response_model=InteractionRead,
+    status_code=status.HTTP_201_CREATED,
+    responses={201: {"headers": {"Location": {"description": "URL of the new interaction"}}}},
+)
+async def create_interaction(
+    body: InteractionCreate,
+    request: Request,
+    response: Response,
+    session: DbSession,
+    settings: AppSettings,
+    user: RequireAgent,
+) -> InteractionRead:
+    """Create an interaction (resolving or creating the customer) and, by default for inbound, queue it.
+
+    Agents may create only outbound interactions, which are attached to themselves; inbound contacts
+    arrive through channel adapters or a supervisor.
+    """
+    viewer = await viewer_for(session, user)
+    agent_id: uuid.UUID | None = None
+    if user.role is Role.AGENT:
+        if body.direction is not Direction.OUTBOUND:
+            raise Forbidden("Agents may create only outbound interactions", field="direction")
+        if body.enqueue:
+            # The agent's own outbound work is already theirs; queueing it would hand it to routing.
+            raise Invalid("An agent's outbound interaction is not queued", field="enqueue")
+        agent_id = await session.scalar(select(Agent.id).where(Agent.user_id == user.id))
+        if agent_id is None:
+            raise Forbidden("This user has no agent profile")
+    interaction = await service.create_interaction(
+        session,
+        data=body,
+        actor=viewer.actor,
+        default_region=settings.default_phone_region,
+        agent_id=agent_id,
+    )
+    await session.commit()
+    if interaction.state is State.QUEUED:
+        await routing_commands.notify_enqueued(request.app.state.redis_client, interaction.id)
+    response.headers["Location"] = f"/api/interactions/{interaction.id}"
+    return (await service.read_models(session, [interaction]))[0]
+
+
+@router.get("/api/interactions", response_model=InteractionPage)
+async def list_interactions(
+    session: DbSession,
+    viewer: CurrentViewer,
+    state: State | None = None,
+    channel: Channel | None = None,
+    direction: Direction | None = None,
+    customer_id: uuid.UUID | None = None,
+    queue: Annotated[str | None, Query(max_length=60)] = None,
+    agent_id: uuid.UUID | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    limit: Limit = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> InteractionPage:
+    """Newest first; staff filters combine with AND; agents and customers see only their own."""
+    for name, value in (("created_after", created_after), ("created_before", created_before)):
+        if value is not None and value.tzinfo is None:
+            raise Invalid("Give a time zone (e.g. 2024-05-01T09:00:00Z)", field=name)
+    filters = InteractionFilters(
+        state=state,
+        channel=channel,
+        direction=direction,
+        customer_id=customer_id,
+        queue=queue,
+        agent_id=agent_id,
+        created_after=created_after,
+        created_before=created_before,
+    )
+    page = await service.list_interactions(
+        session, filters=filters, limit=limit, cursor=cursor, scope=interaction_scope(viewer)
+    )
+    return InteractionPage(items=await service.read_models(session, page.items), next_cursor=page.next_cursor)
+
+
+@router.get("/api/interactions/{interaction_id}", response_model=InteractionRead)
+async def read_interaction(
+    interaction_id: uuid.UUID, session: DbSession, viewer: CurrentViewer
+) -> InteractionRead:
+    interaction = await visible_interaction(session, viewer, interaction_id)
+    return (await service.read_models(session, [interaction]))[0]
+
+
+@router.post("/api/interactions/{interaction_id}/transition", response_model=InteractionRead)
+async def transition_interaction(
+    interaction_id: uuid.UUID, body: TransitionRequest, session: DbSession, user: RequireSupervisor
+) -> InteractionRead:
+    """Supervisor override of the state machine; routing drives the normal flow."""
+    viewer = await viewer_for(session, user)
+    interaction = await service.transition(
+        session,
+        interaction_id=interaction_id,
+        to_state=body.to_state,
+        actor_type=viewer.actor.type,
+        actor_id=viewer.actor.id,
+        reason=body.reason,
+        expected_version=body.expected_version,
+    )
+    await session.commit()
+    return (await service.read_models(session, [interaction]))[0]
+
+
+@router.put("/api/interactions/{interaction_id}/disposition", response_model=InteractionRead)
+async def set_disposition(
+    interaction_id: uuid.UUID, body: DispositionUpdate, session: DbSession, user: RequireAgent
+) -> InteractionRead:
+    """Wrap-up code: the assigned agent, or a supervisor, while connected or in wrap-up."""
+    viewer = await viewer_for(session, user)
+    interaction = await visible_interaction(session, viewer, interaction_id)
+    _require_assigned_or_supervisor(viewer, interaction.agent_id, "set the disposition")
+    interaction = await service.set_disposition(
+        session,
+        interaction_id=interaction_id,
+        disposition=body.disposition,
+        actor=viewer.actor,
+        expected_version=body.expected_version,
+    )
+    await session.commit()
+    return (await service.read_models(session, [interaction]))[0]
+
+
+@router.post(
+    "/api/interactions/{interaction_id}/messages",
+    response_model=MessageRead,
+    status_code=status.HTTP_201_CREATED,
+)
+async def post_message(
+    interaction_id: uuid.UUID, body: MessageCreate, session: DbSession, user: RequireAgent
+) -> MessageRead:
+    """Staff reply: the agent connected to this interaction, or a supervisor (e.g. barge-in)."""
+    viewer = await viewer_for(session, user)
+    interaction = await visible_interaction(session, viewer, interaction_id)
+    _require_assigned_or_supervisor(viewer, interaction.agent_id, "write here")
+    if not viewer.sees_all and interaction.state is not State.CONNECTED:
+        raise Conflict(
+            f"Agents write only on connected interactions, this one is {interaction.state.value}",
+            field="interaction_id",
+            state=interaction.state.value,
+        )
+    message = await service.post_message(
+        session,
+        interaction_id=interaction_id,
+        sender=MessageSender.AGENT,
+        author_id=user.id,
+        body=body.body,
+        content_type=body.content_type,
+    )
+    await session.commit()
+    return MessageRead.model_validate(message)
+
+
+@router.get("/api/interactions/{interaction_id}/messages", response_model=list[MessageRead])
+async def list_messages(
+    interaction_id: uuid.UUID,
+    session: DbSession,
+    viewer: CurrentViewer,
+    after_id: Annotated[int | None, Query(ge=0)] = None,
+    limit: Limit = 100,
+) -> list[MessageRead]:
+    """The thread oldest first; page forward with ``after_id`` (the last id you have)."""
+    await visible_interaction(session, viewer, interaction_id)
+    messages = await service.list_messages(
+        session, interaction_id=interaction_id, after_id=after_id, limit=limit
+    )
+    return [MessageRead.model_validate(m) for m in messages]
+
+
+@router.post(
+    "/api/interactions/{interaction_id}/notes",
+    response_model=TimelineEventRead,
+    status_code=status.HTTP_201_CREATED,
+)
+async def add_note(
+    interaction_id: uuid.UUID, body: NoteCreate, session: DbSession, user: RequireAgent
+) -> TimelineEventRead:
+    """Internal note on the timeline; any staff member who can see the interaction."""
+    viewer = await viewer_for(session, user)
+    await visible_interaction(session, viewer, interaction_id)
+    event = await service.add_note(session, interaction_id=interaction_id, actor=viewer.actor, body=body.body)
+    await session.commit()
+    return TimelineEventRead.model_validate(event)
+
+
+@router.get("/api/interactions/{interaction_id}/timeline", response_model=TimelinePage)
+async def interaction_timeline(
+    interaction_id: uuid.UUID,
+    session: DbSession,
+    viewer: CurrentViewer,
+    before_id: Annotated[int | None, Query(ge=1)] = None,
+    limit: Limit = 50,
+) -> TimelinePage:
+    """This interaction's events, newest first."""
+    await visible_interaction(session, viewer, interaction_id)
+    return _page(
+        await service.interaction_timeline(
+            session,
+            interaction_id=interaction_id,
+            limit=limit,
+            before_id=before_id,
+            exclude_kinds=viewer.hidden_kinds,
+        )
+    )
+
+
+@router.get("/api/customers/{customer_id}/timeline", response_model=TimelinePage)
+async def customer_timeline(
+    customer_id: uuid.UUID,
+    session: DbSession,
+    viewer: CurrentViewer,
+    before_id: Annotated[int | None, Query(ge=1)] = None,
+    limit: Limit = 50,
+) -> TimelinePage:
+    """Cross-channel history of a customer (merged profiles included), newest first."""
+    await ensure_customer_visible(session, viewer, customer_id)
+    return _page(
+        await service.customer_timeline(
+            session,
+            customer_id=customer_id,
+            limit=limit,
+            before_id=before_id,
+            exclude_kinds=viewer.hidden_kinds,
+        )
+    )
+
+
+def _require_assigned_or_supervisor(viewer: Viewer, agent_id: uuid.UUID | None, action: str) -> None:
+    # Seeing an interaction (offered before) is not the same as working it now.
+    if viewer.sees_all:
+        return
+    if viewer.agent_id is None or agent_id != viewer.agent_id:
+        raise Forbidden(f"Only the assigned agent or a supervisor may {action}")

@@ -1,0 +1,1 @@
+"""Email and web tickets: the SMTP listener, threading, attachments, sanitised HTML, SMTP replies."""

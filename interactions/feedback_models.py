@@ -1,0 +1,57 @@
+"""Customer feedback on one interaction (CSAT, optionally NPS and CES) and the chat's own session row.
+
+Kept out of ``interactions/models.py`` so the chat work and the agent-side EX pulse (another
+module) never collide; both register through ``switchboard/model_registry.py``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, Text, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from switchboard.db import Base, UTCDateTime, new_id, utcnow
+
+
+class CustomerFeedback(Base):
+    """One survey answer per interaction (the unique index makes a double submit a 409, not a dup)."""
+
+    __tablename__ = "customer_feedback"
+    __table_args__ = (
+        CheckConstraint("csat BETWEEN 1 AND 5", name="csat_range"),
+        CheckConstraint("nps IS NULL OR nps BETWEEN 0 AND 10", name="nps_range"),
+        CheckConstraint("ces IS NULL OR ces BETWEEN 1 AND 7", name="ces_range"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    interaction_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("interactions.id", ondelete="CASCADE"), unique=True
+    )
+    customer_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("customers.id"), index=True)
+    csat: Mapped[int] = mapped_column(Integer)
+    nps: Mapped[int | None] = mapped_column(Integer)
+    ces: Mapped[int | None] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class ChatSession(Base):
+    """The customer's side of one chat interaction.
+
+    Only a SHA-256 of the per-chat access token is stored: the token is a bearer secret that
+    authorises its holder to this one interaction, so a database read must not reveal it.
+    """
+
+    __tablename__ = "chat_sessions"
+
+    interaction_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("interactions.id", ondelete="CASCADE"), primary_key=True
+    )
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    senior_mode: Mapped[bool] = mapped_column(Boolean, default=False)
+    ended_by_customer_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    transcript_email: Mapped[str | None] = mapped_column(String(254))
+    transcript_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

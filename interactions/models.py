@@ -1,0 +1,116 @@
+"""Interaction, its append-only timeline and its messages."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from interactions.states import Channel, Direction, State
+from switchboard.db import Base, JSONType, UTCDateTime, new_id, utcnow
+from switchboard.types import BigIntPK, str_enum
+
+
+class Interaction(Base):
+    __tablename__ = "interactions"
+    __table_args__ = (
+        Index("ix_interactions_state_queue", "state", "queue_id"),
+        Index("ix_interactions_customer_created", "customer_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    customer_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("customers.id"), index=True)
+    channel: Mapped[Channel] = mapped_column(str_enum(Channel))
+    direction: Mapped[Direction] = mapped_column(str_enum(Direction), default=Direction.INBOUND)
+    state: Mapped[State] = mapped_column(str_enum(State), default=State.CREATED)
+    # Optimistic-concurrency counter: every state change is a compare-and-set on it.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    queue_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("queues.id", ondelete="SET NULL"))
+    required_skills: Mapped[dict[str, int]] = mapped_column(JSONType, default=dict)
+    agent_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("agents.id", ondelete="SET NULL"), index=True
+    )
+    rule_set_version: Mapped[int | None] = mapped_column(Integer)
+
+    subject: Mapped[str | None] = mapped_column(String(255))
+    topic: Mapped[str | None] = mapped_column(String(80))
+    language: Mapped[str | None] = mapped_column(String(16))
+    disposition: Mapped[str | None] = mapped_column(String(80))
+    # The identity the customer reached us through, e.g. {"kind": "phone", "value": "+44..."}.
+    contact_identity: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("interactions.id"))
+    callback_of_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("interactions.id"))
+    follow_up_of_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("interactions.id"))
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Place in line, kept across re-queues and transfers (DESIGN §3).
+    virtual_start_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    offered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    connected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    wrap_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ActorType(enum.StrEnum):
+    CUSTOMER = "customer"
+    AGENT = "agent"
+    SUPERVISOR = "supervisor"
+    SYSTEM = "system"
+    BOT = "bot"
+
+
+class TimelineEvent(Base):
+    """Append-only: rows are inserted, never updated or deleted.
+
+    A customer merge leaves events on the merged profile; history reads the merged id set.
+    """
+
+    __tablename__ = "timeline_events"
+    __table_args__ = (
+        Index("ix_timeline_customer_id_desc", "customer_id", "id"),
+        Index("ix_timeline_interaction", "interaction_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    customer_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("customers.id"))
+    interaction_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("interactions.id"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    kind: Mapped[str] = mapped_column(String(40))
+    channel: Mapped[str | None] = mapped_column(String(16))
+    actor_type: Mapped[ActorType] = mapped_column(str_enum(ActorType))
+    actor_id: Mapped[str | None] = mapped_column(String(80))
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+
+class MessageSender(enum.StrEnum):
+    CUSTOMER = "customer"
+    AGENT = "agent"
+    SYSTEM = "system"
+    BOT = "bot"
+
+
+class Message(Base):
+    """A chat line, ticket post or email in an interaction's thread."""
+
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_interaction_at", "interaction_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    interaction_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("interactions.id"))
+    sender: Mapped[MessageSender] = mapped_column(str_enum(MessageSender))
+    author_id: Mapped[str | None] = mapped_column(String(80))
+    body: Mapped[str] = mapped_column(Text)
+    content_type: Mapped[str] = mapped_column(String(40), default="text/plain")
+    # Email threading (Message-ID) and carrier/channel ids; unique per channel source when present.
+    external_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,1 @@
+"""Routing: agents, skills, queues, rule sets and the matching engine."""

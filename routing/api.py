@@ -1,0 +1,378 @@
+"""Routing JSON routes: rule-set versions (supervisors) and, later, engine commands and stats."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query, Request, status
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+
+from interactions.models import Interaction
+from routing import commands, history, service
+from routing.host import stats_key
+from routing.lease import LeaseManager
+from routing.models import Agent, Offer, OfferState, Presence
+from routing.schemas import (
+    AgentStatusRead,
+    CommandResult,
+    DryRunRequest,
+    OfferRead,
+    PresenceUpdate,
+    RollbackRequest,
+    RuleProblem,
+    RuleSetValidationRead,
+    RuleSetVersionCreate,
+    RuleSetVersionRead,
+    RuleSetVersionUpdate,
+    TransferRead,
+    TransferRequest,
+)
+from switchboard.audit import record_audit
+from switchboard.db import utcnow
+from switchboard.deps import DbSession, MaybeAgent, RequireSupervisor
+from switchboard.errors import Conflict, Invalid, NotFound, ServiceUnavailable
+
+router = APIRouter(prefix="/api/routing", tags=["routing"])
+
+
+async def _notify_rules_changed(request: Request) -> None:
+    await commands.send(request.app.state.redis_client, {"type": "rule_set_published"})
+
+
+async def _read(session, row) -> RuleSetVersionRead:
+    live = await service.live_version_number(session)
+    return RuleSetVersionRead.model_validate(row).model_copy(update={"live": row.version == live})
+
+
+@router.get("/rule-sets", response_model=list[RuleSetVersionRead])
+async def list_rule_sets(session: DbSession, _user: RequireSupervisor) -> list[RuleSetVersionRead]:
+    """Every version, newest first, with who made and published it; ``live`` marks the one in force."""
+    return [await _read(session, row) for row in await service.list_versions(session)]
+
+
+@router.post("/rule-sets", response_model=RuleSetVersionRead, status_code=status.HTTP_201_CREATED)
+async def create_rule_set(
+    body: RuleSetVersionCreate, session: DbSession, user: RequireSupervisor
+) -> RuleSetVersionRead:
+    """Save a draft. It is validated on save; a 422 lists every problem with its path."""
+    row = await service.create_draft(session, body=body.body, comment=body.comment, actor_id=user.id)
+    await session.commit()
+    return await _read(session, row)
+
+
+@router.post("/rule-sets/validate", response_model=RuleSetValidationRead)
+async def validate_rule_set(
+    body: RuleSetVersionCreate, session: DbSession, _user: RequireSupervisor
+) -> RuleSetValidationRead:
+    """Check a rule set without saving it (the editor calls this as the supervisor types)."""
+    errors = await service.check_rule_set(session, body.body)
+    return RuleSetValidationRead(valid=not errors, errors=[RuleProblem(**e) for e in errors])
+
+
+@router.post("/rule-sets/rollback", response_model=RuleSetVersionRead)
+async def rollback_rule_set(
+    body: RollbackRequest, request: Request, session: DbSession, user: RequireSupervisor
+) -> RuleSetVersionRead:
+    row = await service.rollback(session, to_version=body.to_version, actor_id=user.id)
+    await session.commit()
+    await _notify_rules_changed(request)
+    return await _read(session, row)
+
+
+@router.post("/rule-sets/reevaluate")
+async def reevaluate_waiting(request: Request, session: DbSession, user: RequireSupervisor) -> Any:
+    """Re-route waiting work with the live version (explicitly: publishing alone never moves it).
+    Each interaction keeps its place in line; only rule-routed work is affected."""
+    if await LeaseManager(request.app.state.redis_client).current_holder() is None:
+        # Nothing routes in memory now; the next leader rebuilds waiting work with the live version.
+        return JSONResponse(
+            {
+                "moved": None,
+                "detail": "No routing engine is running; the next one routes waiting work "
+                "with the live rule set when it starts.",
+            },
+            status_code=202,
+        )
+    reply = await _engine_call(request, {"type": "reevaluate"})
+    _result(reply, subject="Cannot re-evaluate")
+    record_audit(
+        session,
+        actor_id=user.id,
+        action="rule_set.reevaluated",
+        entity_type="rule_set",
+        entity_id=f"{service.DEFAULT_PARTITION}:{await service.live_version_number(session)}",
+        data={"moved": reply.get("moved", 0)},
+    )
+    await session.commit()
+    return {"moved": reply.get("moved", 0)}
+
+
+@router.post("/rule-sets/{version}/preview")
+async def preview_rule_set(
+    version: int, request: Request, session: DbSession, _user: RequireSupervisor
+) -> dict[str, Any]:
+    """Which waiting interactions would move (queue, filter, step, priority) if this version were
+    live and waiting work re-evaluated. Changes nothing."""
+    row = await service.get_version(session, version=version)
+    problems = await service.check_rule_set(session, row.body)
+    await session.commit()  # hold no transaction while the engine works (SQLite's lock is global)
+    if problems:
+        raise Invalid("This version is invalid against the current queues and skills", field="version")
+    reply = await _engine_call(request, {"type": "preview_rules", "version": version})
+    _result(reply, subject="Cannot preview")
+    return {"version": version, "moves": reply["moves"]}
+
+
+@router.get("/rule-sets/{version}", response_model=RuleSetVersionRead)
+async def get_rule_set(version: int, session: DbSession, _user: RequireSupervisor) -> RuleSetVersionRead:
+    return await _read(session, await service.get_version(session, version=version))
+
+
+@router.put("/rule-sets/{version}", response_model=RuleSetVersionRead)
+async def update_rule_set(
+    version: int, body: RuleSetVersionUpdate, session: DbSession, user: RequireSupervisor
+) -> RuleSetVersionRead:
+    row = await service.update_draft(
+        session, version=version, body=body.body, comment=body.comment, actor_id=user.id
+    )
+    await session.commit()
+    return await _read(session, row)
+
+
+@router.post("/rule-sets/{version}/publish", response_model=RuleSetVersionRead)
+async def publish_rule_set(
+    version: int, request: Request, session: DbSession, user: RequireSupervisor
+) -> RuleSetVersionRead:
+    """Make this version live, atomically. On any error the previous version stays live."""
+    row = await service.publish(session, version=version, actor_id=user.id)
+    await session.commit()
+    await _notify_rules_changed(request)
+    return await _read(session, row)
+
+
+# ---------------------------------------------------------------------- agents at work
+
+
+async def _engine_call(request: Request, command: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return await commands.call(request.app.state.redis_client, command)
+    except commands.EngineUnavailable as exc:
+        raise ServiceUnavailable(str(exc)) from exc
+
+
+def _result(reply: dict[str, Any], *, subject: str) -> CommandResult:
+    if not reply.get("ok"):
+        raise Conflict(f"{subject}: {reply.get('reason', 'refused')}", reason=reply.get("reason"))
+    return CommandResult(ok=True)
+
+
+def _require_profile(agent: Agent | None) -> Agent:
+    if agent is None:
+        raise NotFound("This user has no agent profile", field="agent")
+    return agent
+
+
+async def _own_offer(session: DbSession, offer_id: uuid.UUID, agent: Agent | None) -> Offer:
+    """The offer, if it was made to this agent: unknown is 404, someone else's is 409."""
+    offer = await session.get(Offer, offer_id)
+    await session.commit()
+    if offer is None:
+        raise NotFound("No such offer", field="offer_id")
+    if agent is None or offer.agent_id != agent.id:
+        raise Conflict("This offer was made to another agent", field="offer_id")
+    return offer
+
+
+async def _held_interaction(
+    session: DbSession, interaction_id: uuid.UUID, agent: Agent | None
+) -> Interaction:
+    interaction = await session.get(Interaction, interaction_id)
+    await session.commit()
+    if interaction is None or agent is None or interaction.agent_id != agent.id:
+        raise NotFound("No such interaction held by this agent", field="interaction_id")
+    return interaction
+
+
+@router.post("/presence", response_model=AgentStatusRead)
+async def set_presence(
+    body: PresenceUpdate, request: Request, session: DbSession, maybe_agent: MaybeAgent
+) -> AgentStatusRead:
+    """The agent's own status. Routing reacts at once (offers start, stop or are rescinded)."""
+    agent = await session.merge(_require_profile(maybe_agent))
+    agent.presence = Presence(body.presence)
+    agent.presence_reason = body.reason
+    agent.presence_since = utcnow()
+    await session.commit()
+    await commands.send(request.app.state.redis_client, {"type": "agent_changed", "agent_id": str(agent.id)})
+    return AgentStatusRead.model_validate(agent)
+
+
+@router.get("/offers", response_model=list[OfferRead])
+async def my_offers(session: DbSession, agent: MaybeAgent) -> list[OfferRead]:
+    """The agent's live offers (the desktop's toast on load/reconnect)."""
+    if agent is None:
+        return []
+    rows = await session.scalars(
+        select(Offer)
+        .where(Offer.agent_id == agent.id, Offer.state == OfferState.LIVE)
+        .order_by(Offer.created_at)
+    )
+    return [OfferRead.model_validate(o) for o in rows]
+
+
+async def _offer_command(
+    kind: str, offer_id: uuid.UUID, request: Request, session: DbSession, agent: Agent | None, subject: str
+) -> CommandResult:
+    offer = await _own_offer(session, offer_id, agent)
+    reply = await _engine_call(
+        request, {"type": kind, "offer_id": str(offer.id), "agent_id": str(offer.agent_id)}
+    )
+    return _result(reply, subject=subject)
+
+
+@router.post("/offers/{offer_id}/accept", response_model=CommandResult)
+async def accept_offer(
+    offer_id: uuid.UUID, request: Request, session: DbSession, agent: MaybeAgent
+) -> CommandResult:
+    """Accept an offer. 409 when it expired, was rescinded or is another agent's; nothing changes."""
+    return await _offer_command("accept", offer_id, request, session, agent, "The offer cannot be accepted")
+
+
+@router.post("/offers/{offer_id}/reject", response_model=CommandResult)
+async def reject_offer(
+    offer_id: uuid.UUID, request: Request, session: DbSession, agent: MaybeAgent
+) -> CommandResult:
+    return await _offer_command("reject", offer_id, request, session, agent, "The offer cannot be rejected")
+
+
+async def _work_command(
+    kind: str,
+    interaction_id: uuid.UUID,
+    request: Request,
+    session: DbSession,
+    agent: Agent | None,
+    subject: str,
+) -> CommandResult:
+    held = await _held_interaction(session, interaction_id, agent)
+    reply = await _engine_call(
+        request, {"type": kind, "interaction_id": str(held.id), "agent_id": str(held.agent_id)}
+    )
+    return _result(reply, subject=subject)
+
+
+@router.post("/interactions/{interaction_id}/wrap-up", response_model=CommandResult)
+async def start_wrap_up(
+    interaction_id: uuid.UUID, request: Request, session: DbSession, agent: MaybeAgent
+) -> CommandResult:
+    """The conversation ended: after-contact work starts; the agent keeps the capacity until complete."""
+    return await _work_command("wrap_up", interaction_id, request, session, agent, "Cannot start wrap-up")
+
+
+@router.post("/interactions/{interaction_id}/complete", response_model=CommandResult)
+async def complete(
+    interaction_id: uuid.UUID, request: Request, session: DbSession, agent: MaybeAgent
+) -> CommandResult:
+    """Wrap-up done: the interaction completes and the agent's capacity is released.
+
+    A completed interaction always carries a wrap-up code: set it first
+    (``PUT /api/interactions/{id}/disposition``, or the desktop's wrap-up form)."""
+    held = await _held_interaction(session, interaction_id, agent)
+    if not held.disposition:
+        raise Invalid("Set a wrap-up code (disposition) before completing", field="disposition")
+    return await _work_command("complete", interaction_id, request, session, agent, "Cannot complete")
+
+
+@router.post("/interactions/{interaction_id}/transfer", response_model=TransferRead)
+async def transfer(
+    interaction_id: uuid.UUID, body: TransferRequest, request: Request, session: DbSession, agent: MaybeAgent
+) -> TransferRead:
+    """Hand a connected interaction to a queue or a named agent. It ends here as ``transferred``;
+    a child interaction keeps the customer's place in line and carries the note."""
+    held = await _held_interaction(session, interaction_id, agent)
+    command: dict[str, Any] = {
+        "type": "transfer",
+        "interaction_id": str(held.id),
+        "agent_id": str(held.agent_id),
+        "mode": body.mode,
+        "note": body.note,
+    }
+    if body.to_queue is not None:
+        command["to_queue"] = body.to_queue
+    if body.to_agent_id is not None:
+        command["to_agent_id"] = str(body.to_agent_id)
+    reply = await _engine_call(request, command)
+    _result(reply, subject="Cannot transfer")
+    return TransferRead(ok=True, child_interaction_id=reply.get("child_interaction_id"))
+
+
+@router.post("/interactions/{interaction_id}/abandon", response_model=CommandResult)
+async def abandon(
+    interaction_id: uuid.UUID, request: Request, session: DbSession, _user: RequireSupervisor
+) -> CommandResult:
+    """The customer gave up (channel adapters call the same command): it leaves the queue."""
+    interaction = await session.get(Interaction, interaction_id)
+    await session.commit()
+    if interaction is None:
+        raise NotFound("No such interaction", field="interaction_id")
+    reply = await _engine_call(request, {"type": "abandon", "interaction_id": str(interaction_id)})
+    return _result(reply, subject="Cannot abandon")
+
+
+# ---------------------------------------------------------------------- supervisors
+
+
+@router.post("/dry-run")
+async def dry_run(body: DryRunRequest, request: Request, _user: RequireSupervisor) -> dict[str, Any]:
+    """Where would this interaction go now: filter, step, queue, effective priority, and the
+    currently eligible agents ranked with the reason for each rank. Changes nothing."""
+    if body.interaction_id is None and "channel" not in body.context:
+        raise Invalid("Give an interaction_id, or a context with at least a channel", field="body.context")
+    command: dict[str, Any] = {"type": "explain", "context": body.context}
+    if body.interaction_id is not None:
+        command["interaction_id"] = str(body.interaction_id)
+    reply = await _engine_call(request, command)
+    if not reply.get("ok"):
+        raise Invalid(f"Cannot explain: {reply.get('reason')}", field="body")
+    return reply["explanation"]
+
+
+@router.get("/stats/history")
+async def stats_history(
+    session: DbSession,
+    _user: RequireSupervisor,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    queue: str | None = Query(default=None, max_length=60),
+    interval_minutes: Literal[15, 30, 60] = 15,
+) -> dict[str, Any]:
+    """Cumulative figures per queue and interval (default: today, UTC), durable across fail-overs."""
+    now = utcnow()
+    start = _aware(start, "query.start") if start else now.replace(hour=0, minute=0, second=0, microsecond=0)
+    end = _aware(end, "query.end") if end else now + timedelta(minutes=1)
+    if end <= start:
+        raise Invalid("end must be after start", field="query.end")
+    if end - start > timedelta(days=93):
+        raise Invalid("at most 93 days per request", field="query.end")
+    rows = await history.history(session, start=start, end=end, queue=queue, minutes=interval_minutes)
+    return {"start": start.isoformat(), "end": end.isoformat(), "intervals": rows}
+
+
+def _aware(value: datetime, field: str) -> datetime:
+    if value.tzinfo is None:
+        raise Invalid("give a time zone offset (e.g. 2026-11-23T09:00:00Z)", field=field)
+    return value
+
+
+@router.get("/stats")
+async def realtime_stats(request: Request, _user: RequireSupervisor) -> dict[str, Any]:
+    """Real-time queue figures (waiting, longest wait, offered/accepted/rejected/missed/abandoned,
+    service level, AHT) and agent-state counts, kept incrementally by the engine."""
+    raw = await request.app.state.redis_client.get(stats_key())
+    if raw is None:
+        # No leader has published for 30 s: say so plainly; the wallboard shows "engine offline".
+        return {"available": False, "queues": {}, "agents_by_presence": {}, "totals": {}}
+    return {"available": True, **json.loads(raw)}

@@ -1,0 +1,29 @@
+"""Weighted agent capacity (DESIGN §3): units per agent, a cost per channel, a per-channel ceiling.
+
+One implementation shared by the in-memory engine and the SQL safety net, so both agree on
+what "fits" means.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+DEFAULT_CHANNEL_COST: dict[str, int] = {"voice": 100, "chat": 25, "ticket": 10, "email": 10}
+
+
+def load_units(load_by_channel: Mapping[str, int], costs: Mapping[str, int] = DEFAULT_CHANNEL_COST) -> int:
+    return sum(costs.get(channel, 0) * count for channel, count in load_by_channel.items())
+
+
+def fits(
+    *,
+    channel: str,
+    load_by_channel: Mapping[str, int],
+    capacity_units: int,
+    channel_max: Mapping[str, int],
+    costs: Mapping[str, int] = DEFAULT_CHANNEL_COST,
+) -> bool:
+    """Whether one more interaction on ``channel`` stays within units and the channel's ceiling."""
+    if load_by_channel.get(channel, 0) + 1 > channel_max.get(channel, 0):
+        return False
+    return load_units(load_by_channel, costs) + costs.get(channel, 0) <= capacity_units

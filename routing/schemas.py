@@ -1,0 +1,120 @@
+"""API shapes for routing: rule-set versions and dry-runs."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from routing.models import OfferState, Presence, RuleSetStatus
+
+
+class RuleSetVersionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    body: dict[str, Any] = Field(description="The rule set: filters, default_filter, on_final_timeout")
+    comment: str = Field(default="", max_length=255)
+
+
+class RuleSetVersionUpdate(RuleSetVersionCreate):
+    pass
+
+
+class RuleSetVersionRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    version: int
+    status: RuleSetStatus
+    live: bool = False
+    body: dict[str, Any]
+    comment: str
+    created_by_id: uuid.UUID | None
+    created_at: datetime
+    published_by_id: uuid.UUID | None
+    published_at: datetime | None
+
+
+class RuleProblem(BaseModel):
+    field: str
+    message: str
+
+
+class RuleSetValidationRead(BaseModel):
+    valid: bool
+    errors: list[RuleProblem]
+
+
+class RollbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to_version: int = Field(ge=1)
+
+
+class PresenceUpdate(BaseModel):
+    """What an agent may choose; busy, wrap-up and not-responding are set by routing itself."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    presence: Literal["available", "break", "training", "offline"]
+    reason: str | None = Field(default=None, max_length=60)
+
+
+class AgentStatusRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    display_name: str
+    presence: Presence
+    presence_reason: str | None
+    presence_since: datetime
+
+
+class OfferRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    interaction_id: uuid.UUID
+    agent_id: uuid.UUID
+    state: OfferState
+    created_at: datetime
+    expires_at: datetime
+
+
+class CommandResult(BaseModel):
+    ok: bool
+    reason: str | None = None
+
+
+class DryRunRequest(BaseModel):
+    """Either an existing interaction, or a described one as rule-context attributes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    interaction_id: uuid.UUID | None = None
+    context: dict[str, Any] = Field(
+        default_factory=dict,
+        description='Rule attributes, e.g. {"channel": "voice", "customer.tier": "gold"}',
+        max_length=50,
+    )
+
+
+class TransferRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to_queue: str | None = Field(default=None, min_length=1, max_length=60)
+    to_agent_id: uuid.UUID | None = None
+    mode: Literal["blind", "warm"] = "blind"
+    note: str | None = Field(default=None, max_length=2000, description="Context for the next agent")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> TransferRequest:
+        if (self.to_queue is None) == (self.to_agent_id is None):
+            raise ValueError("give exactly one of to_queue or to_agent_id")
+        return self
+
+
+class TransferRead(CommandResult):
+    child_interaction_id: uuid.UUID | None = None

@@ -1,0 +1,60 @@
+"""Users: create, authenticate, issue tokens."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from switchboard.auth.models import Role, User
+from switchboard.errors import Conflict
+from switchboard.security import DUMMY_PASSWORD_HASH, hash_password, issue_token, verify_password
+from switchboard.settings import Settings
+
+
+async def create_user(
+    session: AsyncSession,
+    *,
+    username: str,
+    display_name: str,
+    role: Role,
+    password: str,
+    email: str | None = None,
+) -> User:
+    existing = await session.scalar(select(User).where(User.username == username))
+    if existing is not None:
+        raise Conflict(f"Username {username!r} is taken", field="username")
+    user = User(
+        username=username,
+        display_name=display_name,
+        role=role,
+        email=email,
+        password_hash=hash_password(password),
+    )
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def authenticate(session: AsyncSession, *, username: str, password: str) -> User | None:
+    user = await session.scalar(select(User).where(User.username == username))
+    if user is None:
+        verify_password(DUMMY_PASSWORD_HASH, password)  # same work as a real check: no user enumeration
+        return None
+    if not user.is_active or not verify_password(user.password_hash, password):
+        return None
+    return user
+
+
+def token_for(user: User, settings: Settings) -> tuple[str, int]:
+    ttl = timedelta(minutes=settings.access_token_minutes)
+    token = issue_token(
+        subject=str(user.id),
+        role=user.role.value,
+        secret=settings.secret_key,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        ttl=ttl,
+    )
+    return token, int(ttl.total_seconds())

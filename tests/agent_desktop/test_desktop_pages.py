@@ -1,0 +1,95 @@
+"""The desktop page and its htmx routes through the ASGI app (no browser, no engine)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from interactions.states import State
+from routing.models import Agent, Presence
+from switchboard.auth.models import Role
+from tests.customers.factories import make_customer, make_interaction
+
+
+async def _agent(db, user) -> Agent:
+    async with db.sessionmaker() as s:
+        agent = Agent(user_id=user.id, display_name=user.display_name, presence=Presence.AVAILABLE)
+        s.add(agent)
+        await s.commit()
+        return agent
+
+
+async def test_browser_without_a_session_is_sent_to_login(client) -> None:
+    response = await client.get("/desktop", headers={"Accept": "text/html"})
+    assert response.status_code == 303 and response.headers["location"] == "/login"
+
+
+async def test_customer_is_refused(client, make_user) -> None:
+    _, headers = await make_user(Role.CUSTOMER)
+    response = await client.get("/desktop", headers={**headers, "Accept": "text/html"})
+    assert response.status_code == 403
+
+
+async def test_page_shows_held_work_with_customer_360_escaped(client, db, make_user) -> None:
+    user, headers = await make_user(Role.AGENT)
+    agent = await _agent(db, user)
+    async with db.sessionmaker() as s:
+        customer = await make_customer(s, display_name="<script>alert(1)</script>", segments=["senior"])
+        interaction = await make_interaction(s, customer=customer, agent=agent)
+        interaction.state = State.CONNECTED
+        interaction.subject = "Lost card"
+        await s.commit()
+        interaction_id = interaction.id
+
+    page = await client.get("/desktop", headers=headers)
+    assert page.status_code == 200, page.text
+    html = page.text
+    assert 'ws-connect="/desktop/ws"' in html
+    assert f'id="tab-{interaction_id}"' in html and f'id="panel-{interaction_id}"' in html
+    assert "Lost card" in html and "senior" in html and "interaction created" in html
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "aria-keyshortcuts" not in html  # no live offer, so no offer buttons
+
+    fragment = await client.get(f"/desktop/interactions/{interaction_id}/customer", headers=headers)
+    assert fragment.status_code == 200 and 'class="customer-360"' in fragment.text
+
+
+async def test_another_agents_customer_panel_is_not_found(client, db, make_user) -> None:
+    owner, _ = await make_user(Role.AGENT)
+    owner_agent = await _agent(db, owner)
+    other, other_headers = await make_user(Role.AGENT)
+    await _agent(db, other)
+    async with db.sessionmaker() as s:
+        customer = await make_customer(s)
+        interaction = await make_interaction(s, customer=customer, agent=owner_agent)
+        interaction.state = State.CONNECTED
+        await s.commit()
+    response = await client.get(f"/desktop/interactions/{interaction.id}/customer", headers=other_headers)
+    assert response.status_code == 404
+
+
+async def test_status_form_sets_presence_and_answers_with_the_status_partial(client, db, make_user) -> None:
+    user, headers = await make_user(Role.AGENT)
+    agent = await _agent(db, user)
+    response = await client.post(
+        "/desktop/presence", data={"presence": "break", "reason": "lunch"}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    assert response.text.lstrip().startswith('<section id="desktop-status"')
+    assert "Break" in response.text and "(lunch)" in response.text
+    async with db.sessionmaker() as s:
+        row = await s.scalar(select(Agent).where(Agent.id == agent.id))
+        assert row.presence is Presence.BREAK and row.presence_reason == "lunch"
+
+    refused = await client.post("/desktop/presence", data={"presence": "busy"}, headers=headers)
+    assert refused.status_code == 422  # busy/wrap-up are routing's to set, never the agent's
+
+
+async def test_cookie_post_without_csrf_header_is_refused(client, db, make_user, settings) -> None:
+    user, headers = await make_user(Role.AGENT)
+    await _agent(db, user)
+    token = headers["Authorization"].split(" ", 1)[1]
+    client.cookies.set("sb_session", token)
+    response = await client.post("/desktop/presence", data={"presence": "available"})
+    client.cookies.clear()
+    assert response.status_code == 403

@@ -1,0 +1,262 @@
+"""Wrap-up, notes, EX pulse and transfer end to end: a real uvicorn process (engine host on) and
+Debian's chromium driven by Playwright.
+
+1. Agent accepts an offer, adds a note, clicks "End / Wrap up", sees the ACW clock, cannot
+   complete until a wrap-up code is chosen, completes, and rates the interaction with a tag.
+2. Agent transfers to a named colleague with a note (second browser context); the tab leaves the
+   sender's desktop and the colleague sees the note in the new tab.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from agent_desktop.ex_models import AgentPulse
+from customers.models import Customer, Identity, IdentityKind, ValueTier
+from interactions.models import Interaction
+from interactions.states import State
+from routing.models import Agent, Presence, Queue, QueueMember
+from switchboard.auth.models import Role
+from switchboard.auth.service import create_user, token_for
+from switchboard.db import Database
+from switchboard.settings import PROJECT_ROOT, Settings
+from tests.agent_desktop.test_desktop_browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    _free_port,
+    _start,
+    _wait_for_leader,
+    needs_chromium,
+)
+from tests.conftest import PG_SKIP_REASON, TEST_PASSWORD, _truncate, db_schema_for
+
+SCREENSHOT = PROJECT_ROOT / "docs" / "screenshots" / "desktop-wrapup.png"
+CUSTOMER_PHONE = "+447400777001"
+QUEUE_SETTINGS = {
+    "dispositions": ["card_reissued", "card_blocked", "resolved"],
+    "canned": [{"title": "Card on its way", "body": "Your new card will arrive within 3-5 working days."}],
+}
+
+
+@dataclass
+class Server:
+    base: str
+    db: Database
+    supervisor_headers: dict[str, str]
+
+
+async def _seed(db: Database, settings: Settings) -> dict[str, str]:
+    async with db.sessionmaker() as s:
+        queue = Queue(
+            name="cards", display_name="Cards", channels=["chat"], wrap_up_seconds=45, settings=QUEUE_SETTINGS
+        )
+        s.add(queue)
+        supervisor = await create_user(
+            s, username="wrap-sup", display_name="Sam Sup", role=Role.SUPERVISOR, password=TEST_PASSWORD
+        )
+        for username, name in (("wrap-a", "Dana Desk"), ("wrap-b", "Bea Backup")):
+            user = await create_user(
+                s, username=username, display_name=name, role=Role.AGENT, password=TEST_PASSWORD
+            )
+            await s.flush()
+            agent = Agent(user_id=user.id, display_name=name, presence=Presence.OFFLINE, teams=["Retail A"])
+            s.add(agent)
+            await s.flush()
+            s.add(QueueMember(queue_id=queue.id, agent_id=agent.id))
+        customer = Customer(display_name="Margaret Hale", segments=["senior"], value_tier=ValueTier.GOLD)
+        s.add(customer)
+        await s.flush()
+        s.add(Identity(customer_id=customer.id, kind=IdentityKind.PHONE, value=CUSTOMER_PHONE, verified=True))
+        await s.commit()
+    return {"Authorization": f"Bearer {token_for(supervisor, settings)[0]}"}
+
+
+@pytest.fixture
+def backend_url(request: pytest.FixtureRequest) -> str:
+    return request.getfixturevalue("postgres_url" if PG_SKIP_REASON is None else "sqlite_url")
+
+
+@pytest.fixture
+async def server(backend_url, redis_handle, redis_sync, tmp_path) -> AsyncIterator[Server]:
+    port = _free_port()
+    origin = f"http://127.0.0.1:{port}"
+    settings = Settings(
+        environment="test",
+        database_url=backend_url,
+        database_schema=db_schema_for(backend_url),
+        redis_url=redis_handle.url,
+        data_dir=tmp_path,
+        secret_key="wrapup-test-secret-" + "w" * 32,
+    )
+    db = Database(backend_url, schema=settings.database_schema)
+    await _truncate(db)
+    supervisor = await _seed(db, settings)
+    log_path = tmp_path / "app.log"
+    proc = _start(port, settings, origin, log_path)
+    try:
+        await _wait_for_leader(origin, proc, log_path)
+        yield Server(origin, db, supervisor)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        await db.dispose()
+
+
+async def _sign_in(browser, server: Server, username: str, *, available: bool = True):
+    from playwright.async_api import expect
+
+    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    page = await context.new_page()
+    await page.goto(f"{server.base}/login")
+    await page.get_by_label("Username").fill(username)
+    await page.get_by_label("Password").fill(TEST_PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url(f"{server.base}/desktop")
+    await expect(page.locator("#ws-status.live")).to_be_visible(timeout=10_000)
+    if available:
+        await _go_available(page)
+    return page
+
+
+async def _go_available(page) -> None:
+    from playwright.async_api import expect
+
+    await page.get_by_label("Change status").select_option("available")
+    await page.get_by_role("button", name="Set status").click()
+    await expect(page.locator("#desktop-status .presence-badge")).to_have_text("Available")
+
+
+async def _new_chat(server: Server, subject: str) -> str:
+    async with httpx.AsyncClient(base_url=server.base, timeout=10) as api:
+        created = await api.post(
+            "/api/interactions",
+            json={
+                "channel": "chat",
+                "queue": "cards",
+                "identity": {"kind": "phone", "value": CUSTOMER_PHONE},
+                "subject": subject,
+                "topic": "cards",
+            },
+            headers=server.supervisor_headers,
+        )
+    assert created.status_code == 201, created.text
+    return created.json()["id"]
+
+
+async def _accept(page, interaction_id: str):
+    from playwright.async_api import expect
+
+    toast = page.locator(".offer-toast")
+    await expect(toast).to_be_visible(timeout=10_000)
+    await toast.get_by_role("button", name="Accept").click()
+    panel = page.locator(f"#panel-{interaction_id}")
+    await expect(panel).to_be_visible(timeout=10_000)
+    await expect(panel.get_by_role("button", name="End / Wrap up")).to_be_visible(timeout=10_000)
+    return panel
+
+
+@needs_chromium
+async def test_note_wrap_up_with_code_complete_and_pulse(server: Server) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = await _sign_in(browser, server, "wrap-a")
+            interaction_id = await _new_chat(server, "Replacement card has not arrived")
+            panel = await _accept(page, interaction_id)
+
+            await panel.get_by_label("New note").fill("Card posted on the 3rd; customer moved house.")
+            await panel.get_by_role("button", name="Add note").click()
+            await expect(panel.locator(".note-list")).to_contain_text("customer moved house")
+
+            # Canned response goes into the chat reply box.
+            await panel.get_by_role("button", name="Insert Card on its way").click()
+            await expect(panel.locator(f"#chat-reply-body-{interaction_id}")).to_have_value(
+                re.compile("arrive within 3-5 working days")
+            )
+
+            await panel.get_by_role("button", name="End / Wrap up").click()
+            clock = panel.locator(".acw-clock")
+            await expect(clock).to_have_text(re.compile(r"^0:[0-4]\d left$"), timeout=10_000)
+            await expect(page.locator(f"#tab-{interaction_id}")).to_contain_text("wrap-up")
+            complete = panel.get_by_role("button", name="Complete")
+            await expect(complete).to_be_disabled()
+            await panel.get_by_label("Wrap-up code").select_option("card_reissued")
+            await expect(complete).to_be_enabled()
+
+            await panel.get_by_label("Wrap-up code").focus()
+            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=str(SCREENSHOT))
+
+            await complete.click()
+            await expect(page.locator(f"#tab-{interaction_id}")).to_have_count(0, timeout=10_000)
+            pulse = page.locator(f"#pulse-{interaction_id}")
+            await expect(pulse).to_be_visible()
+            await pulse.get_by_label("System slow").check()
+            await pulse.get_by_role("button", name="4", exact=True).click()
+            await expect(pulse).to_contain_text("Thanks")
+        finally:
+            await browser.close()
+
+    async with server.db.sessionmaker() as s:
+        row = await s.get(Interaction, uuid.UUID(interaction_id))
+        assert row.state is State.COMPLETED and row.disposition == "card_reissued"
+        (rating,) = (await s.scalars(select(AgentPulse))).all()
+        assert rating.interaction_id == row.id and rating.score == 4 and rating.tags == ["system slow"]
+        assert rating.queue == "cards" and rating.team == "Retail A"
+
+
+@needs_chromium
+async def test_transfer_to_a_named_agent_carries_the_note(server: Server) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            sender = await _sign_in(browser, server, "wrap-a")
+            receiver = await _sign_in(browser, server, "wrap-b", available=False)
+            interaction_id = await _new_chat(server, "Payment I don't recognise")
+            panel = await _accept(sender, interaction_id)
+            await _go_available(receiver)
+
+            await panel.get_by_text("Transfer…").click()  # opening the dialog re-reads who is available
+            agent_select = panel.get_by_label("To agent")
+            await expect(agent_select.locator("option", has_text="Bea Backup")).to_have_count(
+                1, timeout=10_000
+            )
+            await agent_select.select_option(label="Bea Backup")
+            await panel.get_by_label("Warm (stay until they accept)").check()
+            await panel.get_by_label("Note for the next agent").fill("Verified; disputes two card payments.")
+            await panel.get_by_role("button", name="Transfer", exact=True).click()
+            await expect(sender.locator(f"#tab-{interaction_id}")).to_have_count(0, timeout=10_000)
+            await expect(sender.locator(f"#panel-{interaction_id}")).to_have_count(0)
+
+            toast = receiver.locator(".offer-toast")
+            await expect(toast).to_be_visible(timeout=10_000)
+            await toast.get_by_role("button", name="Accept").click()
+            new_panel = receiver.locator(".interaction-panel:not([hidden])")
+            await expect(new_panel.locator(".transfer-handover")).to_contain_text(
+                "Verified; disputes two card payments.", timeout=10_000
+            )
+            await expect(new_panel.locator(".transfer-handover")).to_contain_text("Dana Desk")
+        finally:
+            await browser.close()
+
+    async with server.db.sessionmaker() as s:
+        parent = await s.get(Interaction, uuid.UUID(interaction_id))
+        assert parent.state is State.TRANSFERRED
+        child = await s.scalar(select(Interaction).where(Interaction.parent_id == parent.id))
+        bea = await s.scalar(select(Agent).where(Agent.display_name == "Bea Backup"))
+        assert child.agent_id == bea.id and child.attributes["transfer"]["mode"] == "warm"

