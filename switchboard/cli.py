@@ -49,8 +49,9 @@ def serve(settings: Settings) -> None:
     )
 
 
-def worker(settings: Settings) -> None:
-    """An RQ worker for background jobs (tier recomputation, surveys, alerts)."""
+def worker(settings: Settings, *, burst: bool = False) -> None:
+    """An RQ worker for background jobs (tier recomputation, surveys, alerts); ``burst`` drains the
+    queues and exits (one-off runs, tests)."""
     from rq import Queue, Worker
 
     from switchboard.redis import open_redis
@@ -58,7 +59,7 @@ def worker(settings: Settings) -> None:
     handle = open_redis(settings.redis_url, settings.data_dir)
     connection = handle.sync_client()
     queues = [Queue(name, connection=connection) for name in ("default", "feedback")]
-    Worker(queues, connection=connection).work(with_scheduler=False)
+    Worker(queues, connection=connection).work(with_scheduler=False, burst=burst)
 
 
 def smtp(settings: Settings) -> None:
@@ -125,7 +126,8 @@ def main(argv: list[str] | None = None) -> None:
     seed_parser = sub.add_parser("seed", help="seed the demo bank (only into an empty database)")
     seed_parser.add_argument("--force", action="store_true", help="seed even if data exists")
     sub.add_parser("serve", help="run the web app")
-    sub.add_parser("worker", help="run an RQ worker")
+    worker_parser = sub.add_parser("worker", help="run an RQ worker")
+    worker_parser.add_argument("--burst", action="store_true", help="drain the queues, then exit")
     sub.add_parser("smtp", help="run the inbound SMTP listener (and the outbound sink in demo)")
     sub.add_parser("run", help="migrate, seed, start Redis + worker + SMTP listener + app")
     args = parser.parse_args(argv)
@@ -137,8 +139,12 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "serve":
         serve(settings)
     elif args.command == "worker":
-        worker(settings)
+        worker(settings, burst=args.burst)
     elif args.command == "smtp":
         smtp(settings)
     elif args.command == "run":
         run(settings)
+
+
+if __name__ == "__main__":
+    main()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 import uuid
 from decimal import Decimal
 
@@ -30,6 +33,27 @@ async def _count(db, model) -> int:
 def _fields(response) -> list[str]:
     assert response.headers["content-type"].startswith(PROBLEM), response.text
     return [e["field"] for e in response.json().get("errors", [])]
+
+
+async def _drain_with_a_worker_process(redis_url: str) -> None:
+    """Run the real ``switchboard worker --burst`` in its own process, as production does.
+
+    Not an in-process SimpleWorker: that would run the job on this test's event loop thread and
+    block the app under test, which may hold the SQLite write lock at that moment (flaky deadlock).
+    """
+    env = {**os.environ, "SWITCHBOARD_REDIS_URL": redis_url}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "switchboard.cli",
+        "worker",
+        "--burst",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=120)
+    assert process.returncode == 0, output.decode(errors="replace")
 
 
 def _policy(**thresholds) -> dict:
@@ -123,7 +147,7 @@ async def test_put_policy_versions_it_and_the_queued_job_retiers_everyone(
     connection = redis_handle.sync_client()
     queue = rq.Queue("default", connection=connection)
     assert job_id in queue.job_ids
-    assert rq.SimpleWorker([queue], connection=connection).work(burst=True)
+    await _drain_with_a_worker_process(redis_handle.url)
     job = rq.job.Job.fetch(job_id, connection=connection)
     assert job.get_status() == rq.job.JobStatus.FINISHED, job.latest_result().exc_string
     assert job.return_value() == {"scanned": 2, "changed": 2, "tier_changed": 1, "policy_version": 1}
@@ -137,7 +161,7 @@ async def test_put_policy_versions_it_and_the_queued_job_retiers_everyone(
 
     # A second run (e.g. a retried job) changes nothing and appends no events.
     second = queue.enqueue(recompute_all_tiers_job)
-    rq.SimpleWorker([queue], connection=connection).work(burst=True)
+    await _drain_with_a_worker_process(redis_handle.url)
     second.refresh()
     assert second.get_status() == rq.job.JobStatus.FINISHED
     assert second.return_value() == {"scanned": 2, "changed": 0, "tier_changed": 0, "policy_version": 1}
@@ -163,7 +187,7 @@ async def test_job_takes_an_explicit_database(db, settings, redis_handle, redis_
     job = queue.enqueue(
         recompute_all_tiers_job, database_url=settings.database_url, database_schema=settings.database_schema
     )
-    rq.SimpleWorker([queue], connection=connection).work(burst=True)
+    await _drain_with_a_worker_process(redis_handle.url)
     job.refresh()
     assert job.return_value() == {"scanned": 1, "changed": 1, "tier_changed": 1, "policy_version": 0}
     async with db.sessionmaker() as s:
