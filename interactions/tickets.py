@@ -85,7 +85,7 @@ async def reply_by_email(
     email = outbound.build_reply(
         draft=draft, body=body.body, from_address=settings.smtp_from, message_id=message_id
     )
-    await outbound.send(email, host=settings.smtp_out_host, port=settings.smtp_out_port)
+    await outbound.send(email, outbound.Relay.from_settings(settings))
     message = await email_service.record_reply(
         session,
         draft=draft,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -109,6 +109,20 @@ class Settings(BaseSettings):
     email_attachment_max_bytes: int = Field(
         default=5_000_000, ge=1_000, description="An inbound email with a larger attachment is refused (552)"
     )
+    # Outbound relay security (agent replies, chat transcripts): a real relay wants TLS and a login.
+    smtp_out_starttls: bool = Field(
+        default=False, description="Upgrade the outbound relay connection with STARTTLS before sending"
+    )
+    smtp_out_username: str | None = Field(
+        default=None, description="AUTH user at the outbound relay (needs STARTTLS); unset sends without AUTH"
+    )
+    smtp_out_password: SecretStr | None = Field(
+        default=None, description="AUTH password at the outbound relay"
+    )
+    smtp_out_ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of CAs trusted for the relay's certificate; unset uses the system store",
+    )
 
     @model_validator(mode="after")
     def _production_needs_real_secret(self) -> Settings:
@@ -116,6 +130,13 @@ class Settings(BaseSettings):
             raise ValueError(
                 "SWITCHBOARD_SECRET_KEY must be set to a random value of 32+ characters in production"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _relay_credentials_need_tls(self) -> Settings:
+        # smtplib would send AUTH PLAIN in clear on a plain connection; refuse that configuration.
+        if self.smtp_out_username and not self.smtp_out_starttls:
+            raise ValueError("SWITCHBOARD_SMTP_OUT_USERNAME needs SWITCHBOARD_SMTP_OUT_STARTTLS=true")
         return self
 
     @property

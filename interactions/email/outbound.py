@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
+import ssl
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from pathlib import Path
 
 from interactions.email.inbound import id_domain
 from interactions.email.service import ReplyDraft
 from interactions.service import mask_card_numbers
 from switchboard.errors import ServiceUnavailable
+from switchboard.settings import Settings
 
 SEND_TIMEOUT_SECONDS = 10.0
 
@@ -40,16 +44,49 @@ def build_reply(*, draft: ReplyDraft, body: str, from_address: str, message_id: 
     return message
 
 
-async def send(message: EmailMessage, *, host: str, port: int) -> None:
+@dataclass(frozen=True)
+class Relay:
+    """Where and how outgoing mail is handed over (from settings; tests build one directly)."""
+
+    host: str
+    port: int
+    starttls: bool = False
+    username: str | None = None
+    password: str | None = None
+    ca_file: Path | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Relay:
+        password = settings.smtp_out_password
+        return cls(
+            host=settings.smtp_out_host,
+            port=settings.smtp_out_port,
+            starttls=settings.smtp_out_starttls,
+            username=settings.smtp_out_username,
+            password=password.get_secret_value() if password is not None else None,
+            ca_file=settings.smtp_out_ca_file,
+        )
+
+
+async def send(message: EmailMessage, relay: Relay) -> None:
     """Hand the message to the relay; ServiceUnavailable (503) when it is down or refuses."""
     try:
-        await asyncio.to_thread(_send_sync, message, host, port, SEND_TIMEOUT_SECONDS)
-    except (smtplib.SMTPException, OSError) as exc:
+        await asyncio.to_thread(_send_sync, message, relay, SEND_TIMEOUT_SECONDS)
+    except (smtplib.SMTPException, OSError) as exc:  # ssl.SSLError is an OSError
         raise ServiceUnavailable(
-            f"The mail relay did not accept the reply ({exc}); nothing was sent"
+            f"The mail relay did not accept the message ({exc}); nothing was sent"
         ) from exc
 
 
-def _send_sync(message: EmailMessage, host: str, port: int, timeout: float) -> None:
-    with smtplib.SMTP(host, port, timeout=timeout) as smtp:
+def _send_sync(message: EmailMessage, relay: Relay, timeout: float) -> None:
+    with smtplib.SMTP(relay.host, relay.port, timeout=timeout) as smtp:
+        if relay.starttls:
+            # Verified TLS (hostname and chain): a relay we cannot authenticate must not get the
+            # customer's mail or our password. starttls() raises if the relay does not offer it.
+            context = ssl.create_default_context(cafile=str(relay.ca_file) if relay.ca_file else None)
+            smtp.starttls(context=context)
+        if relay.username:
+            if not relay.starttls:
+                raise smtplib.SMTPException("refusing to send relay credentials without STARTTLS")
+            smtp.login(relay.username, relay.password or "")
         smtp.send_message(message)
