@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, Text, Uuid
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from switchboard.db import Base, UTCDateTime, new_id, utcnow
@@ -45,6 +45,16 @@ class ChatSession(Base):
     """
 
     __tablename__ = "chat_sessions"
+    __table_args__ = (
+        # The transcript mailer's work list: requested and not yet sent. Partial, so it stays as
+        # small as the pending set however many chats there have been.
+        Index(
+            "ix_chat_sessions_transcript_pending",
+            "interaction_id",
+            sqlite_where=text("transcript_email IS NOT NULL AND transcript_sent_at IS NULL"),
+            postgresql_where=text("transcript_email IS NOT NULL AND transcript_sent_at IS NULL"),
+        ),
+    )
 
     interaction_id: Mapped[uuid.UUID] = mapped_column(
         Uuid, ForeignKey("interactions.id", ondelete="CASCADE"), primary_key=True
@@ -54,4 +64,6 @@ class ChatSession(Base):
     ended_by_customer_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     transcript_email: Mapped[str | None] = mapped_column(String(254))
     transcript_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set when the mailer claims the transcript (before sending; cleared again if the relay refuses).
+    transcript_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

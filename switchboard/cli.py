@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -63,10 +64,21 @@ def worker(settings: Settings, *, burst: bool = False) -> None:
 
 
 def smtp(settings: Settings) -> None:
-    """The inbound SMTP listener (email -> interactions), plus the outbound sink when configured."""
+    """The inbound SMTP listener (email -> interactions), the outbound sink when configured, and the
+    chat-transcript mailer (the email process owns outgoing customer mail)."""
+    from interactions.chat_transcripts import run_mailer
     from interactions.email.inbound import serve as serve_smtp
 
-    asyncio.run(serve_smtp(settings))
+    async def email_process() -> None:
+        mailer = asyncio.create_task(run_mailer(settings), name="transcript-mailer")
+        try:
+            await serve_smtp(settings)
+        finally:
+            mailer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await mailer
+
+    asyncio.run(email_process())
 
 
 def run(settings: Settings) -> None:

@@ -71,6 +71,11 @@
       if (!result.ok) { showProblem(result.data); return; }
       chatState = { interaction_id: result.data.interaction_id, token: result.data.token };
       sessionStorage.setItem(STORE, JSON.stringify(chatState));
+      // Prefill the transcript address with the email they gave us (never one from their profile:
+      // an anonymous page must not reveal what the bank knows about a typed phone number).
+      if (payload.contact && payload.contact.indexOf("@") > 0 && !$("transcript-email").value) {
+        $("transcript-email").value = payload.contact;
+      }
       var greeting = result.data.returning
         ? words("Welcome back, " + result.data.customer_name + ".", "Hello again, " + result.data.customer_name + ".")
         : words("Thanks — we are finding an adviser for you.", "Thank you. We are finding a person for you.");
