@@ -1,15 +1,37 @@
-"""Appending to the timeline: the only write path for TimelineEvent rows."""
+"""Appending to the timeline: the only write path for TimelineEvent rows.
+
+It is also where the timeline goes live: every appended event is published to its customer's
+topic (``switchboard.events.customer_topic``) once, and only once, its transaction has committed,
+so a desktop showing that customer's 360 re-reads SQL that already holds the event. A rolled-back
+event (or one written inside a SAVEPOINT that rolled back) is never announced.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+import redis.asyncio as aioredis
+from sqlalchemy import event as sa_event
+from sqlalchemy import inspect
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from interactions.models import ActorType, TimelineEvent
 from switchboard.db import utcnow
+from switchboard.events import customer_topic, publish
+
+log = logging.getLogger(__name__)
+
+# Session.info keys: the Redis client to publish with (set per sessionmaker), and the events
+# appended in the session's current transaction.
+PUBLISHER_KEY = "sb_timeline_publisher"
+PENDING_KEY = "sb_timeline_pending"
+
+_in_flight: set[asyncio.Task[None]] = set()  # strong references until each publish finishes
 
 
 def append_event(
@@ -36,4 +58,62 @@ def append_event(
         at=at or utcnow(),
     )
     session.add(event)
+    if PUBLISHER_KEY in session.info:
+        session.info.setdefault(PENDING_KEY, []).append(event)
     return event
+
+
+def publish_after_commit(sessionmaker: async_sessionmaker[AsyncSession], client: aioredis.Redis) -> None:
+    """Make every session of this factory announce its committed timeline events on ``client``.
+
+    Called once per process by whoever owns the sessionmaker and a Redis client (the app factory,
+    the SMTP listener). A factory without it (RQ jobs, scripts) writes the same rows silently.
+    """
+    sessionmaker.configure(info={PUBLISHER_KEY: client})
+
+
+def live_payload(event: TimelineEvent) -> dict[str, Any]:
+    """What a subscriber needs to decide what to re-read; the content itself stays in SQL."""
+    return {
+        "type": "timeline",
+        "event_id": event.id,
+        "customer_id": str(event.customer_id),
+        "interaction_id": str(event.interaction_id) if event.interaction_id else None,
+        "kind": event.kind,
+        "channel": event.channel,
+    }
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    pending: list[TimelineEvent] = session.info.pop(PENDING_KEY, None) or []
+    client = session.info.get(PUBLISHER_KEY)
+    if not pending or client is None:
+        return
+    # Persistent now = really committed: an event added inside a SAVEPOINT that rolled back is
+    # transient again (expire_on_commit is off, so reading the columns does no I/O).
+    payloads = [live_payload(ev) for ev in pending if inspect(ev).persistent]
+    if not payloads:
+        return
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # a synchronous caller (no loop): nothing to publish with
+        return
+    task = loop.create_task(_publish(client, payloads), name="timeline-publish")
+    _in_flight.add(task)
+    task.add_done_callback(_in_flight.discard)
+
+
+@sa_event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    session.info.pop(PENDING_KEY, None)
+
+
+async def _publish(client: aioredis.Redis, payloads: list[dict[str, Any]]) -> None:
+    # Best effort, like all pub/sub here: a desktop that misses one re-reads on its next resync.
+    for payload in payloads:
+        try:
+            await publish(client, customer_topic(payload["customer_id"]), payload)
+        except (aioredis.RedisError, OSError, RuntimeError) as exc:
+            log.warning("timeline event %s not published live: %s", payload["event_id"], exc)
+            return

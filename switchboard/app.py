@@ -21,6 +21,7 @@ from interactions.api import router as interactions_router
 from interactions.chat_pages import router as chat_router
 from interactions.ticket_pages import router as ticket_pages_router
 from interactions.tickets import router as tickets_router
+from interactions.timeline import publish_after_commit
 from interactions.voice.api import router as voice_router
 from interactions.voice.twilio import router as twilio_router
 from routing.api import router as routing_router
@@ -64,6 +65,8 @@ def create_app(settings: Settings | None = None, *, redis_handle: RedisHandle | 
         app.state.db = db
         app.state.redis = handle
         app.state.redis_client = handle.async_client()
+        # Committed timeline events go live on their customer's topic (desktops' customer 360).
+        publish_after_commit(db.sessionmaker, app.state.redis_client)
         app.state.event_hub = EventHub(handle.async_client())
         await app.state.event_hub.start()
         engine_task = None

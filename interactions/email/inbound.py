@@ -19,6 +19,7 @@ from interactions.email.server import SmtpServer
 from interactions.email.service import ingest_email
 from interactions.service import mask_card_numbers
 from interactions.states import State
+from interactions.timeline import publish_after_commit
 from routing.commands import notify_enqueued
 from switchboard.db import Database
 from switchboard.errors import DomainError
@@ -120,6 +121,8 @@ async def serve(settings: Settings) -> None:
     db = Database(settings.resolved_database_url, schema=settings.database_schema)
     # Without a shared Redis, routing's reconcile pass (every 2 s) picks new interactions up anyway.
     redis = aioredis.from_url(settings.redis_url, decode_responses=True) if settings.redis_url else None
+    if redis is not None:  # an email arriving shows at once in any desktop open on that customer
+        publish_after_commit(db.sessionmaker, redis)
     listener = EmailListener(db=db, settings=settings, redis=redis)
     sink = None
     if settings.runs_smtp_sink:
