@@ -123,6 +123,15 @@ class Settings(BaseSettings):
         default=None,
         description="PEM file of CAs trusted for the relay's certificate; unset uses the system store",
     )
+    # Live call control (hold, resume, hang-up of a connected call) through the carrier's REST API.
+    carrier_api_url: str | None = Field(
+        default=None,
+        description="Twilio-compatible REST API base (e.g. https://api.twilio.com); unset: the desktop "
+        "cannot hold, resume or hang up calls (503)",
+    )
+    carrier_account_sid: str | None = Field(
+        default=None, description="Account SID for the carrier REST API (Basic auth with carrier_auth_token)"
+    )
 
     @model_validator(mode="after")
     def _production_needs_real_secret(self) -> Settings:
