@@ -56,6 +56,16 @@ PG_SKIP_REASON = _pg_available()
 BACKENDS = ["sqlite", "postgresql"]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Browser assertions poll up to 15 s (Playwright's default is 5 s): CI runs the suite on two cores
+    # beside PostgreSQL, Redis, uvicorn subprocesses and chromium, and a slow first paint is not a bug.
+    try:
+        from playwright.async_api import expect
+    except ImportError:  # playwright is a test extra; unit-only environments may lack it
+        return
+    expect.set_options(timeout=15_000)
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     pg = "PostgreSQL: " + ("127.0.0.1:5432/test" if PG_SKIP_REASON is None else f"SKIPPED ({PG_SKIP_REASON})")
     return [pg]
