@@ -22,7 +22,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
 from agent_desktop import chat as desk_chat
-from agent_desktop import pages, service
+from agent_desktop import live, pages, service
 from routing.models import Agent
 from switchboard.auth.models import STAFF_RANK, Role
 from switchboard.deps import SESSION_COOKIE, user_from_token
@@ -101,12 +101,15 @@ async def desktop_socket(websocket: WebSocket) -> None:
     # Subscribe before the resync query: an event published in between is then in the queue, and
     # the shown-sets below make applying it twice harmless.
     async with hub.subscribe(agent_topic(agent.id)) as queue:
+        # The customers behind the agent's work are followed too (live 360), from the resync on.
+        follow = connection.follow = live.CustomerFollow(hub, queue)
         await connection.resync()
         receiver = asyncio.create_task(connection.receive_loop(), name="desktop-ws-receive")
         pusher = asyncio.create_task(connection.push_loop(queue), name="desktop-ws-push")
         try:
             await asyncio.wait({receiver, pusher}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            follow.close()
             for task in (receiver, pusher):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
@@ -124,6 +127,7 @@ class DesktopConnection:
     shown_offers: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)  # offer -> interaction
     shown_work: set[uuid.UUID] = field(default_factory=set)
     send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    follow: live.CustomerFollow | None = None
 
     async def send(self, html: str) -> None:
         if html:
@@ -146,6 +150,8 @@ class DesktopConnection:
             await session.commit()
         self.shown_offers = {o.offer_id: o.interaction_id for o in state.offers}
         self.shown_work = {w.interaction.id for w in state.work}
+        if self.follow is not None:
+            self.follow.replace({w.interaction.id: w.customer.id for w in state.work})
         await self.send(html)
 
     # ---------------------------------------------------------------- client -> server
@@ -187,16 +193,46 @@ class DesktopConnection:
 
     async def apply(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
+        html = self._render_without_sql(kind, event)
+        if html is not None:  # offers and closed offers: the hot path needs no session
+            await self.send(html)
+            return
         async with self.websocket.app.state.db.sessionmaker() as session:
             html = await self._render_event(session, kind, event)
             await session.commit()
         await self.send(html)
 
+    def _render_without_sql(self, kind: Any, event: dict[str, Any]) -> str | None:
+        """The fragment for an event that carries all it needs; None when SQL must be read."""
+        if kind == "offer" and isinstance(event.get("card"), dict):
+            offer_id = uuid.UUID(event["offer_id"])
+            if offer_id in self.shown_offers:
+                return ""
+            card = _card_from_event(offer_id, event)
+            if card is None:
+                return None  # malformed card: fall back to reading the offer
+            self.shown_offers[offer_id] = card.interaction_id
+            return pages.offer_added_fragment(card)
+        if kind == "offer_closed":
+            offer_id = uuid.UUID(event["offer_id"])
+            if self.shown_offers.pop(offer_id, None) is None:
+                return ""
+            return pages.offer_removed_fragment(
+                offer_id, notice=service.closed_reason_text(event.get("reason"))
+            )
+        return None
+
     async def _render_event(self, session: Any, kind: Any, event: dict[str, Any]) -> str:
         if kind == "offer":
             offer_id = uuid.UUID(event["offer_id"])
-            card = await service.offer_card(session, offer_id=offer_id, agent_id=self.agent_id)
-            if card is None or offer_id in self.shown_offers:
+            if offer_id in self.shown_offers:
+                return ""
+            # The engine sends the card's data with the offer (the hot path: no query per frame);
+            # an event without it (older publisher) is looked up.
+            card = _card_from_event(offer_id, event)
+            if card is None:
+                card = await service.offer_card(session, offer_id=offer_id, agent_id=self.agent_id)
+            if card is None:
                 return ""
             self.shown_offers[offer_id] = card.interaction_id
             return pages.offer_added_fragment(card)
@@ -209,6 +245,8 @@ class DesktopConnection:
             )
         if kind in ("assigned", "wrap_up_started", "completed"):
             return await self._render_work(session, kind, uuid.UUID(event["interaction_id"]))
+        if kind == live.EVENT_TYPE:  # something happened for a customer whose work is open here
+            return await live.render_event(session, agent_id=self.agent_id, event=event)
         if kind in desk_chat.EVENT_TYPES:  # web chat lines, typing, customer left
             return await desk_chat.render_event(session, agent_id=self.agent_id, event=event)
         if kind == "presence":
@@ -224,6 +262,11 @@ class DesktopConnection:
                     del self.shown_offers[offer_id]
                     parts.append(pages.offer_removed_fragment(offer_id, notice=None))
         item = await service.work_item(session, interaction_id=interaction_id, agent_id=self.agent_id)
+        if self.follow is not None:
+            if item is None:
+                self.follow.discard(interaction_id)
+            else:
+                self.follow.add(interaction_id, item.customer.id)
         if item is None:
             if interaction_id in self.shown_work:
                 self.shown_work.discard(interaction_id)
@@ -237,6 +280,32 @@ class DesktopConnection:
         if agent is not None:
             parts.append(pages.capacity_fragment(await service.capacity(session, agent=agent)))
         return "".join(parts)
+
+
+def _card_from_event(offer_id: uuid.UUID, event: dict[str, Any]) -> service.OfferCard | None:
+    """The offer card from the engine's event; None if the event lacks it or it already expired."""
+    data = event.get("card")
+    if not isinstance(data, dict):
+        return None
+    try:
+        expires_at = datetime.fromisoformat(event["expires_at"])
+        if expires_at <= datetime.now(UTC):
+            return None  # a stale frame (queued behind a slow consumer): the offer is gone
+        return service.OfferCard(
+            offer_id=offer_id,
+            interaction_id=uuid.UUID(event["interaction_id"]),
+            channel=str(data["channel"]),
+            customer_name=str(data["customer_name"]),
+            tier=str(data["tier"]),
+            segments=[str(x) for x in data.get("segments") or []],
+            topic=data.get("topic"),
+            subject=data.get("subject"),
+            queue=data.get("queue"),
+            waiting_since=datetime.fromisoformat(data["waiting_since"]),
+            expires_at=expires_at,
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _parse_action(raw: str | None) -> str | None:

@@ -19,6 +19,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from customers.models import Customer
 from interactions import service as interactions_service
 from interactions.models import ActorType, Interaction
 from interactions.states import State
@@ -87,11 +88,28 @@ async def create_offer(
     now: datetime,
     ttl: timedelta,
     costs: dict[str, int] = DEFAULT_CHANNEL_COST,
+    fenced: bool = False,
 ) -> Offer:
-    await fence(session, partition=partition, epoch=epoch)
-    interaction = await session.get(Interaction, interaction_id, populate_existing=True)
-    if interaction is None:
+    """Offer the interaction to the agent (fenced, capacity and decliners re-checked in SQL).
+
+    ``fenced=True``: the caller already ran ``fence`` in this transaction (the engine host fences
+    once per decision batch); the row lock it took is held until commit, so once is enough.
+    The interaction's customer is loaded in the same query and stays in the session's identity
+    map, so the caller can describe the offer (the desktop's card) without another round trip.
+    """
+    if not fenced:
+        await fence(session, partition=partition, epoch=epoch)
+    row = (
+        await session.execute(
+            select(Interaction, Customer)
+            .join(Customer, Customer.id == Interaction.customer_id)
+            .where(Interaction.id == interaction_id)
+            .execution_options(populate_existing=True)
+        )
+    ).first()
+    if row is None:
         raise NotFound("No such interaction", field="interaction_id")
+    interaction = row[0]
     agent = await session.get(Agent, agent_id, populate_existing=True)
     if agent is None:
         raise NotFound("No such agent", field="agent_id")
@@ -114,10 +132,10 @@ async def create_offer(
         expires_at=now + ttl,
         engine_epoch=epoch,
     )
+    session.add(offer)
     try:
-        async with session.begin_nested():
-            session.add(offer)
-            await session.flush()
+        # No SAVEPOINT: a Conflict always rolls the caller's whole decision back.
+        await session.flush()
     except IntegrityError as exc:
         raise Conflict("The interaction already has a live offer", field="interaction_id") from exc
     await interactions_service.transition(
