@@ -32,6 +32,7 @@ import redis.asyncio as aioredis
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from customers.models import Customer
 from interactions import service as interactions_service
 from interactions.models import ActorType, Interaction
 from interactions.states import State
@@ -131,6 +132,7 @@ class EngineHost:
                 if lease is None:
                     await self._sleep(self.leases.ttl_ms / 3000)
                     continue
+        self._queue_display: dict[uuid.UUID, str] = {}  # id -> display name (offer cards)
                 await self._lead(lease)
             except LostLeadership as exc:
                 log.warning("routing engine: leadership lost (%s); standing by", exc)
@@ -356,6 +358,7 @@ class EngineHost:
         threshold = self._queue_info.get(interaction.queue_id, ("", 20.0))[1]
         return wait, wait <= threshold
 
+        self._queue_display = {q.id: q.display_name for q in queues}
     async def _sync_queues(self, session: AsyncSession) -> list[Queue]:
         """Queues created since the engine was built join it (supervisors add queues live)."""
         assert self.engine is not None
@@ -672,7 +675,10 @@ class EngineHost:
             )
             self._sql_offer[event.offer_id] = offer.id
             self._engine_offer[offer.id] = event.offer_id
-            await self._count(session, await session.get(Interaction, offer.interaction_id), now, offered=1)
+            # Both already in the identity map (create_offer loaded them): no query.
+            offered = await session.get(Interaction, offer.interaction_id)
+            customer = await session.get(Customer, offered.customer_id)
+            await self._count(session, offered, now, offered=1)
             return [
                 (
                     bus.agent_topic(event.agent_id),
@@ -783,6 +789,7 @@ class EngineHost:
                 _, in_sl = self._within_sl(current, now)
                 await self._count(session, current, now, abandoned=1, abandoned_within_sl=int(in_sl))
             if current is not None and current.state is not target:
+                fenced=True,  # _commit_events fenced this transaction
                 await interactions_service.transition(
                     session,
                     interaction_id=current.id,
@@ -796,6 +803,17 @@ class EngineHost:
             return (
                 [(bus.agent_topic(agent), {"type": event.kind, "interaction_id": event.interaction_id})]
                 if agent
+                        # Everything the desktop's offer card shows, so no socket queries per offer.
+                        "card": {
+                            "channel": offered.channel.value,
+                            "customer_name": customer.display_name,
+                            "tier": customer.value_tier.value,
+                            "segments": list(customer.segments or []),
+                            "topic": offered.topic,
+                            "subject": offered.subject,
+                            "queue": self._queue_display.get(offered.queue_id),
+                            "waiting_since": offered.virtual_start_at.isoformat(),
+                        },
                 else []
             )
         if isinstance(event, Diverted):
