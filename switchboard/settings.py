@@ -132,6 +132,10 @@ class Settings(BaseSettings):
     carrier_account_sid: str | None = Field(
         default=None, description="Account SID for the carrier REST API (Basic auth with carrier_auth_token)"
     )
+    # Outbound legs (accepted callbacks, agents' calls) are placed through the same REST API.
+    carrier_caller_id: str = Field(
+        default="+442071234567", description="The bank's number shown to customers on outbound calls (E.164)"
+    )
 
     @model_validator(mode="after")
     def _production_needs_real_secret(self) -> Settings:

@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
+import httpx
 from fastapi import APIRouter, Body, Depends, Request, Response, status
 from sqlalchemy import select
 
@@ -14,6 +15,7 @@ from interactions.schemas import InteractionRead
 from interactions.states import Channel
 from interactions.visibility import viewer_for, visible_interaction
 from interactions.voice import callback as callback_service
+from interactions.voice import dialer
 from interactions.voice import outbound as outbound_service
 from interactions.voice.calls import notify_routing
 from interactions.voice.schemas import CallbackRequest, OutboundCreate
@@ -41,6 +43,7 @@ Clock = Annotated[datetime, Depends(wall_clock)]
 )
 async def create_outbound(
     body: OutboundCreate,
+    request: Request,
     response: Response,
     session: DbSession,
     settings: AppSettings,
@@ -69,6 +72,17 @@ async def create_outbound(
         now=now,
     )
     await session.commit()
+    if interaction.channel is Channel.VOICE:
+        # The agent asked for this call: ring the customer now (after the commit, no transaction
+        # open while the carrier answers). A refusal marks the interaction failed, on its timeline.
+        api = dialer.CarrierApi.from_settings(settings)
+        if api is not None:
+            async with httpx.AsyncClient() as http:
+                await dialer.place_leg(
+                    request.app.state.db, request.app.state.redis_client, http, api, interaction.id
+                )
+            interaction = await service.get_interaction(session, interaction.id)
+            await session.commit()
     response.headers["Location"] = f"/api/interactions/{interaction.id}"
     return (await service.read_models(session, [interaction]))[0]
 

@@ -223,6 +223,9 @@ async def apply_call_status(
         at=now,
     )
     await session.flush()
+    if status is CallStatus.IN_PROGRESS:
+        await answered(session, provider=provider, interaction=interaction, now=now)
+        return []
     if status not in CALL_ENDED:
         return []
     actor = carrier_actor(provider)
@@ -253,6 +256,28 @@ async def apply_call_status(
             now=now,
         )
     return []
+
+
+async def answered(
+    session: AsyncSession, *, provider: str, interaction: Interaction, now: datetime | None = None
+) -> Interaction:
+    """The customer picked up an outbound leg: the agent's own call is now connected.
+
+    (A callback was connected when the agent accepted it; the answer only bridges.) Both the
+    ``answer`` webhook and the ``in-progress`` status callback land here, in either order.
+    """
+    if interaction.state is State.CREATED and interaction.agent_id is not None:
+        actor = carrier_actor(provider)
+        interaction = await service.transition(
+            session,
+            interaction_id=interaction.id,
+            to_state=State.CONNECTED,
+            actor_type=actor.type,
+            actor_id=actor.id,
+            reason="the customer answered",
+            now=now,
+        )
+    return interaction
 
 
 async def notify_routing(client: aioredis.Redis, routing_commands: list[RoutingCommand]) -> None:

@@ -17,11 +17,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import hmac
 import itertools
 import random
 import secrets
 import xml.etree.ElementTree as ET
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
@@ -39,6 +43,7 @@ class Call:
     caller: str
     to: str
     last: httpx.Response | None = None
+    direction: str = "inbound"  # "outbound-api" for a leg placed through the REST API
     sequence: itertools.count = field(default_factory=itertools.count)
 
     @property
@@ -94,7 +99,7 @@ class CarrierSimulator:
             "From": call.caller,
             "Caller": call.caller,
             "To": call.to,
-            "Direction": "inbound",
+            "Direction": call.direction,
             **extra,
         }
 
@@ -139,6 +144,107 @@ class CarrierSimulator:
 
     async def hang_up(self, call: Call) -> httpx.Response:
         return await self.status(call, "completed")
+
+    # -------------------------------------------------------------- an outbound leg's callee
+
+    def leg(self, placed: PlacedCall) -> Call:
+        """The call the app asked the carrier to place, as the carrier sees it."""
+        return Call(call_sid=placed.call_sid, caller=placed.from_, to=placed.to, direction="outbound-api")
+
+    async def answer(self, call: Call, placed: PlacedCall) -> httpx.Response:
+        """The customer picks up: the carrier fetches the leg's Url (TwiML: the bridge to the agent)."""
+        call.last = await self.post(placed.url, self.params(call, CallStatus="in-progress"))
+        return call.last
+
+
+# ------------------------------------------------------------------ the carrier's REST API
+
+
+@dataclass(frozen=True)
+class PlacedCall:
+    call_sid: str
+    to: str
+    from_: str
+    url: str
+    status_callback: str | None
+    status_events: tuple[str, ...]
+
+
+class FakeCarrierApi:
+    """The carrier's REST "create call" (``POST /2010-04-01/Accounts/{sid}/Calls.json``) over real
+    HTTP: checks Basic auth like the carrier, records the call and answers its sid. ``on_call`` plays
+    the callee (the demo answers, talks and hangs up through the same signed webhooks)."""
+
+    def __init__(
+        self,
+        *,
+        account_sid: str,
+        auth_token: str,
+        on_call: Callable[[PlacedCall], Awaitable[None]] | None = None,
+    ) -> None:
+        from starlette.applications import Starlette
+        from starlette.routing import Route
+
+        self.account_sid = account_sid
+        self.auth_token = auth_token
+        self.calls: list[PlacedCall] = []
+        self.placed = asyncio.Event()
+        self._on_call = on_call
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._server: Any = None
+        self._serving: asyncio.Task[None] | None = None
+        self.app = Starlette(
+            routes=[Route("/2010-04-01/Accounts/{account}/Calls.json", self._create, methods=["POST"])]
+        )
+
+    async def _create(self, request: Any) -> Any:
+        from starlette.responses import JSONResponse
+
+        expected = "Basic " + base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
+        authorised = hmac.compare_digest(request.headers.get("authorization", ""), expected)
+        if not authorised or request.path_params["account"] != self.account_sid:
+            return JSONResponse({"code": 20003, "message": "Authenticate"}, status_code=401)
+        form = await request.form()
+        to, url = str(form.get("To") or ""), str(form.get("Url") or "")
+        if not to.startswith("+") or not url.startswith("http"):
+            return JSONResponse({"code": 21201, "message": "To and Url are required"}, status_code=400)
+        placed = PlacedCall(
+            call_sid=new_call_sid(),
+            to=to,
+            from_=str(form.get("From") or ""),
+            url=url,
+            status_callback=str(form.get("StatusCallback") or "") or None,
+            status_events=tuple(str(v) for v in form.getlist("StatusCallbackEvent")),
+        )
+        self.calls.append(placed)
+        self.placed.set()
+        if self._on_call is not None:
+            task = asyncio.create_task(self._on_call(placed))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        body = {"sid": placed.call_sid, "status": "queued", "to": placed.to, "from": placed.from_}
+        return JSONResponse(body, status_code=201)
+
+    async def start(self, *, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve on ``host:port`` (0: any free port) in this event loop; returns the base URL."""
+        import uvicorn
+
+        config = uvicorn.Config(self.app, host=host, port=port, log_level="warning", lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._serving = asyncio.create_task(self._server.serve())
+        while not self._server.started:
+            if self._serving.done():
+                self._serving.result()  # raises why it could not start
+            await asyncio.sleep(0.01)
+        bound = self._server.servers[0].sockets[0].getsockname()
+        return f"http://{host}:{bound[1]}"
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._server is not None and self._serving is not None:
+            self._server.should_exit = True
+            await self._serving
 
 
 # ------------------------------------------------------------------ demo traffic

@@ -42,6 +42,7 @@ TWIML = "application/xml"
 CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
 CALLBACK_DIGIT = "*"
 TRANSACTION_ATTEMPTS = 3
+CALLBACK_GREETING = "Hello, this is your bank returning your call. Connecting you to an adviser now."
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
 router = APIRouter(prefix=PREFIX, tags=["carrier"])
@@ -312,6 +313,33 @@ async def queue_action(request: Request, session: DbSession, settings: AppSettin
     instruction = await _in_transaction(session, work)
     await calls.notify_routing(request.app.state.redis_client, routing_commands)
     return _twiml(adapter, instruction, webhook)
+
+
+@router.post("/answer")
+async def answer(request: Request, session: DbSession, settings: AppSettings) -> Response:
+    """An outbound leg we placed (callback, agent's call) was answered: bridge it to the agent."""
+    webhook, adapter = await _webhook(request, settings)
+
+    async def work() -> Instruction:
+        claimed = await calls.claim_event(
+            session,
+            provider=PROVIDER,
+            event_key=f"{webhook.call_sid}:answer",
+            call_sid=webhook.call_sid,
+            kind="answer",
+        )
+        interaction = await calls.interaction_for_call(session, provider=PROVIDER, call_sid=webhook.call_sid)
+        if interaction is None:
+            return HangUp()  # not a leg of ours: never bridge a stranger to anyone
+        if claimed is not None:
+            claimed.interaction_id = interaction.id
+            interaction = await calls.answered(session, provider=PROVIDER, interaction=interaction)
+        instruction = await calls.instruction_for(session, interaction)
+        if isinstance(instruction, Bridge) and interaction.callback_of_id is not None:
+            return Bridge(agent_id=instruction.agent_id, announcement=CALLBACK_GREETING)
+        return instruction
+
+    return _twiml(adapter, await _in_transaction(session, work), webhook)
 
 
 @router.post("/status")

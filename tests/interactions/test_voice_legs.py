@@ -1,0 +1,216 @@
+"""Outbound legs through the carrier: the agent's own call and an accepted callback are placed with
+the carrier's REST "create call" (a fake carrier over real HTTP at the outer edge), bridged to the
+agent's device when answered, and driven by that leg's status callbacks like any call."""
+
+# Fixtures are imported and requested by name, which ruff reads as redefinition.
+# ruff: noqa: F811
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from interactions.models import Interaction, TimelineEvent
+from interactions.states import State
+from interactions.voice import dialer
+from interactions.voice.models import CarrierEvent
+from interactions.voice.simulator import CarrierSimulator, FakeCarrierApi
+from interactions.voice.twilio import CALLBACK_GREETING
+from switchboard.auth.models import Role
+from switchboard.db import Database
+from tests.interactions.test_voice_outbound import SUMMER_NOON_UTC, _customer, _outbound, clock  # noqa: F401
+from tests.routing.test_host import eventually
+from tests.routing.test_routing_api import _agent_for, routed  # noqa: F401 - fixture
+
+TOKEN = "test-carrier-token-0123456789"
+ACCOUNT = "AC" + "1" * 32
+BANK_NUMBER = "+442070000001"
+CALLER = "+447911123456"
+BASE = "http://testserver"
+
+
+@pytest.fixture
+async def carrier() -> AsyncIterator[tuple[FakeCarrierApi, str]]:
+    fake = FakeCarrierApi(account_sid=ACCOUNT, auth_token=TOKEN)
+    url = await fake.start()
+    yield fake, url
+    await fake.stop()
+
+
+@pytest.fixture
+def settings(settings, carrier):
+    return settings.model_copy(
+        update={
+            "carrier_auth_token": TOKEN,
+            "carrier_api_url": carrier[1],
+            "carrier_account_sid": ACCOUNT,
+            "carrier_caller_id": BANK_NUMBER,
+            "public_base_url": BASE,
+            "voice_queue": "retail",
+        }
+    )
+
+
+async def _get(db: Database, interaction_id: uuid.UUID | str) -> Interaction:
+    async with db.sessionmaker() as s:
+        row = await s.get(Interaction, uuid.UUID(str(interaction_id)))
+        await s.commit()
+    assert row is not None
+    return row
+
+
+async def _kinds(db: Database, interaction_id: uuid.UUID | str) -> list[str]:
+    async with db.sessionmaker() as s:
+        kinds = list(
+            await s.scalars(
+                select(TimelineEvent.kind)
+                .where(TimelineEvent.interaction_id == uuid.UUID(str(interaction_id)))
+                .order_by(TimelineEvent.id)
+            )
+        )
+        await s.commit()
+    return kinds
+
+
+async def test_agents_call_rings_the_customer_and_bridges_to_the_agent(
+    client, db, carrier, agent_user, clock
+):
+    fake, _ = carrier
+    _, headers, agent = await agent_user()
+    customer = await _customer(db)
+    clock(SUMMER_NOON_UTC)
+
+    made = await client.post("/api/interactions/outbound", json=_outbound(customer), headers=headers)
+
+    assert made.status_code == 201, made.text
+    interaction_id = made.json()["id"]
+    [placed] = fake.calls
+    assert (placed.to, placed.from_) == (CALLER, BANK_NUMBER)
+    assert placed.url == f"{BASE}/carrier/twilio/voice/answer"
+    assert placed.status_callback == f"{BASE}/carrier/twilio/voice/status"
+    assert set(placed.status_events) == {"initiated", "ringing", "answered", "completed"}
+    assert (await _get(db, interaction_id)).state is State.CREATED  # ringing, not yet talking
+
+    sim = CarrierSimulator(client, auth_token=TOKEN, base_url=BASE)
+    leg = sim.leg(placed)
+    assert (await sim.status(leg, "ringing")).status_code == 200
+    answered = await sim.answer(leg, placed)
+    assert answered.status_code == 200, answered.text
+    assert leg.agent_client == str(agent.id)  # <Dial><Client>: bridged to the agent's device
+    assert (await _get(db, interaction_id)).state is State.CONNECTED
+    # The carrier's own "answered" status callback (and a replay of the answer) change nothing more.
+    assert (await sim.status(leg, "in-progress")).status_code == 200
+    assert (await sim.answer(leg, placed)).status_code == 200 and leg.agent_client == str(agent.id)
+    kinds = await _kinds(db, interaction_id)
+    assert kinds.count("state_changed") == 1  # connected, once
+    assert "call_leg_placed" in kinds and kinds.count("call_status") == 2
+
+    # Only one leg, however often the dialer looks.
+    async with httpx.AsyncClient() as http:
+        api = dialer.CarrierApi.from_settings(client._transport.app.state.settings)  # type: ignore[attr-defined]
+        assert api is not None
+        assert await dialer.dial_pending(db, None, http, api) == 0
+    assert len(fake.calls) == 1
+
+
+async def test_unanswered_call_fails_and_a_carrier_refusal_is_recorded(
+    client, db, carrier, agent_user, clock, settings
+):
+    fake, _ = carrier
+    _, headers, _agent = await agent_user()
+    customer = await _customer(db)
+    clock(SUMMER_NOON_UTC)
+    made = await client.post("/api/interactions/outbound", json=_outbound(customer), headers=headers)
+    sim = CarrierSimulator(client, auth_token=TOKEN, base_url=BASE)
+    leg = sim.leg(fake.calls[0])
+    await sim.status(leg, "ringing")
+    assert (await sim.status(leg, "no-answer")).status_code == 200
+    assert (await _get(db, made.json()["id"])).state is State.FAILED
+
+    # A carrier that refuses (wrong credentials here): the call fails at once, with the reason.
+    fake.auth_token = "rotated-by-someone"
+    refused = await client.post("/api/interactions/outbound", json=_outbound(customer), headers=headers)
+    assert refused.status_code == 201, refused.text
+    assert refused.json()["state"] == "failed"
+    assert "call_leg_failed" in await _kinds(db, refused.json()["id"])
+    async with db.sessionmaker() as s:  # no call sid was invented for it
+        mapped = await s.scalar(
+            select(func.count())
+            .select_from(CarrierEvent)
+            .where(
+                CarrierEvent.interaction_id == uuid.UUID(refused.json()["id"]),
+                CarrierEvent.kind == "interaction",
+            )
+        )
+        await s.commit()
+    assert mapped == 0
+
+
+async def test_accepted_callback_is_dialled_bridged_and_wrapped_up_on_hang_up(
+    routed,  # noqa: F811
+    db,
+    make_user,
+    settings,
+    carrier,
+):
+    fake, _ = carrier
+    app, client = routed
+    sim = CarrierSimulator(client, auth_token=TOKEN, base_url=BASE)
+    agent_user, agent_headers = await make_user(Role.AGENT)
+    agent_id = await _agent_for(db, agent_user)
+
+    call = await sim.incoming(CALLER)
+    await sim.press(call, "1")
+    await sim.press(call, "*")  # callback, please
+    await sim.hang_up(call)
+    async with db.sessionmaker() as s:
+        callback = await s.scalar(select(Interaction).where(Interaction.callback_of_id.is_not(None)))
+        await s.commit()
+    assert callback is not None and callback.state is State.QUEUED
+
+    api = dialer.CarrierApi.from_settings(settings)
+    assert api is not None
+    dialling = asyncio.create_task(dialer.run_dialer(settings, interval=0.1))
+    try:
+        await asyncio.sleep(0.3)
+        assert fake.calls == []  # nobody has accepted it: nobody is rung
+
+        await client.post("/api/routing/presence", json={"presence": "available"}, headers=agent_headers)
+
+        async def offered() -> bool:
+            return bool((await client.get("/api/routing/offers", headers=agent_headers)).json())
+
+        await eventually(offered, what="the callback's offer")
+        [offer] = (await client.get("/api/routing/offers", headers=agent_headers)).json()
+        assert offer["interaction_id"] == str(callback.id)
+        accepted = await client.post(f"/api/routing/offers/{offer['id']}/accept", headers=agent_headers)
+        assert accepted.status_code == 200, accepted.text
+
+        async def leg_placed() -> bool:
+            return "call_leg_placed" in await _kinds(db, callback.id)
+
+        await eventually(leg_placed, what="the callback's leg")
+    finally:
+        dialling.cancel()
+        await asyncio.gather(dialling, return_exceptions=True)
+
+    [placed] = fake.calls
+    assert placed.to == CALLER
+    leg = sim.leg(placed)
+    await sim.status(leg, "ringing")
+    await sim.answer(leg, placed)
+    assert leg.agent_client == str(agent_id)
+    assert CALLBACK_GREETING in leg.said
+    await sim.status(leg, "in-progress")
+    assert (await sim.hang_up(leg)).status_code == 200
+
+    async def wrapping_up() -> bool:
+        return (await _get(db, callback.id)).state is State.WRAP_UP
+
+    await eventually(wrapping_up, what="wrap-up after the customer hung up")
+    assert (await sim.wait(leg)).status_code == 200 and leg.find("Hangup") is not None
