@@ -57,6 +57,7 @@ PUBLIC_PATHS = frozenset(
         "/carrier/twilio/voice/wait",
         "/carrier/twilio/voice/queue-action",
         "/carrier/twilio/voice/status",
+        "/carrier/twilio/voice/answer",
         "/chat",
         "/chat/widget.js",
         "/chat/start",
@@ -99,6 +100,7 @@ ROUTE_MIN_ROLE: dict[tuple[str, str], str] = {
     ("POST", "/carrier/twilio/voice/wait"): "public",
     ("POST", "/carrier/twilio/voice/queue-action"): "public",
     ("POST", "/carrier/twilio/voice/status"): "public",
+    ("POST", "/carrier/twilio/voice/answer"): "public",  # an outbound leg we placed was answered
     ("GET", "/api/interactions"): "customer",  # visibility-scoped
     ("GET", "/api/interactions/{interaction_id}"): "customer",  # visibility-scoped
     ("POST", "/api/interactions/{interaction_id}/transition"): "supervisor",
