@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse
 
-from agent_desktop import canned, ex_service, pages, service, work_service
+from agent_desktop import canned, ex_service, pages, service, voice, work_service
 from routing import api as routing_api
 from routing.models import Agent
 from routing.schemas import TransferRequest
@@ -171,7 +171,12 @@ async def transfer(
         mode=mode,
         note=note.strip() or None,
     )
+    held = await work_service.held_interaction(session, interaction_id=interaction_id, agent_id=agent.id)
     await routing_api.transfer(interaction_id, body, request, session, agent)
+    # A caller leaves this agent's device and follows the call flow to whoever accepts.
+    await voice.return_caller_to_flow(
+        session, interaction=held, settings=request.app.state.settings, base_url=str(request.base_url)
+    )
     # The engine publishes nothing to the sender for a transfer, so the tab is removed here.
     html = pages.work_removed_fragment(interaction_id) + await _capacity(session, agent)
     await session.commit()

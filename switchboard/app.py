@@ -12,8 +12,10 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from agent_desktop import chat as desktop_chat
+from agent_desktop import conversation as desktop_conversation
 from agent_desktop import ex_api as desktop_ex_api
 from agent_desktop import pages as desktop_pages
+from agent_desktop import voice as desktop_voice
 from agent_desktop import work as desktop_work
 from agent_desktop import ws as desktop_ws
 from customers.api import router as customers_router
@@ -117,6 +119,8 @@ def create_app(settings: Settings | None = None, *, redis_handle: RedisHandle | 
     app.include_router(desktop_work.router)
     app.include_router(desktop_ex_api.router)
     app.include_router(desktop_chat.router)
+    app.include_router(desktop_conversation.router)
+    app.include_router(desktop_voice.router)
     app.include_router(chat_router)
     app.include_router(tickets_router)
     app.include_router(ticket_pages_router)

@@ -40,6 +40,14 @@ async def publish(client: aioredis.Redis, topic: str, event: dict[str, Any]) -> 
     return int(await client.publish(PREFIX + topic, json.dumps(event, default=str)))
 
 
+async def publish_many(client: aioredis.Redis, events: list[tuple[str, dict[str, Any]]]) -> None:
+    """Publish several events in one round trip (a pipeline keeps their order)."""
+    async with client.pipeline(transaction=False) as pipe:
+        for topic, event in events:
+            pipe.publish(PREFIX + topic, json.dumps(event, default=str))
+        await pipe.execute()
+
+
 class EventHub:
     def __init__(self, client: aioredis.Redis, *, max_pending: int = 1000) -> None:
         self.client = client
@@ -100,3 +108,13 @@ class EventHub:
         """Widen a live subscription (e.g. the desktop starts following a new customer)."""
         for topic in topics:
             self._subscribers[topic].add(queue)
+
+    def remove_topics(self, queue: asyncio.Queue[dict[str, Any]], *topics: str) -> None:
+        """Narrow a live subscription (the desktop stops following a customer)."""
+        for topic in topics:
+            subscribers = self._subscribers.get(topic)
+            if subscribers is None:
+                continue
+            subscribers.discard(queue)
+            if not subscribers:
+                del self._subscribers[topic]

@@ -1,0 +1,209 @@
+"""The voice panel: call state (ringing, connected, on hold, ended) and the call controls.
+
+Controls go to the carrier through ``interactions.voice.control`` (never from the template):
+read what is needed and commit, ask the carrier (no transaction open while it answers), then
+record the change as a ``call_control`` timeline event. The event's commit publishes it to the
+customer's topic, so the panel on every desktop showing this customer updates from the socket,
+exactly as it does for the carrier's own status callbacks (``call_status`` events).
+A carrier refusal is a 503 and nothing is recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from agent_desktop import work_service
+from interactions.models import ActorType, Interaction, TimelineEvent
+from interactions.states import Channel, State
+from interactions.timeline import append_event
+from interactions.voice.adapter import CALL_ENDED, parse_call_status
+from interactions.voice.control import call_control
+from routing import api as routing_api
+from routing.models import Agent
+from switchboard.deps import AppSettings, DbSession, MaybeAgent
+from switchboard.errors import Conflict, Invalid, NotFound
+from switchboard.templating import templates
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/desktop", tags=["pages"], include_in_schema=False)
+
+CallState = Literal["ringing", "connected", "on_hold", "ended", "no_leg"]
+STATE_LABELS: dict[str, str] = {
+    "ringing": "Ringing",
+    "connected": "Connected",
+    "on_hold": "On hold",
+    "ended": "Ended",
+    "no_leg": "No call leg yet",
+}
+CALL_KINDS = ("call_status", "call_control")
+RINGING = frozenset({"queued", "initiated", "ringing"})
+Action = Literal["hold", "resume", "end"]
+
+
+@dataclass(frozen=True)
+class CallView:
+    interaction_id: uuid.UUID
+    state: CallState
+    since: datetime | None
+    call_sid: str | None
+
+    @property
+    def label(self) -> str:
+        return STATE_LABELS[self.state]
+
+    @property
+    def can_hold(self) -> bool:
+        return self.state == "connected"
+
+    @property
+    def can_resume(self) -> bool:
+        return self.state == "on_hold"
+
+    @property
+    def can_end(self) -> bool:
+        return self.state in ("connected", "on_hold", "ringing")
+
+
+def derive_state(interaction: Interaction, last: TimelineEvent | None) -> CallState:
+    """The call's state from the interaction and its latest call event (status or control)."""
+    if not (interaction.attributes or {}).get("call_sid"):
+        return "no_leg"
+    if interaction.state is not State.CONNECTED:
+        return "ended"  # wrap-up and beyond: the conversation is over
+    if last is None:
+        return "connected"
+    if last.kind == "call_control":
+        action = last.data.get("action")
+        return {"hold": "on_hold", "hang_up": "ended"}.get(str(action), "connected")
+    status = parse_call_status(str(last.data.get("status", "")))
+    if status is not None and status in CALL_ENDED:
+        return "ended"
+    if status is not None and status.value in RINGING:
+        return "ringing"
+    return "connected"
+
+
+async def call_view(session: AsyncSession, interaction: Interaction) -> CallView:
+    last = await session.scalar(
+        select(TimelineEvent)
+        .where(TimelineEvent.interaction_id == interaction.id, TimelineEvent.kind.in_(CALL_KINDS))
+        .order_by(TimelineEvent.id.desc())
+        .limit(1)
+    )
+    return CallView(
+        interaction_id=interaction.id,
+        state=derive_state(interaction, last),
+        since=last.at if last is not None else interaction.connected_at,
+        call_sid=(interaction.attributes or {}).get("call_sid"),
+    )
+
+
+def _render(name: str, **context: Any) -> str:
+    return templates.get_template(f"agent_desktop/{name}").render(**context)
+
+
+def _profile(agent: Agent | None) -> Agent:
+    if agent is None:
+        raise NotFound("This user has no agent profile", field="agent")
+    return agent
+
+
+async def held_call(session: AsyncSession, *, interaction_id: uuid.UUID, agent_id: uuid.UUID) -> Interaction:
+    interaction = await work_service.held_interaction(
+        session, interaction_id=interaction_id, agent_id=agent_id
+    )
+    if interaction.channel is not Channel.VOICE:
+        raise Invalid("Call controls are for voice interactions", field="interaction_id")
+    return interaction
+
+
+@router.get("/interactions/{interaction_id}/voice", response_class=HTMLResponse)
+async def voice_panel(interaction_id: uuid.UUID, session: DbSession, maybe_agent: MaybeAgent) -> HTMLResponse:
+    agent = _profile(maybe_agent)
+    interaction = await held_call(session, interaction_id=interaction_id, agent_id=agent.id)
+    view = await call_view(session, interaction)
+    await session.commit()
+    return HTMLResponse(_render("_voice.html", iid=interaction_id, call=view))
+
+
+# Which state each action needs, and what the timeline records for it.
+ALLOWED_FROM: dict[str, tuple[str, ...]] = {
+    "hold": ("connected",),
+    "resume": ("on_hold",),
+    "end": ("connected", "on_hold", "ringing"),
+}
+RECORDED: dict[str, str] = {"hold": "hold", "resume": "resume", "end": "hang_up"}
+
+
+@router.post("/interactions/{interaction_id}/call/{action}", response_class=HTMLResponse)
+async def call_action(
+    interaction_id: uuid.UUID,
+    action: Action,
+    request: Request,
+    session: DbSession,
+    settings: AppSettings,
+    maybe_agent: MaybeAgent,
+) -> HTMLResponse:
+    """Hold, resume or end the call. "End" hangs the caller up and starts wrap-up."""
+    agent = _profile(maybe_agent)
+    interaction = await held_call(session, interaction_id=interaction_id, agent_id=agent.id)
+    view = await call_view(session, interaction)
+    if view.state not in ALLOWED_FROM[action]:
+        raise Conflict(f"The call is {view.label.lower()}; it cannot {action} now", field="action")
+    assert view.call_sid is not None  # "no_leg" is in no ALLOWED_FROM
+    control = call_control(settings, base_url=str(request.base_url))
+    await session.commit()  # nothing held open while the carrier answers
+    if action == "hold":
+        await control.hold(call_sid=view.call_sid)
+    elif action == "resume":
+        await control.resume(call_sid=view.call_sid, agent_id=agent.id)
+    else:
+        await control.hang_up(call_sid=view.call_sid)
+    interaction = await held_call(session, interaction_id=interaction_id, agent_id=agent.id)
+    append_event(
+        session,
+        customer_id=interaction.customer_id,
+        interaction_id=interaction.id,
+        kind="call_control",
+        channel=Channel.VOICE.value,
+        actor_type=ActorType.AGENT,
+        actor_id=agent.id,
+        data={"action": RECORDED[action], "call_sid": view.call_sid},
+    )
+    await session.commit()
+    if action == "end":
+        # The caller is gone: the conversation moves to wrap-up through the routing engine (the
+        # carrier's "completed" callback that follows finds it in wrap-up and changes nothing).
+        await routing_api.start_wrap_up(interaction_id, request, session, agent)
+        await session.commit()
+        interaction = await session.get(Interaction, interaction_id, populate_existing=True)
+        assert interaction is not None
+    view = await call_view(session, interaction)
+    await session.commit()
+    return HTMLResponse(_render("_voice.html", iid=interaction_id, call=view))
+
+
+async def return_caller_to_flow(
+    session: AsyncSession, *, interaction: Interaction, settings: Any, base_url: str
+) -> None:
+    """After a voice transfer: the caller's leg leaves this agent and follows the call flow again
+    (held with the queue announcements, then bridged to whoever accepts the transfer)."""
+    call_sid = (interaction.attributes or {}).get("call_sid")
+    if interaction.channel is not Channel.VOICE or not call_sid:
+        return
+    await session.commit()
+    try:
+        control = call_control(settings, base_url=base_url)
+        await control.return_to_flow(call_sid=call_sid)
+    except Exception as exc:  # noqa: BLE001 - the transfer stands; the carrier's /wait loop catches up
+        log.warning("transferred call %s not redirected: %s", call_sid, exc)
