@@ -7,9 +7,12 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
+from collections.abc import Coroutine
+from typing import Any
 
 from switchboard.settings import PROJECT_ROOT, Settings, get_settings
 
@@ -81,22 +84,73 @@ def smtp(settings: Settings) -> None:
     asyncio.run(email_process())
 
 
+def dialer(settings: Settings) -> None:
+    """Places the carrier leg of accepted callbacks (and any agent call the API could not dial)."""
+    from interactions.voice.dialer import run_dialer
+
+    asyncio.run(_until_signal(run_dialer(settings)))
+
+
+def traffic(settings: Settings) -> None:
+    """Simulated customers (chat, voice through the carrier simulator, email by SMTP) until SIGTERM."""
+    from interactions.traffic import run_traffic
+
+    asyncio.run(run_traffic(settings))
+
+
+async def _until_signal(work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work`` until SIGTERM/SIGINT, then cancel it so its cleanup runs."""
+    task = asyncio.create_task(work)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    for pending in (task, stopping):
+        pending.cancel()
+    await asyncio.gather(task, stopping, return_exceptions=True)
+
+
+def demo_carrier(settings: Settings) -> dict[str, str]:
+    """Settings that let demo traffic reach the voice channel: a carrier token (random per run when
+    none is configured) and, unless a real carrier is configured, the simulated carrier's REST API."""
+    if settings.is_production or settings.demo_traffic_per_minute <= 0:
+        return {}
+    env = {"SWITCHBOARD_CARRIER_AUTH_TOKEN": settings.carrier_auth_token or secrets.token_urlsafe(24)}
+    if not settings.carrier_api_url:
+        env["SWITCHBOARD_CARRIER_API_URL"] = f"http://127.0.0.1:{settings.demo_carrier_port}"
+        env["SWITCHBOARD_CARRIER_ACCOUNT_SID"] = settings.carrier_account_sid or "AC" + "0" * 32
+    return env
+
+
 def run(settings: Settings) -> None:
     """Migrate, seed the demo bank if empty, start Redis (embedded unless REDIS_URL), a worker, the SMTP
-    listener and the app."""
+    listener, the dialer, demo traffic (unless turned off) and the app."""
     from switchboard.redis import open_redis
 
     migrate(settings)
     seeded = seed(settings)
     handle = open_redis(settings.redis_url, settings.data_dir)
+    demo_env = demo_carrier(settings)
+    settings = settings.model_copy(
+        update={"redis_url": handle.url}
+        | {name.removeprefix("SWITCHBOARD_").lower(): value for name, value in demo_env.items()}
+    )
     env = {
         **os.environ,
         "SWITCHBOARD_REDIS_URL": handle.url,
         "SWITCHBOARD_DATABASE_URL": settings.resolved_database_url,
+        **demo_env,
     }
-    worker_proc = subprocess.Popen([sys.executable, "-m", "switchboard", "worker"], env=env)
-    smtp_proc = subprocess.Popen([sys.executable, "-m", "switchboard", "smtp"], env=env)
-    settings = settings.model_copy(update={"redis_url": handle.url})
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "switchboard", "worker"], env=env),
+        subprocess.Popen([sys.executable, "-m", "switchboard", "smtp"], env=env),
+    ]
+    if settings.carrier_api_url:
+        procs.append(subprocess.Popen([sys.executable, "-m", "switchboard", "dialer"], env=env))
+    if demo_env:
+        procs.append(subprocess.Popen([sys.executable, "-m", "switchboard", "traffic"], env=env))
     url = f"http://{settings.host}:{settings.port}"
     print(
         f"\n  Switchboard is starting on {url}\n"
@@ -104,15 +158,21 @@ def run(settings: Settings) -> None:
         "    agent:      agent01 … agent30\n"
         "    supervisor: supervisor1, supervisor2\n"
         "    admin:      admin\n"
-        f"  Email: send to {settings.smtp_host}:{settings.smtp_port}; the web form is {url}/support/new\n",
+        f"  Email: send to {settings.smtp_host}:{settings.smtp_port}; the web form is {url}/support/new\n"
+        + (
+            f"  Demo traffic: about {settings.demo_traffic_per_minute:g} simulated contacts a minute "
+            "(chat, voice, email); SWITCHBOARD_DEMO_TRAFFIC_PER_MINUTE=0 turns it off\n"
+            if demo_env
+            else ""
+        ),
         flush=True,
     )
     try:
         serve(settings)
     finally:
-        for proc in (worker_proc, smtp_proc):
+        for proc in procs:
             proc.send_signal(signal.SIGTERM)
-        for proc in (worker_proc, smtp_proc):
+        for proc in procs:
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
@@ -141,7 +201,9 @@ def main(argv: list[str] | None = None) -> None:
     worker_parser = sub.add_parser("worker", help="run an RQ worker")
     worker_parser.add_argument("--burst", action="store_true", help="drain the queues, then exit")
     sub.add_parser("smtp", help="run the inbound SMTP listener (and the outbound sink in demo)")
-    sub.add_parser("run", help="migrate, seed, start Redis + worker + SMTP listener + app")
+    sub.add_parser("dialer", help="place carrier legs for accepted callbacks (needs CARRIER_API_URL)")
+    sub.add_parser("traffic", help="generate live demo traffic against a running app")
+    sub.add_parser("run", help="migrate, seed, start Redis + worker + SMTP listener + dialer + traffic + app")
     args = parser.parse_args(argv)
     settings = get_settings()
     if args.command == "migrate":
@@ -154,6 +216,10 @@ def main(argv: list[str] | None = None) -> None:
         worker(settings, burst=args.burst)
     elif args.command == "smtp":
         smtp(settings)
+    elif args.command == "dialer":
+        dialer(settings)
+    elif args.command == "traffic":
+        traffic(settings)
     elif args.command == "run":
         run(settings)
 

@@ -136,6 +136,17 @@ class Settings(BaseSettings):
     carrier_caller_id: str = Field(
         default="+442071234567", description="The bank's number shown to customers on outbound calls (E.164)"
     )
+    # Live demo traffic (`switchboard run`): simulated customers chatting, calling and emailing.
+    demo_traffic_per_minute: float = Field(
+        default=6.0,
+        ge=0,
+        le=600,
+        description="New simulated contacts a minute that `switchboard run` generates; 0 turns it off "
+        "(never started in production)",
+    )
+    demo_carrier_port: int = Field(
+        default=8011, ge=1, le=65535, description="Port of the simulated carrier's REST API in demo traffic"
+    )
 
     @model_validator(mode="after")
     def _production_needs_real_secret(self) -> Settings:
