@@ -71,7 +71,7 @@ async def email_reply(
     await session.commit()
     return HTMLResponse(
         _render("_email_reply.html", iid=interaction_id, sent=True)
-        + _render("_thread.html", iid=interaction_id, thread=result)
+        + _render("_thread.html", iid=interaction_id, thread=result, oob=True)
     )
 
 

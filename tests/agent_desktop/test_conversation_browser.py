@@ -1,0 +1,315 @@
+"""Email and voice tabs end to end: a real uvicorn process (engine host on), Debian's chromium
+driven by Playwright, a real SMTP listener + outbound sink, the carrier simulator's signed webhooks,
+and a fake carrier REST API (the outer edge) for call control.
+
+1. A customer emails; the agent is offered the email, accepts, reads the thread (sanitised HTML,
+   attachment link), replies from the tab, and the reply arrives at the SMTP sink.
+2. The customer calls; the agent accepts and the call is bridged. While the call is open, the
+   same customer emails: the email shows at once in the call's customer 360 (customer topic).
+   The agent holds, resumes and ends the call from the panel (keyboard), each reaching the
+   carrier and coming back over the socket; "End call" moves the call to wrap-up.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from customers.models import Customer, Identity, IdentityKind, ValueTier
+from interactions.email.inbound import EmailListener
+from interactions.email.sink import SmtpSink
+from interactions.models import Interaction, TimelineEvent
+from interactions.states import Channel, State
+from interactions.timeline import publish_after_commit
+from interactions.voice.simulator import CarrierSimulator
+from routing import service as routing_service
+from routing.models import Agent, Presence, Queue, QueueMember
+from switchboard.auth.models import Role
+from switchboard.auth.service import create_user
+from switchboard.db import Database
+from switchboard.settings import PROJECT_ROOT, Settings
+from tests.agent_desktop.test_conversation import ACCOUNT, CALL_SID, FakeCarrier
+from tests.agent_desktop.test_desktop_browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    _free_port,
+    _start,
+    _wait_for_leader,
+    needs_chromium,
+)
+from tests.agent_desktop.test_work_browser import _sign_in
+from tests.conftest import PG_SKIP_REASON, TEST_PASSWORD, _truncate, db_schema_for
+from tests.interactions.email_helpers import customer_email, smtp_send
+
+EMAIL_SHOT = PROJECT_ROOT / "docs" / "screenshots" / "desktop-email.png"
+VOICE_SHOT = PROJECT_ROOT / "docs" / "screenshots" / "desktop-voice.png"
+CARRIER_TOKEN = "browser-carrier-token-0123456789"
+PHONE = "+447400555010"
+EMAIL = "margaret.hale@example.com"
+SENDER = f"Margaret Hale <{EMAIL}>"
+HTML = "<p>My card was <b>swallowed</b> by the machine at Euston.<script>alert(1)</script></p>"
+
+
+@dataclass
+class Server:
+    base: str
+    db: Database
+    sink: SmtpSink
+    listener: EmailListener
+    carrier: FakeCarrier
+
+
+async def _seed(db: Database) -> None:
+    async with db.sessionmaker() as s:
+        queue = Queue(name="support", display_name="Support", channels=["email", "voice", "ticket"])
+        s.add(queue)
+        user = await create_user(
+            s, username="conv-agent", display_name="Dana Desk", role=Role.AGENT, password=TEST_PASSWORD
+        )
+        await s.flush()
+        agent = Agent(user_id=user.id, display_name="Dana Desk", presence=Presence.OFFLINE)
+        s.add(agent)
+        await s.flush()
+        s.add(QueueMember(queue_id=queue.id, agent_id=agent.id))
+        customer = Customer(display_name="Margaret Hale", segments=["senior"], value_tier=ValueTier.GOLD)
+        s.add(customer)
+        await s.flush()
+        s.add(Identity(customer_id=customer.id, kind=IdentityKind.PHONE, value=PHONE, verified=True))
+        s.add(Identity(customer_id=customer.id, kind=IdentityKind.EMAIL, value=EMAIL, verified=True))
+        # Everything goes to "support": the routing engine routes queue-less work by the live rule set.
+        draft = await routing_service.create_draft(
+            s,
+            body={
+                "filters": [
+                    {
+                        "name": "email",
+                        "when": 'channel == "email"',
+                        "steps": [{"queue": "support"}],
+                    }
+                ],
+                "default_filter": {"name": "default", "steps": [{"queue": "support"}]},
+                "on_final_timeout": "support",
+            },
+            comment="test",
+            actor_id=None,
+        )
+        await routing_service.publish(s, version=draft.version, actor_id=None)
+        await s.commit()
+
+
+@pytest.fixture
+def backend_url(request: pytest.FixtureRequest) -> str:
+    return request.getfixturevalue("postgres_url" if PG_SKIP_REASON is None else "sqlite_url")
+
+
+@pytest.fixture
+async def server(backend_url, redis_handle, redis_sync, tmp_path, monkeypatch) -> AsyncIterator[Server]:
+    port = _free_port()
+    origin = f"http://127.0.0.1:{port}"
+    settings = Settings(
+        environment="test",
+        database_url=backend_url,
+        database_schema=db_schema_for(backend_url),
+        redis_url=redis_handle.url,
+        data_dir=tmp_path,
+        secret_key="conversation-test-secret-" + "c" * 32,
+        smtp_from="support@bank.example",
+    )
+    db = Database(backend_url, schema=settings.database_schema)
+    await _truncate(db)
+    await _seed(db)
+    sink = SmtpSink(host="127.0.0.1", port=0)
+    await sink.start()
+    carrier = FakeCarrier()
+    carrier.thread.start()
+    # The inbound listener is its own process in production (`switchboard smtp`); here it runs on
+    # the test's loop with the same wiring: its commits publish live, its new work notifies routing.
+    redis_client = redis_handle.async_client()
+    publish_after_commit(db.sessionmaker, redis_client)
+    listener = EmailListener(db=db, settings=settings, redis=redis_client, host="127.0.0.1", port=0)
+    await listener.start()
+    for name, value in {
+        "SWITCHBOARD_SMTP_OUT_HOST": "127.0.0.1",
+        "SWITCHBOARD_SMTP_OUT_PORT": str(sink.port),
+        "SWITCHBOARD_SMTP_FROM": "support@bank.example",
+        "SWITCHBOARD_CARRIER_AUTH_TOKEN": CARRIER_TOKEN,
+        "SWITCHBOARD_CARRIER_API_URL": carrier.url,
+        "SWITCHBOARD_CARRIER_ACCOUNT_SID": ACCOUNT,
+        "SWITCHBOARD_PUBLIC_BASE_URL": origin,
+        "SWITCHBOARD_VOICE_QUEUE": "support",
+    }.items():
+        monkeypatch.setenv(name, value)
+    log_path = tmp_path / "app.log"
+    proc = _start(port, settings, origin, log_path)
+    try:
+        await _wait_for_leader(origin, proc, log_path)
+        yield Server(origin, db, sink, listener, carrier)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        await listener.stop()
+        await sink.stop()
+        carrier.server.shutdown()
+        carrier.server.server_close()
+        await redis_client.aclose()
+        await db.dispose()
+
+
+def _email(subject: str, *, text: str, html: str | None = None, attachment: bool = False):
+    message = customer_email(subject=subject, body=text, sender=SENDER, html=html)
+    if attachment:
+        message.add_attachment(
+            b"%PDF-1.4 receipt", maintype="application", subtype="pdf", filename="receipt.pdf"
+        )
+    return message
+
+
+async def _interaction(db: Database, channel: Channel) -> Interaction:
+    async with db.sessionmaker() as s:
+        row = await s.scalar(
+            select(Interaction).where(Interaction.channel == channel).order_by(Interaction.created_at.desc())
+        )
+        await s.commit()
+    assert row is not None
+    return row
+
+
+@needs_chromium
+async def test_email_offered_accepted_thread_shown_and_reply_sent(server: Server) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = await _sign_in(browser, server, "conv-agent")
+            code, reply = await smtp_send(
+                server.listener.port,
+                _email("Card swallowed at Euston", text="My card was swallowed.", html=HTML, attachment=True),
+            )
+            assert code == 250, reply
+            toast = page.locator(".offer-toast")
+            await expect(toast).to_be_visible(timeout=15_000)
+            await expect(toast).to_contain_text("Margaret Hale")
+            await expect(toast.locator(".channel-badge")).to_have_text("Email")
+            await page.keyboard.press("a")  # the accept shortcut
+            email = await _interaction(server.db, Channel.EMAIL)
+            panel = page.locator(f"#panel-{email.id}")
+            await expect(panel).to_be_visible(timeout=10_000)
+
+            thread = panel.locator(f"#thread-{email.id}")
+            await expect(thread).to_contain_text("Email thread")
+            await expect(thread.locator(".msg-html b")).to_have_text("swallowed")  # sanitised HTML shown
+            await expect(thread.locator("script")).to_have_count(0)
+            link = thread.get_by_role("link", name="receipt.pdf")
+            await expect(link).to_have_attribute("href", re.compile(r"^/desktop/attachments/[0-9a-f-]{36}$"))
+            await expect(thread).to_contain_text("application/pdf, 16 bytes")
+
+            reply_box = panel.get_by_label("Reply by email")
+            await reply_box.fill("We have ordered a new card; it arrives within 3 working days.")
+            await reply_box.press("Tab")
+            await expect(panel.get_by_role("button", name="Send reply")).to_be_focused()
+            await page.keyboard.press("Enter")
+            await expect(panel.get_by_role("status").filter(has_text="Reply sent.")).to_be_visible(
+                timeout=10_000
+            )
+            await expect(thread.locator(".thread-message.from-agent")).to_contain_text(
+                "arrives within 3 working days"
+            )
+            await expect(panel.get_by_label("Reply by email")).to_have_value("")
+
+            await thread.evaluate("el => el.scrollIntoView({block: 'start'})")  # thread and reply in view
+            EMAIL_SHOT.parent.mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=str(EMAIL_SHOT))
+        finally:
+            await browser.close()
+
+    [sent] = server.sink.messages
+    parsed = sent.parsed()
+    assert parsed["To"] == EMAIL and parsed["Subject"].startswith("Re: Card swallowed at Euston")
+    assert "arrives within 3 working days" in parsed.get_content()
+
+
+@needs_chromium
+async def test_voice_panel_live_360_and_call_controls(server: Server) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    async with httpx.AsyncClient(timeout=10) as http, async_playwright() as p:
+        sim = CarrierSimulator(http, auth_token=CARRIER_TOKEN, base_url=server.base)
+        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = await _sign_in(browser, server, "conv-agent")
+            call = await sim.incoming(PHONE, call_sid=CALL_SID)
+            await sim.press(call, "1")
+            toast = page.locator(".offer-toast")
+            await expect(toast).to_be_visible(timeout=15_000)
+            await expect(toast.locator(".channel-badge")).to_have_text("Voice")
+            await toast.get_by_role("button", name="Accept").click()
+            voice = await _interaction(server.db, Channel.VOICE)
+            panel = page.locator(f"#panel-{voice.id}")
+            await expect(panel).to_be_visible(timeout=10_000)
+            for _ in range(20):  # the hold loop bridges once the interaction is connected
+                await sim.wait(call)
+                if call.agent_client:
+                    break
+            async with server.db.sessionmaker() as s:
+                agent_id = await s.scalar(select(Agent.id))
+            assert call.agent_client == str(agent_id)
+
+            call_panel = panel.locator(f"#voice-{voice.id}")
+            await expect(call_panel.locator(".call-badge")).to_have_text("Connected", timeout=10_000)
+
+            # An email from the same customer, to nobody in particular, shows in this call's 360 at once.
+            code, _ = await smtp_send(
+                server.listener.port,
+                _email("Following up my call", text="Here is the receipt you asked for."),
+            )
+            assert code == 250
+            timeline = panel.locator(f"#timeline-{voice.id}")
+            await expect(timeline).to_contain_text("Here is the receipt you asked for.", timeout=5_000)
+            await expect(timeline.locator(".channel-badge.channel-email").first).to_be_visible()
+
+            hold = call_panel.get_by_role("button", name="Hold call")
+            await hold.focus()
+            await page.keyboard.press("Enter")
+            await expect(call_panel.locator(".call-badge")).to_have_text("On hold", timeout=10_000)
+            resume = panel.get_by_role("button", name="Resume call")
+            await expect(resume).to_be_focused()  # focus stays on the control after the swap
+            assert any(form.get("Twiml", [""])[0].count("<Play") for _, _, form in server.carrier.updates)
+            await expect(timeline).to_contain_text("hold")
+
+            await call_panel.evaluate("el => el.scrollIntoView({block: 'start'})")  # call and 360 in view
+            await page.screenshot(path=str(VOICE_SHOT))
+
+            await page.keyboard.press("Enter")  # resume, still focused
+            await expect(call_panel.locator(".call-badge")).to_have_text("Connected", timeout=10_000)
+
+            await panel.get_by_role("button", name="End call").click()
+            await expect(panel.locator(".acw-clock")).to_be_visible(timeout=10_000)
+            await expect(page.locator(f"#voice-{voice.id} .call-badge")).to_have_text("Ended")
+        finally:
+            await browser.close()
+
+    paths = [path for path, _, _ in server.carrier.updates]
+    assert paths == [f"/2010-04-01/Accounts/{ACCOUNT}/Calls/{CALL_SID}.json"] * 3
+    assert server.carrier.updates[-1][2] == {"Status": ["completed"]}
+    async with server.db.sessionmaker() as s:
+        row = await s.get(Interaction, voice.id)
+        actions = [
+            ev.data["action"]
+            for ev in await s.scalars(
+                select(TimelineEvent)
+                .where(TimelineEvent.interaction_id == voice.id, TimelineEvent.kind == "call_control")
+                .order_by(TimelineEvent.id)
+            )
+        ]
+    assert row.state is State.WRAP_UP
+    assert actions == ["hold", "resume", "hang_up"]
