@@ -8,11 +8,11 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request, status
-from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from interactions.models import Interaction
 from routing import commands, history, service
+from routing import transfer as transfers
 from routing.host import stats_key
 from routing.lease import LeaseManager
 from routing.models import Agent, Offer, OfferState, Presence
@@ -88,14 +88,11 @@ async def reevaluate_waiting(request: Request, session: DbSession, user: Require
     """Re-route waiting work with the live version (explicitly: publishing alone never moves it).
     Each interaction keeps its place in line; only rule-routed work is affected."""
     if await LeaseManager(request.app.state.redis_client).current_holder() is None:
-        # Nothing routes in memory now; the next leader rebuilds waiting work with the live version.
-        return JSONResponse(
-            {
-                "moved": None,
-                "detail": "No routing engine is running; the next one routes waiting work "
-                "with the live rule set when it starts.",
-            },
-            status_code=202,
+        # Nothing routes in memory now. The next leader keeps waiting work on its pinned version
+        # (a take-over never moves work silently), so there is nothing to re-evaluate yet.
+        raise ServiceUnavailable(
+            "No routing engine is running; waiting work stays on the rule-set version that routed "
+            "it. Re-evaluate once an engine is running."
         )
     reply = await _engine_call(request, {"type": "reevaluate"})
     _result(reply, subject="Cannot re-evaluate")
@@ -290,9 +287,16 @@ async def complete(
 async def transfer(
     interaction_id: uuid.UUID, body: TransferRequest, request: Request, session: DbSession, agent: MaybeAgent
 ) -> TransferRead:
-    """Hand a connected interaction to a queue or a named agent. It ends here as ``transferred``;
-    a child interaction keeps the customer's place in line and carries the note."""
+    """Hand a connected interaction to a queue or a named agent; a child interaction keeps the
+    customer's place in line and carries the note.
+
+    ``blind``: it ends here as ``transferred`` at once. ``warm``: a consult — you stay connected
+    (``consult: pending``) until the target accepts the child, then it ends as ``transferred``;
+    if they reject or miss it, or nobody could take it in time, the child is cancelled and the
+    customer stays with you. Follow it with ``GET .../transfer``; withdraw it with ``.../cancel``."""
     held = await _held_interaction(session, interaction_id, agent)
+    if body.to_agent_id is not None and body.to_agent_id == held.agent_id:
+        raise Invalid("You cannot transfer to yourself", field="body.to_agent_id")
     command: dict[str, Any] = {
         "type": "transfer",
         "interaction_id": str(held.id),
@@ -306,7 +310,39 @@ async def transfer(
         command["to_agent_id"] = str(body.to_agent_id)
     reply = await _engine_call(request, command)
     _result(reply, subject="Cannot transfer")
-    return TransferRead(ok=True, child_interaction_id=reply.get("child_interaction_id"))
+    return TransferRead(
+        ok=True, child_interaction_id=reply.get("child_interaction_id"), consult=reply.get("consult")
+    )
+
+
+async def _transfer_status(session: DbSession, parent_id: uuid.UUID) -> TransferRead:
+    found = await transfers.consult_status(session, parent_id=parent_id)
+    await session.commit()
+    if found is None:
+        raise NotFound("This interaction was not transferred", field="interaction_id")
+    child, consult, outcome = found
+    return TransferRead(ok=True, child_interaction_id=child.id, consult=consult, consult_outcome=outcome)
+
+
+@router.get("/interactions/{interaction_id}/transfer", response_model=TransferRead)
+async def transfer_status(interaction_id: uuid.UUID, session: DbSession, agent: MaybeAgent) -> TransferRead:
+    """The latest transfer of an interaction you hold or held, with its consult status."""
+    held = await _held_interaction(session, interaction_id, agent)
+    return await _transfer_status(session, held.id)
+
+
+@router.post("/interactions/{interaction_id}/transfer/cancel", response_model=TransferRead)
+async def cancel_transfer(
+    interaction_id: uuid.UUID, request: Request, session: DbSession, agent: MaybeAgent
+) -> TransferRead:
+    """Withdraw a warm transfer still waiting for its target: the child is cancelled and you keep
+    the customer. 409 when none is in progress (e.g. the target has just accepted)."""
+    held = await _held_interaction(session, interaction_id, agent)
+    reply = await _engine_call(
+        request, {"type": "cancel_consult", "interaction_id": str(held.id), "agent_id": str(held.agent_id)}
+    )
+    _result(reply, subject="Cannot cancel the transfer")
+    return await _transfer_status(session, held.id)
 
 
 @router.post("/interactions/{interaction_id}/abandon", response_model=CommandResult)

@@ -57,13 +57,22 @@ from routing.engine.events import (
     Transferred,
     WrapUpStarted,
 )
-from routing.engine.hosted import HostedEngine
+from routing.engine.hosted import DEFAULT_CONSULT_WAIT_SECONDS, ConsultEnded, HostedEngine
 from routing.engine.state import EngineConfig, QueueConfig
 from routing.lease import Lease, LeaseManager
-from routing.models import Agent, Offer, OfferState, Presence, Queue, QueueMember, RoutingPartition
+from routing.models import (
+    Agent,
+    Offer,
+    OfferState,
+    Presence,
+    Queue,
+    QueueMember,
+    RoutingPartition,
+    RuleSetVersion,
+)
 from routing.rules import RuleSet
 from routing.service import get_version, live_rule_set
-from routing.transfer import transfer_in_sql
+from routing.transfer import end_consult_in_sql, transfer_in_sql
 from routing.webhooks import enqueue_webhook_deliveries, event_payload
 from switchboard import events as bus
 from switchboard.db import Database
@@ -102,8 +111,12 @@ class EngineHost:
         reconcile_seconds: float = 2.0,
         clock: Clock = time.time,
         engine_config: EngineConfig | None = None,
+        consult_wait_seconds: float = DEFAULT_CONSULT_WAIT_SECONDS,
     ) -> None:
         self.engine_config = engine_config
+        self.consult_wait_seconds = consult_wait_seconds
+        # Rule-set versions waiting work is pinned to, parsed once per rebuild (None: unusable).
+        self._pinned: dict[int, RuleSet | None] = {}
         self.db = db
         self.client = client
         self.partition = partition
@@ -119,6 +132,7 @@ class EngineHost:
         self._diverted: set[str] = set()
         self._rebuilding = 0
         self._queue_info: dict[uuid.UUID, tuple[str, float]] = {}  # id -> (name, SL threshold s)
+        self._queue_display: dict[uuid.UUID, str] = {}  # id -> display name (offer cards)
         self._stopping = asyncio.Event()
         self.is_leader = asyncio.Event()
 
@@ -132,7 +146,6 @@ class EngineHost:
                 if lease is None:
                     await self._sleep(self.leases.ttl_ms / 3000)
                     continue
-        self._queue_display: dict[uuid.UUID, str] = {}  # id -> display name (offer cards)
                 await self._lead(lease)
             except LostLeadership as exc:
                 log.warning("routing engine: leadership lost (%s); standing by", exc)
@@ -239,6 +252,7 @@ class EngineHost:
         now = self.clock()
         self._sql_offer.clear()
         self._engine_offer.clear()
+        self._pinned.clear()
         async with self.db.sessionmaker() as session:
             await store.fence(session, partition=self.partition, epoch=self.lease.epoch)
             # Offers a previous leader left live: withdraw them; the interaction keeps its place.
@@ -268,6 +282,7 @@ class EngineHost:
                 rule_set=await live_rule_set(session, partition=self.partition),
                 now=now,
                 config=self.engine_config,
+                consult_wait_seconds=self.consult_wait_seconds,
             )
             members: dict[uuid.UUID, set[str]] = {}
             for queue_id, agent_id in (
@@ -343,6 +358,7 @@ class EngineHost:
 
     def _remember_queues(self, queues: list[Queue] | Any) -> None:
         self._queue_info = {q.id: (q.name, float(q.sl_threshold_seconds)) for q in queues}
+        self._queue_display = {q.id: q.display_name for q in queues}
 
     async def _count(
         self, session: AsyncSession, interaction: Interaction | None, now: datetime, **inc
@@ -358,7 +374,6 @@ class EngineHost:
         threshold = self._queue_info.get(interaction.queue_id, ("", 20.0))[1]
         return wait, wait <= threshold
 
-        self._queue_display = {q.id: q.display_name for q in queues}
     async def _sync_queues(self, session: AsyncSession) -> list[Queue]:
         """Queues created since the engine was built join it (supervisors add queues live)."""
         assert self.engine is not None
@@ -373,11 +388,18 @@ class EngineHost:
         assert self.engine is not None
         await self._sync_queues(session)
         declined = {str(a) for a in await store.declined_agent_ids(session, it.id)}
+        transfer = (it.attributes or {}).get("transfer") or {}
+        if transfer.get("consult") == "pending" and it.parent_id is not None:
+            return await self._restore_consult(session, it, transfer, now)
         # A queue chosen at creation (rule_set_version still unset) is explicit; otherwise the rules
-        # route it again from its age, so escalation steps resume where they were.
+        # route it again from its age, so escalation steps resume where they were — by the version
+        # that routed it (only the supervisor's explicit re-evaluation moves it to the live one).
         explicit_queue = None
+        pinned = None
         if it.queue_id is not None and it.rule_set_version is None:
             explicit_queue = (await session.get(Queue, it.queue_id)).name
+        elif it.rule_set_version is not None and it.rule_set_version != self.engine.rule_set_version:
+            pinned = await self._pinned_version(session, it.rule_set_version)
         return self.engine.enqueue(
             now,
             str(it.id),
@@ -388,7 +410,61 @@ class EngineHost:
             required_skills=it.required_skills or None,
             context=await context_for(session, it),
             declined=declined,
+            rule_set_version=pinned,
         )
+
+    async def _pinned_version(self, session: AsyncSession, version: int) -> int | None:
+        """Load (once per rebuild) the rule-set version waiting work is pinned to into the engine.
+        None when it cannot be used (deleted, or routes to a queue that is gone): the live one routes."""
+        assert self.engine is not None
+        if self.engine.knows_rule_set(version):
+            return version
+        if version not in self._pinned:
+            rule_set: RuleSet | None = None
+            row = await session.scalar(
+                select(RuleSetVersion).where(
+                    RuleSetVersion.partition == self.partition, RuleSetVersion.version == version
+                )
+            )
+            if row is not None:
+                try:
+                    rule_set = RuleSet.model_validate({**row.body, "version": row.version})
+                    self.engine.add_rule_set(rule_set)
+                except ValueError as exc:  # pydantic's ValidationError is a ValueError too
+                    log.warning("routing engine: pinned rule set %d unusable (%s); using live", version, exc)
+                    rule_set = None
+            self._pinned[version] = rule_set
+        return version if self._pinned[version] is not None else None
+
+    async def _restore_consult(
+        self, session: AsyncSession, child: Interaction, transfer: dict[str, Any], now: float
+    ) -> list[Event]:
+        """A warm transfer still waiting for its target (after a take-over or a rebuild): offer it
+        again while the sender keeps the parent; if the parent is no longer theirs, cancel it."""
+        assert self.engine is not None
+        sender = str(transfer.get("from_agent_id"))
+        to_agent = transfer.get("to_agent_id")
+        queue = (await session.get(Queue, child.queue_id)).name if child.queue_id else None
+        try:
+            if queue is None:
+                raise ValueError("the consult has no queue")
+            return self.engine.start_consult(
+                now,
+                str(child.parent_id),
+                str(child.id),
+                child.channel.value,
+                sender=sender,
+                queue=queue,
+                priority=child.priority,
+                virtual_start=child.virtual_start_at.timestamp(),
+                required_skills=child.required_skills or None,
+                to_agent=to_agent,  # an agent who is gone cannot take it: the consult is cancelled
+                context=await context_for(session, child),
+                deadline=child.created_at.timestamp() + self.consult_wait_seconds,
+            )
+        except ValueError as exc:
+            log.info("routing engine: consult %s cannot resume (%s); cancelling it", child.id, exc)
+            return [ConsultEnded(str(child.parent_id), str(child.id), sender, "parent_ended")]
 
     # ------------------------------------------------------------------ commands
 
@@ -409,6 +485,8 @@ class EngineHost:
                 result = await self._cmd_work(kind, command["interaction_id"], command.get("agent_id"))
             elif kind == "transfer":
                 result = await self._cmd_transfer(command)
+            elif kind == "cancel_consult":
+                result = await self._cmd_cancel_consult(command["interaction_id"], command["agent_id"])
             elif kind == "preview_rules":
                 result = await self._cmd_preview_rules(int(command["version"]))
             elif kind == "reevaluate":
@@ -439,14 +517,24 @@ class EngineHost:
             await commands.reply(self.client, request_id, result)
 
     async def _cmd_transfer(self, command: dict[str, Any]) -> dict[str, Any]:
-        """Blind or warm (note travels) transfer to a queue or a named agent, in one transaction."""
+        """Transfer to a queue or a named agent, the note travelling with it, in one transaction.
+
+        Blind: the parent ends now and the child is queued. Warm: a consult — the sender keeps the
+        parent until the child is accepted (see ``routing.engine.hosted``)."""
         assert self.engine is not None
         parent_id, agent_id = command["interaction_id"], command["agent_id"]
+        mode = command.get("mode", "blind")
+        if mode not in ("blind", "warm"):
+            return {"ok": False, "reason": f"unknown transfer mode {mode!r}"}
         if self.engine.holder_of(parent_id) != agent_id or self.engine.in_wrap_up(parent_id):
             return {"ok": False, "reason": "only the connected agent can transfer this interaction"}
+        if self.engine.consult_child(parent_id) is not None:
+            return {"ok": False, "reason": "a warm transfer is already in progress; cancel it first"}
         to_agent = command.get("to_agent_id")
         if to_agent is not None and not self.engine.has_agent(to_agent):
             return {"ok": False, "reason": "unknown agent"}
+        if to_agent == agent_id:
+            return {"ok": False, "reason": "cannot transfer to yourself"}
         child_id: list[str] = []
 
         async def hand_over(session: AsyncSession) -> list[Event]:
@@ -463,7 +551,7 @@ class EngineHost:
                 from_agent_id=uuid.UUID(agent_id),
                 to_queue_id=to_queue_id,
                 to_agent_id=uuid.UUID(to_agent) if to_agent else None,
-                mode=command.get("mode", "blind"),
+                mode=mode,
                 note=command.get("note"),
                 now=_dt(now),
             )
@@ -471,6 +559,21 @@ class EngineHost:
             queue_name = command.get("to_queue") or (
                 (await session.get(Queue, child.queue_id)).name if child.queue_id else None
             )
+            if mode == "warm":
+                # The sender stays connected (capacity held) until the target accepts the child.
+                return self.engine.start_consult(
+                    now,
+                    parent_id,
+                    str(child.id),
+                    child.channel.value,
+                    sender=agent_id,
+                    queue=queue_name,
+                    priority=child.priority,
+                    virtual_start=child.virtual_start_at.timestamp(),
+                    required_skills=child.required_skills or None,
+                    to_agent=to_agent,
+                    context=await context_for(session, child),
+                )
             events = self.engine.end_leg_for_transfer(now, parent_id)
             # To a named agent: only them for a minute, then anyone in the queue.
             events += self.engine.enqueue(
@@ -490,7 +593,18 @@ class EngineHost:
             return events
 
         await self._apply_in_session(hand_over, context=f"transfer {parent_id}")
-        return {"ok": True, "child_interaction_id": child_id[0] if child_id else None}
+        return {
+            "ok": True,
+            "child_interaction_id": child_id[0] if child_id else None,
+            "consult": "pending" if mode == "warm" else None,
+        }
+
+    async def _cmd_cancel_consult(self, parent_id: str, agent_id: str) -> dict[str, Any]:
+        """The sender withdraws a warm transfer: the child is cancelled, the customer stays."""
+        assert self.engine is not None
+        return _outcome(
+            await self._apply(lambda e, now: e.cancel_consult(now, parent_id, agent_id), context="cancel")
+        )
 
     async def _cmd_preview_rules(self, version: int) -> dict[str, Any]:
         """What publishing ``version`` and re-evaluating would move, against the live waiting work."""
@@ -655,8 +769,8 @@ class EngineHost:
             log.info("routing engine: %s conflicted with SQL (%s); rebuilding", context, exc.detail)
             await self.rebuild()
             raise DecisionRefused(exc.detail) from exc
-        for topic, payload in published:
-            await bus.publish(self.client, topic, payload)
+        if published:
+            await bus.publish_many(self.client, published)
 
     async def _persist(self, session: AsyncSession, event: Event) -> list[tuple[str, dict[str, Any]]]:
         """Write one engine event to SQL; returns what to publish once the transaction commits."""
@@ -672,6 +786,7 @@ class EngineHost:
                 agent_id=uuid.UUID(event.agent_id),
                 now=now,
                 ttl=_dt(event.expires_at) - now,
+                fenced=True,  # _commit_events fenced this transaction
             )
             self._sql_offer[event.offer_id] = offer.id
             self._engine_offer[offer.id] = event.offer_id
@@ -688,6 +803,17 @@ class EngineHost:
                         "interaction_id": event.interaction_id,
                         "queue": event.queue,
                         "expires_at": offer.expires_at.isoformat(),
+                        # Everything the desktop's offer card shows, so no socket queries per offer.
+                        "card": {
+                            "channel": offered.channel.value,
+                            "customer_name": customer.display_name,
+                            "tier": customer.value_tier.value,
+                            "segments": list(customer.segments or []),
+                            "topic": offered.topic,
+                            "subject": offered.subject,
+                            "queue": self._queue_display.get(offered.queue_id),
+                            "waiting_since": offered.virtual_start_at.isoformat(),
+                        },
                     },
                 )
             ]
@@ -752,7 +878,10 @@ class EngineHost:
             if isinstance(event, Queued | Escalated):
                 values["priority"] = event.priority
             if isinstance(event, Queued) and event.filter_name is not None and self.engine is not None:
-                values["rule_set_version"] = self.engine.rule_set_version
+                # The version that routed it: its pinned one after a rebuild, the live one otherwise.
+                values["rule_set_version"] = (
+                    self.engine.routed_version(event.interaction_id) or self.engine.rule_set_version
+                )
             await session.execute(
                 update(Interaction).where(Interaction.id == uuid.UUID(event.interaction_id)).values(**values)
             )
@@ -789,7 +918,6 @@ class EngineHost:
                 _, in_sl = self._within_sl(current, now)
                 await self._count(session, current, now, abandoned=1, abandoned_within_sl=int(in_sl))
             if current is not None and current.state is not target:
-                fenced=True,  # _commit_events fenced this transaction
                 await interactions_service.transition(
                     session,
                     interaction_id=current.id,
@@ -803,17 +931,6 @@ class EngineHost:
             return (
                 [(bus.agent_topic(agent), {"type": event.kind, "interaction_id": event.interaction_id})]
                 if agent
-                        # Everything the desktop's offer card shows, so no socket queries per offer.
-                        "card": {
-                            "channel": offered.channel.value,
-                            "customer_name": customer.display_name,
-                            "tier": customer.value_tier.value,
-                            "segments": list(customer.segments or []),
-                            "topic": offered.topic,
-                            "subject": offered.subject,
-                            "queue": self._queue_display.get(offered.queue_id),
-                            "waiting_since": offered.virtual_start_at.isoformat(),
-                        },
                 else []
             )
         if isinstance(event, Diverted):
@@ -832,6 +949,16 @@ class EngineHost:
                 at=now,
             )
             return []
+        if isinstance(event, ConsultEnded):
+            return await end_consult_in_sql(
+                session,
+                parent_id=uuid.UUID(event.parent_id),
+                child_id=uuid.UUID(event.child_id),
+                from_agent_id=uuid.UUID(event.from_agent),
+                outcome=event.outcome,
+                to_agent_id=uuid.UUID(event.to_agent) if event.to_agent else None,
+                now=now,
+            )
         if isinstance(event, Transferred):
             await self._count(
                 session, await session.get(Interaction, uuid.UUID(event.interaction_id)), now, transferred=1
@@ -870,7 +997,6 @@ class EngineHost:
                 "routing engine: %d waiting interactions ended outside routing; rebuilding", len(vanished)
             )
             await self.rebuild()
-
 
 def _outcome(events: list[Event]) -> dict[str, Any]:
     """The reply for a command: refused if the engine said so, otherwise done."""

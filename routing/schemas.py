@@ -118,3 +118,13 @@ class TransferRequest(BaseModel):
 
 class TransferRead(CommandResult):
     child_interaction_id: uuid.UUID | None = None
+    consult: Literal["pending", "accepted", "cancelled"] | None = Field(
+        default=None,
+        description="Warm transfers only: pending while the target decides (the sender keeps the "
+        "customer), accepted once they took it (the parent ended as transferred), cancelled otherwise",
+    )
+    consult_outcome: str | None = Field(
+        default=None,
+        description="How the consult ended: accepted, rejected, missed, agent_offline, timed_out, "
+        "cancelled, parent_ended or abandoned",
+    )

@@ -132,6 +132,8 @@ ROUTE_MIN_ROLE: dict[tuple[str, str], str] = {
     ("POST", "/api/routing/interactions/{interaction_id}/complete"): "agent",
     ("POST", "/api/routing/interactions/{interaction_id}/abandon"): "supervisor",
     ("POST", "/api/routing/interactions/{interaction_id}/transfer"): "agent",
+    ("GET", "/api/routing/interactions/{interaction_id}/transfer"): "agent",
+    ("POST", "/api/routing/interactions/{interaction_id}/transfer/cancel"): "agent",
     ("POST", "/api/routing/dry-run"): "supervisor",
     ("GET", "/api/routing/stats"): "supervisor",
     ("GET", "/api/routing/stats/history"): "supervisor",
