@@ -27,11 +27,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import make_msgid
+from typing import Any
 
 import httpx
 import websockets
 
-from interactions.voice.simulator import CarrierSimulator, FakeCarrierApi, PlacedCall
+from interactions.voice.simulator import Call, CarrierSimulator, FakeCarrierApi, PlacedCall
 from switchboard.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -214,37 +215,46 @@ class TrafficGenerator:
         chat = started.json()
         url = base.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + "/chat/ws"
         async with websockets.connect(url, additional_headers={"Origin": base}, open_timeout=10) as ws:
-            await ws.send(
-                json.dumps({"type": "auth", "interaction_id": chat["interaction_id"], "token": chat["token"]})
-            )
-            await ws.send(json.dumps({"type": "message", "body": self.rng.choice(CHAT_LINES)}))
-            if customer.email and self.rng.random() < 0.2:
-                await ws.send(json.dumps({"type": "transcript", "email": customer.email}))
-            loop = asyncio.get_running_loop()
-            give_up_at = loop.time() + self._patience()
-            joined = False
-            while True:
-                remaining = give_up_at - loop.time()
-                if remaining <= 0:
-                    await ws.send(json.dumps({"type": "end"}))  # waited (or talked) long enough
-                    return
-                try:
-                    raw = await asyncio.wait_for(ws.recv(), min(remaining, 20.0))
-                except TimeoutError:
-                    await ws.send(json.dumps({"type": "ping"}))
-                    continue
-                message = json.loads(raw)
-                if message.get("type") == "ended":
-                    return
-                if message.get("type") == "status" and message.get("agent_joined") and not joined:
-                    joined = True
-                    give_up_at = loop.time() + self.rng.uniform(60, 180)  # a conversation now
-                elif message.get("type") == "message" and message.get("sender") == "agent":
-                    await asyncio.sleep(self.rng.uniform(2, 6))
-                    reply = self.rng.choice(
-                        ("Thank you.", "Yes, that's right.", "OK, I'll wait.", "Great, thanks!")
-                    )
-                    await ws.send(json.dumps({"type": "message", "body": reply}))
+            try:
+                await self._converse(ws, chat, customer)
+            except asyncio.CancelledError:
+                # The generator is stopping: leave the chat, so no ghost waits in the queue next run.
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(ws.send(json.dumps({"type": "end"})), 2)
+                raise
+
+    async def _converse(self, ws: Any, chat: dict[str, Any], customer: Customer) -> None:
+        await ws.send(
+            json.dumps({"type": "auth", "interaction_id": chat["interaction_id"], "token": chat["token"]})
+        )
+        await ws.send(json.dumps({"type": "message", "body": self.rng.choice(CHAT_LINES)}))
+        if customer.email and self.rng.random() < 0.2:
+            await ws.send(json.dumps({"type": "transcript", "email": customer.email}))
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + self._patience()
+        joined = False
+        while True:
+            remaining = give_up_at - loop.time()
+            if remaining <= 0:
+                await ws.send(json.dumps({"type": "end"}))  # waited (or talked) long enough
+                return
+            try:
+                raw = await asyncio.wait_for(ws.recv(), min(remaining, 20.0))
+            except TimeoutError:
+                await ws.send(json.dumps({"type": "ping"}))
+                continue
+            message = json.loads(raw)
+            if message.get("type") == "ended":
+                return
+            if message.get("type") == "status" and message.get("agent_joined") and not joined:
+                joined = True
+                give_up_at = loop.time() + self.rng.uniform(60, 180)  # a conversation now
+            elif message.get("type") == "message" and message.get("sender") == "agent":
+                await asyncio.sleep(self.rng.uniform(2, 6))
+                reply = self.rng.choice(
+                    ("Thank you.", "Yes, that's right.", "OK, I'll wait.", "Great, thanks!")
+                )
+                await ws.send(json.dumps({"type": "message", "body": reply}))
 
     # -------------------------------------------------------------- voice
 
@@ -253,6 +263,15 @@ class TrafficGenerator:
         assert sim is not None
         call = await sim.incoming(customer.phone)
         call.last.raise_for_status()  # type: ignore[union-attr]
+        try:
+            await self._on_the_line(sim, call)
+        except asyncio.CancelledError:
+            # The generator is stopping: hang up, as the carrier would report a caller leaving.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(sim.hang_up(call), 2)
+            raise
+
+    async def _on_the_line(self, sim: CarrierSimulator, call: Call) -> None:
         (await sim.press(call, self.rng.choice(IVR_DIGITS))).raise_for_status()
         loop = asyncio.get_running_loop()
         give_up_at = loop.time() + self._patience()

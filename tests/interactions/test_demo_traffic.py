@@ -110,6 +110,25 @@ async def test_generator_brings_chat_voice_and_email_into_the_app(
             )
             await s.commit()
         assert queued and queued > 0
+
+        # Stopping the generator hangs its callers up and ends its chats: no ghosts wait for agents.
+        _stop(generator)
+
+        async def waiting() -> int:
+            async with db.sessionmaker() as s:
+                count = await s.scalar(
+                    select(func.count())
+                    .select_from(Interaction)
+                    .where(Interaction.channel.in_(["chat", "voice"]), Interaction.state == "queued")
+                )
+                await s.commit()
+            return int(count or 0)
+
+        for _ in range(60):
+            if await waiting() == 0:
+                break
+            await asyncio.sleep(0.25)
+        assert await waiting() == 0
     finally:
         _stop(*(p for p in (generator, smtp, app) if p is not None))
         await db.dispose()
