@@ -161,6 +161,15 @@ class CarrierSimulator:
 
 
 @dataclass(frozen=True)
+class CallUpdate:
+    """A change to a live call (``POST .../Calls/{CallSid}.json``): new TwiML, or a status."""
+
+    call_sid: str
+    twiml: str | None
+    status: str | None
+
+
+@dataclass(frozen=True)
 class PlacedCall:
     call_sid: str
     to: str
@@ -188,21 +197,41 @@ class FakeCarrierApi:
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.calls: list[PlacedCall] = []
+        self.updates: list[CallUpdate] = []  # hold / resume / hang-up from the agent desktop
         self.placed = asyncio.Event()
         self._on_call = on_call
         self._tasks: set[asyncio.Task[None]] = set()
         self._server: Any = None
         self._serving: asyncio.Task[None] | None = None
         self.app = Starlette(
-            routes=[Route("/2010-04-01/Accounts/{account}/Calls.json", self._create, methods=["POST"])]
+            routes=[
+                Route("/2010-04-01/Accounts/{account}/Calls.json", self._create, methods=["POST"]),
+                Route("/2010-04-01/Accounts/{account}/Calls/{call}.json", self._update, methods=["POST"]),
+            ]
         )
+
+    def _authorised(self, request: Any) -> bool:
+        expected = "Basic " + base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
+        authorised = hmac.compare_digest(request.headers.get("authorization", ""), expected)
+        return authorised and request.path_params["account"] == self.account_sid
+
+    async def _update(self, request: Any) -> Any:
+        """Modify a live call: ``Twiml`` (e.g. hold audio, a fresh bridge) or ``Status=completed``."""
+        from starlette.responses import JSONResponse
+
+        if not self._authorised(request):
+            return JSONResponse({"code": 20003, "message": "Authenticate"}, status_code=401)
+        form = await request.form()
+        twiml, status = str(form.get("Twiml") or "") or None, str(form.get("Status") or "") or None
+        if twiml is None and status not in ("completed", "canceled"):
+            return JSONResponse({"code": 21220, "message": "Twiml or Status is required"}, status_code=400)
+        self.updates.append(CallUpdate(call_sid=request.path_params["call"], twiml=twiml, status=status))
+        return JSONResponse({"sid": request.path_params["call"], "status": status or "in-progress"})
 
     async def _create(self, request: Any) -> Any:
         from starlette.responses import JSONResponse
 
-        expected = "Basic " + base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
-        authorised = hmac.compare_digest(request.headers.get("authorization", ""), expected)
-        if not authorised or request.path_params["account"] != self.account_sid:
+        if not self._authorised(request):
             return JSONResponse({"code": 20003, "message": "Authenticate"}, status_code=401)
         form = await request.form()
         to, url = str(form.get("To") or ""), str(form.get("Url") or "")

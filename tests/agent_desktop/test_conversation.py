@@ -405,3 +405,43 @@ async def test_timeline_event_for_a_held_customer_updates_every_panel(app, db, m
         )
     assert f'id="timeline-{call.id}"' in html and f'data-event-id="{ev.id}"' in html and "Re: my card" in html
     assert nothing == ""
+
+
+async def test_twilio_call_control_against_the_simulators_rest_peer() -> None:
+    """The carrier simulator (demo) accepts what the desktop sends, with the carrier's Basic auth."""
+    from interactions.voice.control import TwilioCallControl
+    from interactions.voice.simulator import FakeCarrierApi
+    from interactions.voice.twilio import TwilioAdapter
+    from switchboard.errors import ServiceUnavailable
+
+    fake = FakeCarrierApi(account_sid=ACCOUNT, auth_token=TOKEN)
+    url = await fake.start()
+    try:
+        adapter = TwilioAdapter(TOKEN, hold_audio_url="https://audio.example/hold.mp3")
+        control = TwilioCallControl(
+            api_url=url, account_sid=ACCOUNT, auth_token=TOKEN, adapter=adapter, base_url="https://sb.example"
+        )
+        agent_id = uuid.uuid4()
+        await control.hold(call_sid=CALL_SID)
+        await control.resume(call_sid=CALL_SID, agent_id=agent_id)
+        await control.return_to_flow(call_sid=CALL_SID)
+        await control.hang_up(call_sid=CALL_SID)
+        hold, resume, back, end = fake.updates
+        assert {u.call_sid for u in fake.updates} == {CALL_SID}
+        assert '<Play loop="0">https://audio.example/hold.mp3</Play>' in hold.twiml
+        assert f"<Client>{agent_id}</Client>" in resume.twiml
+        assert "<Redirect" in back.twiml and "https://sb.example/carrier/twilio/voice/wait" in back.twiml
+        assert end.twiml is None and end.status == "completed"
+
+        wrong = TwilioCallControl(
+            api_url=url,
+            account_sid=ACCOUNT,
+            auth_token="not-the-token",
+            adapter=adapter,
+            base_url="https://sb.example",
+        )
+        with pytest.raises(ServiceUnavailable, match="HTTP 401"):
+            await wrong.hold(call_sid=CALL_SID)
+        assert len(fake.updates) == 4
+    finally:
+        await fake.stop()
