@@ -167,6 +167,12 @@ ROUTE_MIN_ROLE: dict[tuple[str, str], str] = {
     ("GET", "/desktop/interactions/{interaction_id}/chat"): "agent",
     ("POST", "/desktop/interactions/{interaction_id}/messages"): "agent",
     ("POST", "/desktop/interactions/{interaction_id}/typing"): "agent",
+    # agent desktop: the conversation in a tab (thread of linked legs, email reply, call controls)
+    ("GET", "/desktop/interactions/{interaction_id}/thread"): "agent",
+    ("POST", "/desktop/interactions/{interaction_id}/email-reply"): "agent",
+    ("GET", "/desktop/attachments/{attachment_id}"): "agent",  # only customers the agent serves
+    ("GET", "/desktop/interactions/{interaction_id}/voice"): "agent",
+    ("POST", "/desktop/interactions/{interaction_id}/call/{action}"): "agent",
 }
 
 _PATH_PARAM = re.compile(r"\{([^}:]+)(?::[^}]+)?\}")
