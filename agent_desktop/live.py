@@ -79,8 +79,7 @@ async def render_event(session: AsyncSession, *, agent_id: uuid.UUID, event: dic
     """Out-of-band fragments for one customer timeline event: the 360 timeline of every held
     interaction with that customer, its thread when the event belongs to it, its call panel."""
     customer_id = uuid.UUID(str(event["customer_id"]))
-    raw_iid = event.get("interaction_id")
-    event_iid = uuid.UUID(str(raw_iid)) if raw_iid else None
+    touched = {uuid.UUID(str(iid)) for iid in event.get("interaction_ids") or []}
     held = list(
         await session.scalars(
             select(Interaction)
@@ -99,12 +98,12 @@ async def render_event(session: AsyncSession, *, agent_id: uuid.UUID, event: dic
     parts: list[str] = []
     for interaction in held:
         parts.append(render("_timeline.html", iid=interaction.id, timeline=timeline.items))
-        if event_iid is None:
+        if not touched:
             continue
         thread = await threads.thread_for(session, interaction)
-        if event_iid in {leg.interaction.id for leg in thread.legs}:
+        if touched & {leg.interaction.id for leg in thread.legs}:
             parts.append(render("_thread.html", iid=interaction.id, thread=thread))
-        if interaction.channel is Channel.VOICE and event_iid == interaction.id:
+        if interaction.channel is Channel.VOICE and interaction.id in touched:
             view = await voice.call_view(session, interaction)
             parts.append(render("_voice.html", iid=interaction.id, call=view))
     return "".join(parts)

@@ -72,16 +72,22 @@ def publish_after_commit(sessionmaker: async_sessionmaker[AsyncSession], client:
     sessionmaker.configure(info={PUBLISHER_KEY: client})
 
 
-def live_payload(event: TimelineEvent) -> dict[str, Any]:
-    """What a subscriber needs to decide what to re-read; the content itself stays in SQL."""
-    return {
-        "type": "timeline",
-        "event_id": event.id,
-        "customer_id": str(event.customer_id),
-        "interaction_id": str(event.interaction_id) if event.interaction_id else None,
-        "kind": event.kind,
-        "channel": event.channel,
-    }
+def live_payloads(events: list[TimelineEvent]) -> list[dict[str, Any]]:
+    """One message per customer per commit (a routing decision appends several events at once):
+    what a subscriber needs to decide what to re-read; the content itself stays in SQL."""
+    by_customer: dict[uuid.UUID, list[TimelineEvent]] = {}
+    for event in events:
+        by_customer.setdefault(event.customer_id, []).append(event)
+    return [
+        {
+            "type": "timeline",
+            "customer_id": str(customer_id),
+            "event_ids": [ev.id for ev in group],
+            "interaction_ids": sorted({str(ev.interaction_id) for ev in group if ev.interaction_id}),
+            "kinds": [ev.kind for ev in group],
+        }
+        for customer_id, group in by_customer.items()
+    ]
 
 
 @sa_event.listens_for(Session, "after_commit")
@@ -92,7 +98,7 @@ def _after_commit(session: Session) -> None:
         return
     # Persistent now = really committed: an event added inside a SAVEPOINT that rolled back is
     # transient again (expire_on_commit is off, so reading the columns does no I/O).
-    payloads = [live_payload(ev) for ev in pending if inspect(ev).persistent]
+    payloads = live_payloads([ev for ev in pending if inspect(ev).persistent])
     if not payloads:
         return
     try:
@@ -115,5 +121,5 @@ async def _publish(client: aioredis.Redis, payloads: list[dict[str, Any]]) -> No
         try:
             await publish(client, customer_topic(payload["customer_id"]), payload)
         except (aioredis.RedisError, OSError, RuntimeError) as exc:
-            log.warning("timeline event %s not published live: %s", payload["event_id"], exc)
+            log.warning("timeline events %s not published live: %s", payload["event_ids"], exc)
             return

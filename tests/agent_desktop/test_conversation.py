@@ -394,17 +394,32 @@ async def test_timeline_event_for_a_held_customer_updates_every_panel(app, db, m
         html = await live.render_event(
             s,
             agent_id=agent.id,
-            event={"type": "timeline", "customer_id": str(call.customer_id), "interaction_id": None},
+            event={"type": "timeline", "customer_id": str(call.customer_id), "interaction_ids": []},
         )
         stranger = await make_customer(s)
         await s.commit()
         nothing = await live.render_event(
             s,
             agent_id=agent.id,
-            event={"type": "timeline", "customer_id": str(stranger.id), "interaction_id": None},
+            event={"type": "timeline", "customer_id": str(stranger.id), "interaction_ids": []},
         )
     assert f'id="timeline-{call.id}"' in html and f'data-event-id="{ev.id}"' in html and "Re: my card" in html
     assert nothing == ""
+    assert f'id="voice-{call.id}"' not in html  # nothing happened on the call itself
+
+    async with db.sessionmaker() as s:
+        on_call = await live.render_event(
+            s,
+            agent_id=agent.id,
+            event={
+                "type": "timeline",
+                "customer_id": str(call.customer_id),
+                "interaction_ids": [str(call.id)],
+            },
+        )
+        await s.commit()
+    assert f'id="voice-{call.id}"' in on_call and "Connected" in on_call
+    assert f'id="thread-{call.id}"' in on_call  # a single call: the (hidden) thread placeholder
 
 
 async def test_twilio_call_control_against_the_simulators_rest_peer() -> None:

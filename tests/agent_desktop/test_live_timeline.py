@@ -57,11 +57,10 @@ async def test_committed_events_are_published_to_the_customer_topic(live_db) -> 
         assert got == [
             {
                 "type": "timeline",
-                "event_id": ev.id,
                 "customer_id": str(customer.id),
-                "interaction_id": None,
-                "kind": "note",
-                "channel": "voice",
+                "event_ids": [ev.id],
+                "interaction_ids": [],
+                "kinds": ["note"],
             }
         ]
     finally:
@@ -92,7 +91,7 @@ async def test_rolled_back_events_are_never_published(live_db) -> None:
             kept = append_event(s, customer_id=customer.id, kind="kept", actor_type=ActorType.SYSTEM)
             await s.commit()
         got = await _drain(pubsub)
-        assert [(m["kind"], m["event_id"]) for m in got] == [("kept", kept.id)]
+        assert [(m["kinds"], m["event_ids"]) for m in got] == [(["kept"], [kept.id])]
     finally:
         await pubsub.aclose()
 
@@ -114,3 +113,27 @@ async def test_a_factory_without_a_publisher_stays_silent(db: Database, redis_ha
     finally:
         await pubsub.aclose()
         await client.aclose()
+
+
+async def test_one_message_per_customer_per_commit(live_db) -> None:
+    db, client = live_db
+    async with db.sessionmaker() as s:
+        first = await make_customer(s)
+        second = await make_customer(s)
+        await s.commit()
+    pubsub = client.pubsub()
+    await pubsub.subscribe(PREFIX + customer_topic(first.id), PREFIX + customer_topic(second.id))
+    await _drain(pubsub, wait_s=0.3)
+    try:
+        async with db.sessionmaker() as s:
+            a = append_event(s, customer_id=first.id, kind="state_changed", actor_type=ActorType.SYSTEM)
+            b = append_event(s, customer_id=second.id, kind="note", actor_type=ActorType.AGENT)
+            c = append_event(s, customer_id=first.id, kind="offer_created", actor_type=ActorType.SYSTEM)
+            await s.commit()
+        got = {m["customer_id"]: (m["event_ids"], m["kinds"]) for m in await _drain(pubsub)}
+        assert got == {
+            str(first.id): ([a.id, c.id], ["state_changed", "offer_created"]),
+            str(second.id): ([b.id], ["note"]),
+        }
+    finally:
+        await pubsub.aclose()
