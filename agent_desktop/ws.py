@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import redis.asyncio as aioredis
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
 from agent_desktop import chat as desk_chat
 from agent_desktop import live, pages, service
+from routing import heartbeats
 from routing.models import Agent
 from switchboard.auth.models import STAFF_RANK, Role
 from switchboard.deps import SESSION_COOKIE, user_from_token
@@ -97,6 +99,7 @@ async def desktop_socket(websocket: WebSocket) -> None:
         return
     await websocket.accept()
     connection = DesktopConnection(websocket, agent_id=agent.id, token_expires=token_expires)
+    await connection.beat()
     hub = websocket.app.state.event_hub
     # Subscribe before the resync query: an event published in between is then in the queue, and
     # the shown-sets below make applying it twice harmless.
@@ -128,6 +131,14 @@ class DesktopConnection:
     shown_work: set[uuid.UUID] = field(default_factory=set)
     send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     follow: live.CustomerFollow | None = None
+
+    async def beat(self) -> None:
+        """Tell every process this agent's desktop is alive (routing.heartbeats); best effort:
+        a Redis blip must not end the socket, and the grace period outlasts a missed beat."""
+        try:
+            await heartbeats.beat(self.websocket.app.state.redis_client, self.agent_id)
+        except (aioredis.RedisError, OSError) as exc:
+            log.warning("desktop heartbeat for agent %s not recorded: %s", self.agent_id, exc)
 
     async def send(self, html: str) -> None:
         if html:
@@ -174,6 +185,7 @@ class DesktopConnection:
                 await self.close(CLOSE_POLICY, "unknown message")
                 return
             if action == "ping":
+                await self.beat()
                 await self.send(pages.connection_fragment(_now()))
             elif action == "resync":
                 await self.resync()

@@ -37,7 +37,7 @@ from interactions import service as interactions_service
 from interactions.models import ActorType, Interaction
 from interactions.states import State
 from interactions.timeline import append_event
-from routing import commands, history, store
+from routing import commands, heartbeats, history, store
 from routing.context import context_for
 from routing.engine.events import (
     Abandoned,
@@ -112,7 +112,10 @@ class EngineHost:
         clock: Clock = time.time,
         engine_config: EngineConfig | None = None,
         consult_wait_seconds: float = DEFAULT_CONSULT_WAIT_SECONDS,
+        desktop_grace_seconds: float | None = 15.0,
     ) -> None:
+        # None: never set agents offline for a vanished desktop (see routing.heartbeats).
+        self.desktop_grace_seconds = desktop_grace_seconds
         self.engine_config = engine_config
         self.consult_wait_seconds = consult_wait_seconds
         # Rule-set versions waiting work is pinned to, parsed once per rebuild (None: unusable).
@@ -214,6 +217,7 @@ class EngineHost:
             if now_mono - last_reconcile >= self.reconcile_seconds:
                 with contextlib.suppress(DecisionRefused):  # already rebuilt from SQL
                     await self.reconcile()
+                await self.reconcile_desktops()
                 last_reconcile = now_mono
             if now_mono - last_stats >= 1.0:
                 await self.publish_stats()
@@ -223,9 +227,13 @@ class EngineHost:
                 {commands.stream_key(self.partition): cursor}, count=100, block=block_ms
             )
             for _stream, entries in batch or []:
-                for entry_id, fields in entries:
-                    await self._handle(json.loads(fields["c"]))
-                    cursor = entry_id
+                try:
+                    for entry_id, fields in entries:
+                        await self._handle(json.loads(fields["c"]))
+                        cursor = entry_id
+                finally:
+                    # Once per batch, not per command: commands are idempotent against SQL, so
+                    # re-reading a few after a crash is harmless; a round trip per command is not.
                     await self.client.set(commands.cursor_key(self.partition), cursor)
             with contextlib.suppress(DecisionRefused):
                 await self._apply(lambda e, now: e.tick(now), context="tick")
@@ -997,6 +1005,51 @@ class EngineHost:
                 "routing engine: %d waiting interactions ended outside routing; rebuilding", len(vanished)
             )
             await self.rebuild()
+
+    async def reconcile_desktops(self) -> list[str]:
+        """Agents whose desktop vanished on every process: off "available", offers rescinded.
+
+        Returns the agents set offline. An agent on break or training without live offers keeps
+        that status; one already offline is left alone.
+        """
+        if self.desktop_grace_seconds is None or self.engine is None:
+            return []
+        claimed = await heartbeats.claim_vanished(self.client, grace_seconds=self.desktop_grace_seconds)
+        gone: list[str] = []
+        for n, agent_id in enumerate(claimed):
+            if not self.engine.has_agent(agent_id):
+                continue
+
+            async def drop(session: AsyncSession, agent_id: str = agent_id) -> list[Event]:
+                agent = await session.get(Agent, uuid.UUID(agent_id), populate_existing=True)
+                if agent is None or agent.presence is Presence.OFFLINE:
+                    return []
+                has_offers = await session.scalar(
+                    select(Offer.id)
+                    .where(Offer.agent_id == agent.id, Offer.state == OfferState.LIVE)
+                    .limit(1)
+                )
+                if agent.presence is not Presence.AVAILABLE and has_offers is None:
+                    return []
+                # Offline rescinds every live offer (engine rule); the status change is the
+                # presence event (SQL, the agent's topic, webhooks) with reason "desktop_lost".
+                return self.engine.set_presence(self.clock(), agent_id, Presence.OFFLINE, "desktop_lost")
+
+            try:
+                events = await self._apply_in_session(drop, context=f"desktop lost {agent_id}")
+            except DecisionRefused:
+                # Rebuilt from SQL meanwhile: claim this agent again on the next pass.
+                await heartbeats.restore(self.client, [agent_id], at=0.0)
+                events = []
+            except BaseException:
+                # Not handled: put the rest back so the next pass (or the next leader) retries.
+                await heartbeats.restore(self.client, claimed[n:], at=0.0)
+                raise
+            if events:
+                log.info("routing engine: agent %s lost every desktop; set offline", agent_id)
+                gone.append(agent_id)
+        return gone
+
 
 def _outcome(events: list[Event]) -> dict[str, Any]:
     """The reply for a command: refused if the engine said so, otherwise done."""

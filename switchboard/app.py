@@ -74,7 +74,12 @@ def create_app(settings: Settings | None = None, *, redis_handle: RedisHandle | 
         engine_task = None
         app.state.engine_host = None
         if settings.routing_engine:
-            host = EngineHost(db, handle.async_client(), lease_ttl_ms=settings.engine_lease_ms)
+            host = EngineHost(
+                db,
+                handle.async_client(),
+                lease_ttl_ms=settings.engine_lease_ms,
+                desktop_grace_seconds=settings.desktop_grace_seconds,
+            )
             app.state.engine_host = host
             engine_task = asyncio.create_task(host.run(), name="routing-engine")
         # Outgoing webhooks: every process dispatches; SQL claims keep them off each other's rows.

@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     engine_lease_ms: int = Field(
         default=3000, ge=500, le=60000, description="Engine lease TTL; a dead leader is replaced after this"
     )
+    desktop_grace_seconds: float = Field(
+        default=15.0,
+        ge=0.5,
+        le=3600,
+        description="An agent with no live desktop socket on any process for this long goes offline",
+    )
     carrier_auth_token: str | None = Field(
         default=None,
         description="Voice carrier auth token (HMAC-SHA1 key of X-Twilio-Signature); unset refuses webhooks",
