@@ -173,10 +173,13 @@ async def transfer(
     )
     held = await work_service.held_interaction(session, interaction_id=interaction_id, agent_id=agent.id)
     await routing_api.transfer(interaction_id, body, request, session, agent)
-    # A caller leaves this agent's device and follows the call flow to whoever accepts.
-    await voice.return_caller_to_flow(
-        session, interaction=held, settings=request.app.state.settings, base_url=str(request.base_url)
-    )
+    if mode == "blind":
+        # The caller leaves this agent's device now and follows the call flow to whoever accepts.
+        # Warm: the agent stays on the line; when their leg ends, the bridge's own redirect to
+        # /wait takes the caller to the colleague who accepted.
+        await voice.return_caller_to_flow(
+            session, interaction=held, settings=request.app.state.settings, base_url=str(request.base_url)
+        )
     # The engine publishes nothing to the sender for a transfer, so the tab is removed here.
     html = pages.work_removed_fragment(interaction_id) + await _capacity(session, agent)
     await session.commit()

@@ -35,6 +35,7 @@ from switchboard.events import EventHub, customer_topic
 from tests.customers.factories import make_customer, make_interaction
 from tests.interactions.email_fixtures import sink  # noqa: F401 - fixture
 from tests.interactions.email_helpers import customer_email
+from tests.routing.test_routing_api import _accept_next, _agent_for, routed  # noqa: F401 - fixture
 
 PROBLEM_JSON = "application/problem+json"
 ACCOUNT = "AC" + "7" * 32
@@ -460,3 +461,38 @@ async def test_twilio_call_control_against_the_simulators_rest_peer() -> None:
         assert len(fake.updates) == 4
     finally:
         await fake.stop()
+
+
+async def test_a_blind_voice_transfer_returns_the_caller_to_the_call_flow(
+    routed, db, carrier, make_user
+) -> None:
+    """Through the routing engine: the desktop's transfer dialog hands the call to the queue and
+    the caller's leg is redirected to /wait (held, then bridged to whoever accepts)."""
+    _, client = routed
+    user, headers = await make_user(Role.AGENT)
+    _, supervisor = await make_user(Role.SUPERVISOR)
+    await _agent_for(db, user)
+    await client.post("/api/routing/presence", json={"presence": "available"}, headers=headers)
+    created = await client.post(
+        "/api/interactions",
+        json={
+            "channel": "voice",
+            "queue": "retail",
+            "identity": {"kind": "phone", "value": "+447911123499"},
+            "attributes": {"provider": "twilio", "call_sid": CALL_SID},
+        },
+        headers=supervisor,
+    )
+    assert created.status_code == 201, created.text
+    await _accept_next(client, headers)
+    iid = created.json()["id"]
+
+    moved = await client.post(
+        f"/desktop/interactions/{iid}/transfer", data={"to_queue": "retail", "mode": "blind"}, headers=headers
+    )
+    assert moved.status_code == 200, moved.text
+    [(path, _, form)] = carrier.updates
+    assert path == f"/2010-04-01/Accounts/{ACCOUNT}/Calls/{CALL_SID}.json"
+    assert (
+        "<Redirect" in form["Twiml"][0] and "http://testserver/carrier/twilio/voice/wait" in form["Twiml"][0]
+    )
