@@ -85,8 +85,11 @@ def make_engine(url: str, *, echo: bool = False, schema: str | None = None) -> A
         event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
         return engine
     connect_args = {"server_settings": {"search_path": schema}} if schema else {}
+    # No pool_pre_ping: with asyncpg it costs three round trips (BEGIN, ping, ROLLBACK) on every
+    # checkout, i.e. on every session of the hot path. A connection PostgreSQL dropped fails its
+    # next statement instead; SQLAlchemy then invalidates the pool, and recycling bounds the age.
     return create_async_engine(
-        url, echo=echo, pool_size=20, max_overflow=20, pool_pre_ping=True, connect_args=connect_args
+        url, echo=echo, pool_size=20, max_overflow=20, pool_recycle=1800, connect_args=connect_args
     )
 
 
