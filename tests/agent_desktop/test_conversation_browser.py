@@ -226,6 +226,17 @@ async def test_email_offered_accepted_thread_shown_and_reply_sent(server: Server
             )
             await expect(panel.get_by_label("Reply by email")).to_have_value("")
 
+            # The customer answers the reply (threaded by In-Reply-To): it appears in the open tab at once.
+            [sent] = server.sink.messages
+            answer = _email("Re: Card swallowed at Euston", text="Thank you, that is a relief!")
+            answer["In-Reply-To"] = sent.parsed()["Message-ID"]
+            code, _ = await smtp_send(server.listener.port, answer)
+            assert code == 250
+            await expect(thread.locator(".thread-message.from-customer").last).to_contain_text(
+                "that is a relief", timeout=5_000
+            )
+            await expect(thread.locator(".thread-message")).to_have_count(3)
+
             await thread.evaluate("el => el.scrollIntoView({block: 'start'})")  # thread and reply in view
             EMAIL_SHOT.parent.mkdir(parents=True, exist_ok=True)
             await page.screenshot(path=str(EMAIL_SHOT))
