@@ -228,15 +228,21 @@ class HostedEngine(Engine):
         return events
 
     def wrap_up(self, now: float, interaction_id: str) -> list[Event]:
+        return self._end_parent(now, interaction_id) + super().wrap_up(now, interaction_id)
+
+    def complete(self, now: float, interaction_id: str) -> list[Event]:
+        return self._end_parent(now, interaction_id) + super().complete(now, interaction_id)
+
+    def _end_parent(self, now: float, interaction_id: str) -> list[Event]:
+        """The sender ends the conversation: there is nobody left to hand over to."""
         child = self._consult_of.get(interaction_id)
         if child is None:
-            return super().wrap_up(now, interaction_id)
-        # The sender ends the conversation: there is nobody left to hand over.
+            return []
         self._begin(now)
         c = self._consults.get(child)
         if c is not None:  # timers run by _begin may have ended it already
             self._cancel_consult(c, "parent_ended")
-        return self._finish() + super().wrap_up(now, interaction_id)
+        return self._finish()
 
     def abandon(self, now: float, interaction_id: str) -> list[Event]:
         c = self._consults.get(interaction_id)

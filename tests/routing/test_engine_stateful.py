@@ -4,6 +4,11 @@ The oracle below is written independently of the engine's indexes: it recomputes
 capacity and ordering by brute force from ``snapshot()`` and from the events, so an index that
 drifts from the truth (a stale bucket entry, a lost item, a double offer) fails here.
 
+Warm transfers run as consults (``HostedEngine``): the sender keeps the parent until the child is
+accepted. Checked after every step: while a consult is pending the parent is connected to the
+sender and the child is never offered to them; parent and child are never both held (one agent
+per customer); an accepted consult ended the parent, any other outcome left it with the sender.
+
 Anti-starvation is checked as an ordering property: whenever an interaction X is offered to agent
 B, no interaction Y that B could equally take (same channel, B eligible) may be left waiting with a
 better ageing key ``r * virtual_start - priority``. Since a new arrival's key is ``r * now - p``,
@@ -22,7 +27,6 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from routing.engine import (
     CHANNELS,
-    Engine,
     EngineConfig,
     Event,
     OfferCreated,
@@ -31,9 +35,11 @@ from routing.engine import (
     QueueConfig,
     Transferred,
 )
+from routing.engine.hosted import ConsultEnded, HostedEngine
 from routing.models import Presence, SelectionStrategy
 
 RATE = 0.5  # exact in binary, so keys compare exactly
+CONSULT_WAIT = 30
 COST = {"voice": 100, "chat": 25, "ticket": 10, "email": 10}
 QUEUES = ("q0", "q1", "q2")
 SKILLS = ("s0", "s1")
@@ -81,17 +87,22 @@ def order_key(it: dict[str, Any]) -> tuple[float, float]:
     return (RATE * it["virtual_start"] - it["priority"], it["virtual_start"])
 
 
+def new_engine() -> HostedEngine:
+    return HostedEngine(
+        [
+            QueueConfig("q0"),
+            QueueConfig("q1", strategy=SelectionStrategy.BEST_PROFICIENCY, rank_skills=("s1",)),
+            QueueConfig("q2", strategy=SelectionStrategy.LEAST_OCCUPIED),
+        ],
+        config=EngineConfig(ageing_per_second=RATE),
+        consult_wait_seconds=CONSULT_WAIT,
+    )
+
+
 class EngineMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.engine = Engine(
-            [
-                QueueConfig("q0"),
-                QueueConfig("q1", strategy=SelectionStrategy.BEST_PROFICIENCY, rank_skills=("s1",)),
-                QueueConfig("q2", strategy=SelectionStrategy.LEAST_OCCUPIED),
-            ],
-            config=EngineConfig(ageing_per_second=RATE),
-        )
+        self.engine = new_engine()
         self.now = 0
         self.n_agents = 0
         self.n_items = 0
@@ -101,6 +112,8 @@ class EngineMachine(RuleBasedStateMachine):
         self.declined: set[tuple[str, str]] = set()
         self.enqueued: set[str] = set()
         self.finished: dict[str, str] = {}
+        self.consults: dict[str, tuple[str, str]] = {}  # child -> (parent, sender)
+        self.consult_outcomes: dict[str, str] = {}  # child -> how it ended
 
     # -- plumbing
 
@@ -116,7 +129,26 @@ class EngineMachine(RuleBasedStateMachine):
                 self.declined.add((ev.interaction_id, ev.agent_id))
             elif isinstance(ev, Transferred) and ev.from_agent is not None:
                 self.declined.add((ev.interaction_id, ev.from_agent))
+            elif isinstance(ev, ConsultEnded):
+                assert ev.child_id not in self.consult_outcomes, f"a consult ended twice: {ev}"
+                self.consult_outcomes[ev.child_id] = ev.outcome
         self.snap = self.engine.snapshot()
+        items = self.snap["interactions"]
+        for ev in events:  # right after the command that ended a consult
+            if isinstance(ev, ConsultEnded):
+                parent, child = items[ev.parent_id], items[ev.child_id]
+                if ev.outcome == "accepted":
+                    assert parent["status"] == "completed", (ev, parent)
+                    assert child["status"] in ("connected", "wrap_up", "completed"), (ev, child)
+                elif ev.outcome == "parent_ended" or any(
+                    e.kind in ("wrap_up_started", "completed")
+                    and getattr(e, "interaction_id", None) == ev.parent_id
+                    for e in events
+                ):  # the sender ended the conversation in this very command
+                    assert parent["status"] in ("wrap_up", "completed"), (ev, parent)
+                    assert parent["agent"] in (ev.from_agent, None), (ev, parent)
+                else:  # cancelled: the customer is still with the sender
+                    assert parent["status"] == "connected" and parent["agent"] == ev.from_agent, (ev, parent)
         return events
 
     def advance(self, d: int) -> int:
@@ -300,9 +332,16 @@ class EngineMachine(RuleBasedStateMachine):
         if iid is not None:
             self.run("abandon", self.advance(d), iid)
 
+    def in_consult(self, iid: str) -> bool:
+        pending = {c for c in self.consults if c not in self.consult_outcomes}
+        return iid in pending or any(self.consults[c][0] == iid for c in pending)
+
     @rule(n=pick, to_queue=st.sampled_from(QUEUES), m=st.one_of(st.none(), pick), d=dt)
     def transfer(self, n: int, to_queue: str, m: int | None, d: int) -> None:
-        iid = self.choose(self.ids({"waiting", "offered", "connected"}), n)
+        # The host hands consults on only through the consult itself (never Engine.transfer).
+        iid = self.choose(
+            [i for i in self.ids({"waiting", "offered", "connected"}) if not self.in_consult(i)], n
+        )
         if iid is None:
             return
         to_agent = None if m is None else self.choose(sorted(self.snap["agents"]), m)
@@ -311,7 +350,91 @@ class EngineMachine(RuleBasedStateMachine):
         else:
             self.run("transfer", self.advance(d), iid, to_queue=to_queue)
 
+    @rule(n=pick, to_queue=st.sampled_from(QUEUES), m=st.one_of(st.none(), pick), d=dt)
+    def start_consult(self, n: int, to_queue: str, m: int | None, d: int) -> None:
+        """A warm transfer of connected work, to a queue or a named agent (never the sender)."""
+        parent = self.choose([i for i in self.ids({"connected"}) if not self.in_consult(i)], n)
+        if parent is None:
+            return
+        p = self.snap["interactions"][parent]
+        sender = p["agent"]
+        others = [a for a in sorted(self.snap["agents"]) if a != sender]
+        to_agent = None if m is None or not others else self.choose(others, m)
+        self.n_items += 1
+        child = f"c{self.n_items}"
+        self.enqueued.add(child)
+        self.consults[child] = (parent, sender)
+        self.declined.add((child, sender))  # the sender is never offered the child
+        self.run(
+            "start_consult",
+            self.advance(d),
+            parent,
+            child,
+            p["channel"],
+            sender=sender,
+            queue=to_queue,
+            priority=p["priority"],
+            virtual_start=p["virtual_start"],
+            to_agent=to_agent,
+        )
+
+    @rule(n=pick, to_queue=st.sampled_from(QUEUES), m=st.one_of(st.none(), pick), d=dt)
+    def accept_then_consult(self, n: int, to_queue: str, m: int | None, d: int) -> None:
+        """An agent answers and at once starts a warm transfer (makes consults common enough)."""
+        offers = [(o, a) for o, a in self.live_offers() if not self.in_consult(self.offered_item(o))]
+        if offers:
+            oid, aid = offers[n % len(offers)]
+            iid = self.offered_item(oid)
+            self.run("accept", self.advance(d), oid, aid)
+            if self.snap["interactions"][iid]["status"] == "connected":
+                free = [i for i in self.ids({"connected"}) if not self.in_consult(i)]
+                self.start_consult(free.index(iid), to_queue, m, 0)
+
+    def offered_item(self, offer_id: str) -> str:
+        return next(i for i, v in self.snap["interactions"].items() if v["offer"] == offer_id)
+
+    def consult_offers(self) -> list[tuple[str, str]]:
+        items = self.snap["interactions"]
+        return [
+            (items[c]["offer"], items[c]["offered_to"])
+            for c in sorted(self.consults)
+            if c not in self.consult_outcomes and items[c]["offer"]
+        ]
+
+    @rule(n=pick, d=dt, accept=st.booleans())
+    def answer_consult(self, n: int, d: int, accept: bool) -> None:
+        """The target answers a consult offer (consults are rare among random offers otherwise)."""
+        offers = self.consult_offers()
+        if offers:
+            oid, aid = offers[n % len(offers)]
+            self.run("accept" if accept else "reject", self.advance(d), oid, aid)
+
+    @rule(n=pick, d=dt)
+    def cancel_consult(self, n: int, d: int) -> None:
+        pending = sorted(c for c in self.consults if c not in self.consult_outcomes)
+        child = self.choose(pending, n)
+        if child is not None:
+            parent, sender = self.consults[child]
+            self.run("cancel_consult", self.advance(d), parent, sender)
+
     # -- invariants
+
+    @invariant()
+    def a_consult_never_drops_or_doubles_the_customer(self) -> None:
+        items = self.snap["interactions"]
+        for child, (parent, sender) in self.consults.items():
+            p, c = items[parent], items[child]
+            held = [x for x in (p, c) if x["status"] in ("connected", "wrap_up")]
+            assert len(held) <= 1, ("parent and child both held", parent, p, child, c)
+            outcome = self.consult_outcomes.get(child)
+            if outcome is None:
+                assert self.engine.consult_child(parent) == child
+                assert p["status"] == "connected" and p["agent"] == sender, (parent, p)
+                assert c["status"] in ("waiting", "offered") and c["offered_to"] != sender, (child, c)
+            elif outcome == "accepted":
+                assert p["status"] == "completed", (parent, p)
+            else:
+                assert c["status"] == "abandoned", (child, c)
 
     @invariant()
     def at_most_one_agent_per_interaction(self) -> None:
@@ -392,14 +515,7 @@ class EngineMachine(RuleBasedStateMachine):
         # Determinism: replaying the same commands gives exactly the same decisions.
         if not self.log:
             return
-        replay = Engine(
-            [
-                QueueConfig("q0"),
-                QueueConfig("q1", strategy=SelectionStrategy.BEST_PROFICIENCY, rank_skills=("s1",)),
-                QueueConfig("q2", strategy=SelectionStrategy.LEAST_OCCUPIED),
-            ],
-            config=EngineConfig(ageing_per_second=RATE),
-        )
+        replay = new_engine()
         again: list[Event] = []
         for name, args, kw in self.log:
             again += getattr(replay, name)(*args, **kw)
