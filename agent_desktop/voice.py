@@ -27,6 +27,7 @@ from interactions.states import Channel, State
 from interactions.timeline import append_event
 from interactions.voice.adapter import CALL_ENDED, parse_call_status
 from interactions.voice.control import call_control
+from interactions.voice.models import CarrierEvent
 from routing import api as routing_api
 from routing.models import Agent
 from switchboard.deps import AppSettings, DbSession, MaybeAgent
@@ -43,9 +44,10 @@ STATE_LABELS: dict[str, str] = {
     "connected": "Connected",
     "on_hold": "On hold",
     "ended": "Ended",
-    "no_leg": "No call leg yet",
+    "no_leg": "Not dialled yet",
 }
-CALL_KINDS = ("call_status", "call_control")
+# Carrier progress, the agent's controls, and the outbound leg being placed (or refused).
+CALL_KINDS = ("call_status", "call_control", "call_leg_placed", "call_leg_failed")
 RINGING = frozenset({"queued", "initiated", "ringing"})
 Action = Literal["hold", "resume", "end"]
 
@@ -74,14 +76,18 @@ class CallView:
         return self.state in ("connected", "on_hold", "ringing")
 
 
-def derive_state(interaction: Interaction, last: TimelineEvent | None) -> CallState:
-    """The call's state from the interaction and its latest call event (status or control)."""
-    if not (interaction.attributes or {}).get("call_sid"):
+def derive_state(interaction: Interaction, last: TimelineEvent | None, *, call_sid: str | None) -> CallState:
+    """The call's state from the interaction and its latest call event (status, control, leg)."""
+    if last is not None and last.kind == "call_leg_failed":
+        return "ended"
+    if not call_sid:
         return "no_leg"
     if interaction.state is not State.CONNECTED:
         return "ended"  # wrap-up and beyond: the conversation is over
     if last is None:
         return "connected"
+    if last.kind == "call_leg_placed":
+        return "ringing"  # the carrier is ringing the customer; "in-progress" follows on answer
     if last.kind == "call_control":
         action = last.data.get("action")
         return {"hold": "on_hold", "hang_up": "ended"}.get(str(action), "connected")
@@ -93,7 +99,22 @@ def derive_state(interaction: Interaction, last: TimelineEvent | None) -> CallSt
     return "connected"
 
 
+async def call_sid_of(session: AsyncSession, interaction: Interaction) -> str | None:
+    """The carrier's id for the customer's leg: copied along transfers in ``attributes``; for a leg
+    we placed (callback, agent's call), the ``<CallSid>:interaction`` carrier-event mapping."""
+    sid = (interaction.attributes or {}).get("call_sid")
+    if sid:
+        return str(sid)
+    return await session.scalar(
+        select(CarrierEvent.call_sid)
+        .where(CarrierEvent.interaction_id == interaction.id, CarrierEvent.kind == "interaction")
+        .order_by(CarrierEvent.id.desc())
+        .limit(1)
+    )
+
+
 async def call_view(session: AsyncSession, interaction: Interaction) -> CallView:
+    call_sid = await call_sid_of(session, interaction)
     last = await session.scalar(
         select(TimelineEvent)
         .where(TimelineEvent.interaction_id == interaction.id, TimelineEvent.kind.in_(CALL_KINDS))
@@ -102,9 +123,9 @@ async def call_view(session: AsyncSession, interaction: Interaction) -> CallView
     )
     return CallView(
         interaction_id=interaction.id,
-        state=derive_state(interaction, last),
+        state=derive_state(interaction, last, call_sid=call_sid),
         since=last.at if last is not None else interaction.connected_at,
-        call_sid=(interaction.attributes or {}).get("call_sid"),
+        call_sid=call_sid,
     )
 
 
@@ -198,8 +219,10 @@ async def return_caller_to_flow(
 ) -> None:
     """After a voice transfer: the caller's leg leaves this agent and follows the call flow again
     (held with the queue announcements, then bridged to whoever accepts the transfer)."""
-    call_sid = (interaction.attributes or {}).get("call_sid")
-    if interaction.channel is not Channel.VOICE or not call_sid:
+    if interaction.channel is not Channel.VOICE:
+        return
+    call_sid = await call_sid_of(session, interaction)
+    if not call_sid:
         return
     await session.commit()
     try:

@@ -327,24 +327,62 @@ async def test_controls_need_a_held_voice_call_with_a_leg(client, db, make_user)
 
 
 def test_call_state_follows_the_latest_call_event() -> None:
-    call = Interaction(channel=Channel.VOICE, state=State.CONNECTED, attributes={"call_sid": CALL_SID})
+    call = Interaction(channel=Channel.VOICE, state=State.CONNECTED, attributes={})
 
     def ev(kind: str, **data: str) -> TimelineEvent:
         return TimelineEvent(kind=kind, data=data, actor_type=ActorType.SYSTEM)
 
-    assert derive_state(call, None) == "connected"
-    assert derive_state(call, ev("call_status", status="ringing")) == "ringing"
-    assert derive_state(call, ev("call_status", status="in-progress")) == "connected"
-    assert derive_state(call, ev("call_control", action="hold")) == "on_hold"
-    assert derive_state(call, ev("call_control", action="resume")) == "connected"
-    assert derive_state(call, ev("call_status", status="completed")) == "ended"
-    assert derive_state(call, ev("call_control", action="hang_up")) == "ended"
-    wrapping = Interaction(channel=Channel.VOICE, state=State.WRAP_UP, attributes={"call_sid": CALL_SID})
-    assert derive_state(wrapping, None) == "ended"
-    assert (
-        derive_state(Interaction(channel=Channel.VOICE, state=State.CONNECTED, attributes={}), None)
-        == "no_leg"
-    )
+    def state(last: TimelineEvent | None, interaction: Interaction = call, sid: str | None = CALL_SID) -> str:
+        return derive_state(interaction, last, call_sid=sid)
+
+    assert state(None) == "connected"
+    assert state(ev("call_leg_placed", call_sid=CALL_SID)) == "ringing"
+    assert state(ev("call_status", status="ringing")) == "ringing"
+    assert state(ev("call_status", status="in-progress")) == "connected"
+    assert state(ev("call_control", action="hold")) == "on_hold"
+    assert state(ev("call_control", action="resume")) == "connected"
+    assert state(ev("call_status", status="completed")) == "ended"
+    assert state(ev("call_status", status="no-answer")) == "ended"
+    assert state(ev("call_control", action="hang_up")) == "ended"
+    assert state(ev("call_leg_failed", reason="refused"), sid=None) == "ended"
+    assert state(None, sid=None) == "no_leg"
+    wrapping = Interaction(channel=Channel.VOICE, state=State.WRAP_UP, attributes={})
+    assert state(None, wrapping) == "ended"
+
+
+async def test_a_placed_leg_is_found_through_the_carrier_mapping(client, db, make_user) -> None:
+    """A callback's leg is placed by the dialer: its sid lives in carrier_events, not attributes."""
+    from interactions.voice.models import CarrierEvent
+
+    user, headers = await make_user(Role.AGENT)
+    agent = await _agent(db, user)
+    callback = await _call(db, agent, call_sid=None)
+    html = (await client.get(f"/desktop/interactions/{callback.id}/voice", headers=headers)).text
+    assert "Not dialled yet" in html
+    async with db.sessionmaker() as s:
+        s.add(
+            CarrierEvent(
+                provider="twilio",
+                event_key=f"{CALL_SID}:interaction",
+                call_sid=CALL_SID,
+                kind="interaction",
+                interaction_id=callback.id,
+            )
+        )
+        append_event(
+            s,
+            customer_id=callback.customer_id,
+            interaction_id=callback.id,
+            kind="call_leg_placed",
+            channel="voice",
+            actor_type=ActorType.SYSTEM,
+            data={"call_sid": CALL_SID},
+        )
+        await s.commit()
+    html = (await client.get(f"/desktop/interactions/{callback.id}/voice", headers=headers)).text
+    assert "Ringing" in html
+    refused = await client.post(f"/desktop/interactions/{callback.id}/call/hold", headers=headers)
+    assert refused.status_code == 409  # nobody to hold until the customer answers
 
 
 # ------------------------------------------------------------------ following customers
