@@ -53,8 +53,8 @@ class Settings(BaseSettings):
     )
     cookie_secure: bool = Field(default=False, description="Send auth cookies only over HTTPS")
     allowed_origins: list[str] = Field(
-        default_factory=lambda: ["http://127.0.0.1:8000", "http://localhost:8000"],
-        description="Origins allowed to open websockets and post forms",
+        default_factory=list,
+        description="Origins allowed to open websockets and post forms (unset: the app's own address)",
     )
     max_body_bytes: int = Field(default=1_000_000, ge=1024, description="Larger request bodies get 413")
     default_phone_region: str = Field(
@@ -160,6 +160,17 @@ class Settings(BaseSettings):
             raise ValueError(
                 "SWITCHBOARD_SECRET_KEY must be set to a random value of 32+ characters in production"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _origins_default_to_the_bind_address(self) -> Settings:
+        # Unset, the app trusts its own pages wherever it is bound (a demo on port 8765 must accept the
+        # sockets of the pages it served); a deployment behind a proxy sets its public origin.
+        if "allowed_origins" not in self.model_fields_set:
+            hosts = dict.fromkeys(
+                h for h in (self.host, "127.0.0.1", "localhost") if h not in ("0.0.0.0", "::")
+            )
+            self.allowed_origins = [f"http://{host}:{self.port}" for host in hosts]
         return self
 
     @model_validator(mode="after")
