@@ -64,6 +64,7 @@ EVENT_TYPES: frozenset[str] = frozenset(
         "completed",
         "abandoned",
         "transferred",
+        "consult_ended",  # a warm transfer's outcome: accepted, or why the customer stayed
     }
 )
 PING = "ping"  # sent only by the "test" endpoint, to one subscription

@@ -214,7 +214,7 @@ async def new_interaction(db: Database, n: int) -> uuid.UUID:
 def test_event_types_cover_every_engine_decision() -> None:
     kinds = {cls.kind for cls in Event.__subclasses__()} - {"command_rejected"}
     assert kinds == EVENT_TYPES
-    assert len(EVENT_TYPES) == 14
+    assert len(EVENT_TYPES) == 15
 
 
 async def test_filter_by_event_type(db: Database, receiver, http_client, redis_sync):
