@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.util import identity_key
 
 from customers.models import Customer
 from customers.service import merged_customer_ids, resolve_or_create_customer
@@ -109,10 +110,13 @@ async def create_interaction(
     """
     now = now or utcnow()
     queue_id: uuid.UUID | None = None
+    queue: Queue | None = None
     if data.queue is not None:
-        queue_id = await session.scalar(select(Queue.id).where(Queue.name == data.queue))
-        if queue_id is None:
+        # The row, not just its id: it stays in the session, so read_models needs no query for it.
+        queue = await session.scalar(select(Queue).where(Queue.name == data.queue))
+        if queue is None:
             raise Invalid(f"Unknown queue {data.queue!r}", field="queue")
+        queue_id = queue.id
     for link in ("parent_id", "callback_of_id", "follow_up_of_id"):
         linked = getattr(data, link)
         if linked is not None and await session.get(Interaction, linked) is None:
@@ -136,8 +140,11 @@ async def create_interaction(
             customer_id=customer.id,
             channel=data.channel,
             direction=data.direction,
-            state=State.CREATED,
-            version=1,
+            # A brand-new row cannot race anyone: created -> queued is applied before the INSERT
+            # (one INSERT, no UPDATE), with the same bookkeeping and events transition() writes.
+            state=State.QUEUED if enqueue else State.CREATED,
+            version=2 if enqueue else 1,
+            queued_at=now if enqueue else None,
             priority=data.priority,
             queue_id=queue_id,
             required_skills=dict(data.required_skills),
@@ -167,12 +174,7 @@ async def create_interaction(
             created_data[AGENT_KEY] = str(agent_id)
         _event(session, interaction, "interaction_created", actor, created_data, now)
         if enqueue:
-            # A brand-new row cannot race anyone: apply created -> queued in memory, one INSERT's worth
-            # of work, with the same bookkeeping transition() does.
             assert can_transition(State.CREATED, State.QUEUED)
-            interaction.state = State.QUEUED
-            interaction.version = 2
-            interaction.queued_at = now
             _event(
                 session,
                 interaction,
@@ -182,6 +184,7 @@ async def create_interaction(
                 now,
             )
         await session.flush()
+    _keep(session, customer, *([queue] if queue is not None else []))
     return interaction
 
 
@@ -551,14 +554,18 @@ async def read_models(session: AsyncSession, interactions: Sequence[Interaction]
     """InteractionRead with the customer summary and queue name, in two batched queries."""
     customer_ids = {i.customer_id for i in interactions}
     queue_ids = {i.queue_id for i in interactions if i.queue_id is not None}
-    customers: dict[uuid.UUID, Customer] = {}
-    if customer_ids:
-        rows = await session.scalars(select(Customer).where(Customer.id.in_(customer_ids)))
-        customers = {c.id: c for c in rows}
-    queues: dict[uuid.UUID, str] = {}
-    if queue_ids:
-        result = await session.execute(select(Queue.id, Queue.name).where(Queue.id.in_(queue_ids)))
-        queues = {qid: name for qid, name in result}
+    # Rows this request already loaded or wrote (e.g. create) are taken from the session's
+    # identity map: the create hot path then answers without reading back what it just wrote.
+    customers: dict[uuid.UUID, Customer] = _in_session(session, Customer, customer_ids)
+    missing = customer_ids - customers.keys()
+    if missing:
+        rows = await session.scalars(select(Customer).where(Customer.id.in_(missing)))
+        customers.update({c.id: c for c in rows})
+    queues = {qid: q.name for qid, q in _in_session(session, Queue, queue_ids).items()}
+    missing = queue_ids - queues.keys()
+    if missing:
+        result = await session.execute(select(Queue.id, Queue.name).where(Queue.id.in_(missing)))
+        queues.update({qid: name for qid, name in result})
     out = []
     for interaction in interactions:
         read = InteractionRead.model_validate(interaction)
@@ -571,6 +578,22 @@ async def read_models(session: AsyncSession, interactions: Sequence[Interaction]
 
 # --------------------------------------------------------------------------------------------
 # Helpers
+
+
+def _keep(session: AsyncSession, *rows: Any) -> None:
+    """Hold rows for the session's lifetime (one request): its identity map only holds clean rows
+    weakly, so without this they may be collected before read_models looks for them."""
+    session.info.setdefault("read_back", []).extend(rows)
+
+
+def _in_session(session: AsyncSession, model: Any, ids: set[uuid.UUID]) -> dict[uuid.UUID, Any]:
+    """The rows of ``model`` with these ids that the session already holds (no query)."""
+    found = {}
+    for row_id in ids:
+        row = session.identity_map.get(identity_key(model, row_id))
+        if row is not None:
+            found[row_id] = row
+    return found
 
 
 def _parse_state(value: State | str) -> State:
