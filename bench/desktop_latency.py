@@ -8,7 +8,7 @@
     .venv/bin/python bench/desktop_latency.py --agents 1000 --rate 100 --seconds 10 --max-sockets 5000
 
 Needs PostgreSQL (BENCH_PG_URL, default postgresql+asyncpg://postgres@127.0.0.1:5432/test) and Redis
-(BENCH_REDIS_URL, default redis://127.0.0.1:6379/13). Works in its own schema, dropped at the end.
+(BENCH_REDIS_URL, default redis://127.0.0.1:6379/9). Works in its own schema, dropped at the end.
 Prints figures beside the DESIGN §7 targets; the last stdout line is one JSON object.
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -41,8 +42,9 @@ from switchboard.db import Database, utcnow  # noqa: E402
 from switchboard.settings import Settings  # noqa: E402
 
 PG_URL = os.environ.get("BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
 ORIGIN = "http://bench.local"
+IN_FLIGHT = 32  # concurrent POSTs per app process
 OFFER = re.compile(r'class="offer-toast" data-interaction-id="([0-9a-f-]{36})"')
 
 
@@ -147,9 +149,16 @@ async def prepare(schema: str, agents: int, settings: Settings) -> tuple[list[st
     return tokens, token_for(U(sup_id, Role.SUPERVISOR), settings)[0]
 
 
-def start_server(port: int, schema: str, settings: Settings) -> subprocess.Popen:
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(port: int, schema: str, settings: Settings, *, engine: bool = True) -> subprocess.Popen:
     env = {
         **os.environ,
+        "SWITCHBOARD_ROUTING_ENGINE": "true" if engine else "false",
         "SWITCHBOARD_DATABASE_URL": PG_URL,
         "SWITCHBOARD_DATABASE_SCHEMA": schema,
         "SWITCHBOARD_REDIS_URL": REDIS_URL,
@@ -172,6 +181,14 @@ def start_server(port: int, schema: str, settings: Settings) -> subprocess.Popen
             "warning",
             "--ws-per-message-deflate",
             "false",
+            # uvloop + httptools explicitly (uvicorn[standard]); a deep accept queue so a burst of
+            # handshakes waits in the kernel instead of being refused (somaxconn caps it).
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--backlog",
+            "4096",
         ],
         cwd=ROOT,
         env=env,
@@ -224,10 +241,22 @@ class Desk:
             await ws.send(json.dumps({"type": "ping"}))
 
 
+async def wait_ready(client: httpx.AsyncClient, *, leader: bool) -> None:
+    for _ in range(300):
+        try:
+            r = await client.get("/readyz")
+            if r.status_code == 200 and (not leader or r.json().get("routing_engine") == "leader"):
+                return
+        except httpx.HTTPError:
+            pass
+        await asyncio.sleep(0.2)
+    raise SystemExit(f"{client.base_url} never became ready")
+
+
 async def open_desks(
-    url: str, tokens: list[str], arrivals, stop, ping_every: float, count: int
+    urls: list[str], tokens: list[str], arrivals, stop, ping_every: float, count: int
 ) -> list[Desk]:
-    desks = [Desk(url, tokens[i % len(tokens)], arrivals) for i in range(count)]
+    desks = [Desk(urls[i % len(urls)], tokens[i % len(tokens)], arrivals) for i in range(count)]
     tasks = []
     for i, desk in enumerate(desks):
         tasks.append(asyncio.create_task(desk.run(stop, ping_every)))
@@ -252,31 +281,51 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--max-sockets", type=int, default=5000)
+    parser.add_argument(
+        "--app-processes",
+        type=int,
+        default=0,
+        help="0: one process does everything; N: engine leader alone + N API/socket processes",
+    )
     args = parser.parse_args()
 
     settings = Settings(secret_key="bench-secret-" + "z" * 40, environment="test")
     schema = f"bench_{os.getpid()}"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     tokens, supervisor = await prepare(schema, args.agents, settings)
-    server = start_server(port, schema, settings)
-    base, ws_url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/desktop/ws"
-    results: dict[str, float | int | str] = {}
+    # One process: engine, API and sockets together. --app-processes N: the production shape, the
+    # engine leader alone in its own process and N processes serving the API and the sockets.
+    if args.app_processes:
+        engine_port = free_port()
+        engine_proc = start_server(engine_port, schema, settings, engine=True)
+        ports = [free_port() for _ in range(args.app_processes)]
+        apps = [start_server(p, schema, settings, engine=False) for p in ports]
+        servers = [engine_proc, *apps]
+    else:
+        engine_port = free_port()
+        ports = [engine_port]
+        apps = servers = [start_server(engine_port, schema, settings)]
+    print("server pids:", " ".join(str(p.pid) for p in servers), file=sys.stderr, flush=True)
+    bases = [f"http://127.0.0.1:{p}" for p in ports]
+    ws_urls = [f"ws://127.0.0.1:{p}/desktop/ws" for p in ports]
+    results: dict[str, float | int | str] = {
+        "app_processes": len(apps),
+        "engine_own_process": bool(args.app_processes),
+    }
+    clients = [
+        httpx.AsyncClient(base_url=b, timeout=30, limits=httpx.Limits(max_connections=IN_FLIGHT))
+        for b in bases
+    ]
     try:
-        async with httpx.AsyncClient(
-            base_url=base, timeout=30, limits=httpx.Limits(max_connections=50)
-        ) as client:
-            for _ in range(300):
-                try:
-                    if (await client.get("/readyz")).json().get("routing_engine") == "leader":
-                        break
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.2)
+        async with contextlib.AsyncExitStack() as stack:
+            for c in clients:
+                await stack.enter_async_context(c)
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{engine_port}", timeout=5) as probe:
+                await wait_ready(probe, leader=True)
+            for c in clients:
+                await wait_ready(c, leader=False)
             arrivals: dict[str, float] = {}
             stop = asyncio.Event()
-            desks = await open_desks(ws_url, tokens, arrivals, stop, 10.0, args.agents)
+            desks = await open_desks(ws_urls, tokens, arrivals, stop, 10.0, args.agents)
             connected = sum(d.open for d in desks)
             await asyncio.sleep(2)  # resync frames settle
 
@@ -284,19 +333,25 @@ async def main() -> None:
             post_ms: list[float] = []
             errors = 0
 
-            async def post(n: int) -> None:
+            gate = asyncio.Semaphore(IN_FLIGHT * len(clients))
+
+            async def post(n: int, t0: float) -> None:
+                """t0 is the scheduled start: time waiting for a free connection counts too."""
                 nonlocal errors
-                t0 = time.perf_counter()
+                client = clients[n % len(clients)]
                 try:
-                    r = await client.post(
-                        "/api/interactions",
-                        headers={"Authorization": f"Bearer {supervisor}"},
-                        json={
-                            "channel": "chat",
-                            "queue": "retail",
-                            "identity": {"kind": "chat", "value": f"bench-{n}-{uuid.uuid4().hex[:8]}"},
-                        },
-                    )
+                    # Bounded in flight: httpx's pool degrades badly with thousands of queued
+                    # requests (the bench client, not the server, became the bottleneck).
+                    async with gate:
+                        r = await client.post(
+                            "/api/interactions",
+                            headers={"Authorization": f"Bearer {supervisor}"},
+                            json={
+                                "channel": "chat",
+                                "queue": "retail",
+                                "identity": {"kind": "chat", "value": f"bench-{n}-{uuid.uuid4().hex[:8]}"},
+                            },
+                        )
                 except httpx.HTTPError:  # the server dropped the connection: count it, keep going
                     errors += 1
                     return
@@ -314,7 +369,7 @@ async def main() -> None:
                 delay = target - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                pending.append(asyncio.create_task(post(n)))
+                pending.append(asyncio.create_task(post(n, target)))
             await asyncio.gather(*pending)
             achieved = total / (time.perf_counter() - began)
             await asyncio.sleep(3)  # last offers land
@@ -332,10 +387,11 @@ async def main() -> None:
                 post_p99_ms=round(percentile(post_ms, 0.99), 2),
             )
 
-            # Phase 2: as many sockets as asked, heartbeats flowing.
-            extra = max(0, args.max_sockets - len(desks))
-            more = await open_desks(ws_url, tokens, arrivals, stop, 5.0, extra)
-            everyone = desks + more
+            # Phase 2: as many sockets as asked on ONE app process (the first), heartbeats flowing.
+            first = [d for d in desks if d.url == ws_urls[0]]
+            extra = max(0, args.max_sockets - len(first))
+            more = await open_desks(ws_urls[:1], tokens, arrivals, stop, 5.0, extra)
+            everyone = first + more
             before = sum(d.pongs for d in everyone)
             await asyncio.sleep(12)
             alive = sum(d.open for d in everyone)
@@ -344,7 +400,7 @@ async def main() -> None:
                 sockets_open=alive,
                 sockets_answering_pings=answered,
                 pongs_in_12s=sum(d.pongs for d in everyone) - before,
-                server_rss_mb=round(rss_mb(server.pid), 1),
+                server_rss_mb=round(rss_mb(apps[0].pid), 1),
                 mean_frame_bytes=round(
                     sum(d.bytes for d in everyone) / max(1, sum(d.frames for d in everyone))
                 ),
@@ -352,11 +408,13 @@ async def main() -> None:
             stop.set()
             await asyncio.sleep(1.5)
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        for server in servers:
+            server.send_signal(signal.SIGTERM)
+        for server in servers:
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
         db = Database(PG_URL)
         async with db.engine.begin() as conn:
             await conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
