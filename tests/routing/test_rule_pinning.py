@@ -20,6 +20,7 @@ from interactions.schemas import InteractionCreate
 from interactions.service import Actor, create_interaction
 from routing import commands, service
 from routing.models import Queue
+from switchboard.auth.models import Role
 from switchboard.db import Database
 from tests.routing.test_host import eventually, running_host
 from tests.routing.test_rule_sets_api import _catalogue
@@ -113,3 +114,13 @@ async def test_take_over_keeps_waiting_work_on_its_pinned_rule_set(db, redis_han
 
 async def _truthy(value: bool) -> bool:
     return value
+
+
+async def test_reevaluate_without_an_engine_is_refused_and_moves_nothing(client, db, make_user):
+    """No leader: nothing routes in memory, and a future leader keeps the pinned versions, so
+    there is nothing to re-evaluate yet (the old answer promised a move that would never come)."""
+    _, supervisor = await make_user(Role.SUPERVISOR)
+    refused = await client.post("/api/routing/rule-sets/reevaluate", headers=supervisor)
+    assert refused.status_code == 503, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert "stays on the rule-set version that routed it" in refused.json()["detail"]
