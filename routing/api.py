@@ -89,8 +89,9 @@ async def reevaluate_waiting(request: Request, session: DbSession, user: Require
     Each interaction keeps its place in line; only rule-routed work is affected."""
     if await LeaseManager(request.app.state.redis_client).current_holder() is None:
         # Nothing routes in memory now. The next leader keeps waiting work on its pinned version
-        # (a take-over never moves work silently), so there is nothing to re-evaluate yet.
-        raise ServiceUnavailable(
+        # (a take-over never moves work silently), so there is nothing to re-evaluate yet: a state
+        # conflict the supervisor can resolve by retrying, not a server fault.
+        raise Conflict(
             "No routing engine is running; waiting work stays on the rule-set version that routed "
             "it. Re-evaluate once an engine is running."
         )

@@ -116,11 +116,11 @@ async def _truthy(value: bool) -> bool:
     return value
 
 
-async def test_reevaluate_without_an_engine_is_refused_and_moves_nothing(client, db, make_user):
+async def test_reevaluate_without_an_engine_is_a_conflict_and_moves_nothing(client, db, make_user):
     """No leader: nothing routes in memory, and a future leader keeps the pinned versions, so
     there is nothing to re-evaluate yet (the old answer promised a move that would never come)."""
     _, supervisor = await make_user(Role.SUPERVISOR)
     refused = await client.post("/api/routing/rule-sets/reevaluate", headers=supervisor)
-    assert refused.status_code == 503, refused.text
+    assert refused.status_code == 409, refused.text
     assert refused.headers["content-type"] == "application/problem+json"
     assert "stays on the rule-set version that routed it" in refused.json()["detail"]
