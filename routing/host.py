@@ -29,8 +29,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aioredis
+from sqlalchemy import event as sa_event
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from customers.models import Customer
 from interactions import service as interactions_service
@@ -363,6 +365,12 @@ class EngineHost:
             "presence": agent.presence,
             "queues": tuple(sorted(explicit | by_skill)),
         }
+
+    def _queue_id_by_name(self, name: str) -> uuid.UUID | None:
+        for queue_id, (queue_name, _) in self._queue_info.items():
+            if queue_name == name:
+                return queue_id
+        return None
 
     def _remember_queues(self, queues: list[Queue] | Any) -> None:
         self._queue_info = {q.id: (q.name, float(q.sl_threshold_seconds)) for q in queues}
@@ -743,6 +751,7 @@ class EngineHost:
     async def _apply_in_session(self, action, *, context: str) -> list[Event]:
         """Run an engine action and persist its events in one fenced SQL transaction."""
         async with self.db.sessionmaker() as session:
+            hold_loaded(session)
             events = await action(session)
             if events:
                 await self._commit_events(session, events, context=context)
@@ -798,7 +807,7 @@ class EngineHost:
             )
             self._sql_offer[event.offer_id] = offer.id
             self._engine_offer[offer.id] = event.offer_id
-            # Both already in the identity map (create_offer loaded them): no query.
+            # Held in this session (hold_loaded) since create_offer / context_for read them: no query.
             offered = await session.get(Interaction, offer.interaction_id)
             customer = await session.get(Customer, offered.customer_id)
             await self._count(session, offered, now, offered=1)
@@ -881,7 +890,9 @@ class EngineHost:
             ]
         if isinstance(event, Queued | Escalated | Requeued):
             queue_name = event.queue if isinstance(event, Queued | Requeued) else event.to_queue
-            queue_id = await session.scalar(select(Queue.id).where(Queue.name == queue_name))
+            queue_id = self._queue_id_by_name(queue_name)
+            if queue_id is None:  # a queue the host has not seen yet
+                queue_id = await session.scalar(select(Queue.id).where(Queue.name == queue_name))
             values: dict[str, Any] = {"queue_id": queue_id}
             if isinstance(event, Queued | Escalated):
                 values["priority"] = event.priority
@@ -1049,6 +1060,23 @@ class EngineHost:
                 log.info("routing engine: agent %s lost every desktop; set offline", agent_id)
                 gone.append(agent_id)
         return gone
+
+
+def hold_loaded(session: AsyncSession) -> None:
+    """Keep every row this session loads alive until the session ends.
+
+    The identity map holds clean rows only weakly: a row read early in a decision (the
+    interaction, its customer, the queues) was collected before the next step asked for it again,
+    and each ``session.get`` became another SELECT (measured: 7 extra per offer).
+    """
+    session.info["held"] = []
+
+
+@sa_event.listens_for(Session, "loaded_as_persistent")
+def _hold(session: Session, instance: object) -> None:
+    held = session.info.get("held")
+    if held is not None:
+        held.append(instance)
 
 
 def _outcome(events: list[Event]) -> dict[str, Any]:

@@ -19,7 +19,6 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from customers.models import Customer
 from interactions import service as interactions_service
 from interactions.models import ActorType, Interaction
 from interactions.states import State
@@ -94,23 +93,16 @@ async def create_offer(
 
     ``fenced=True``: the caller already ran ``fence`` in this transaction (the engine host fences
     once per decision batch); the row lock it took is held until commit, so once is enough.
-    The interaction's customer is loaded in the same query and stays in the session's identity
-    map, so the caller can describe the offer (the desktop's card) without another round trip.
     """
     if not fenced:
         await fence(session, partition=partition, epoch=epoch)
-    row = (
-        await session.execute(
-            select(Interaction, Customer)
-            .join(Customer, Customer.id == Interaction.customer_id)
-            .where(Interaction.id == interaction_id)
-            .execution_options(populate_existing=True)
-        )
-    ).first()
-    if row is None:
+    interaction = await session.get(Interaction, interaction_id, populate_existing=True)
+    if interaction is None:
         raise NotFound("No such interaction", field="interaction_id")
-    interaction = row[0]
-    agent = await session.get(Agent, agent_id, populate_existing=True)
+    # Only the capacity columns: loading the Agent entity also loads its skills (selectin).
+    agent = (
+        await session.execute(select(Agent.capacity_units, Agent.channel_max).where(Agent.id == agent_id))
+    ).first()
     if agent is None:
         raise NotFound("No such agent", field="agent_id")
     if agent_id in await declined_agent_ids(session, interaction_id):
