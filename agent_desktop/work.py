@@ -172,7 +172,13 @@ async def transfer(
         note=note.strip() or None,
     )
     held = await work_service.held_interaction(session, interaction_id=interaction_id, agent_id=agent.id)
-    await routing_api.transfer(interaction_id, body, request, session, agent)
+    result = await routing_api.transfer(interaction_id, body, request, session, agent)
+    if result.consult == "pending":
+        # Warm: the agent stays with the customer; the tab shows who is being consulted and leaves
+        # only when the engine reports the parent completed (target accepted).
+        html = await _wrapup_bar(session, agent, interaction_id)
+        await session.commit()
+        return HTMLResponse(html)
     if mode == "blind":
         # The caller leaves this agent's device now and follows the call flow to whoever accepts.
         # Warm: the agent stays on the line; when their leg ends, the bridge's own redirect to
@@ -184,6 +190,27 @@ async def transfer(
     html = pages.work_removed_fragment(interaction_id) + await _capacity(session, agent)
     await session.commit()
     return HTMLResponse(html)
+
+
+@router.post("/interactions/{interaction_id}/transfer/cancel", response_class=HTMLResponse)
+async def cancel_transfer(
+    interaction_id: uuid.UUID, request: Request, session: DbSession, maybe_agent: MaybeAgent
+) -> HTMLResponse:
+    """Withdraw a warm transfer still waiting for its target; the customer stays here."""
+    agent = _profile(maybe_agent)
+    await routing_api.cancel_transfer(interaction_id, request, session, agent)
+    html = await _wrapup_bar(session, agent, interaction_id)
+    await session.commit()
+    return HTMLResponse(html)
+
+
+async def _wrapup_bar(session: DbSession, agent: Agent, interaction_id: uuid.UUID) -> str:
+    """The wrap-up bar (transfer dialog or pending consult) re-rendered in place, out of band; the
+    rest of the panel (reply being typed, scroll position) is left alone."""
+    html = pages.render("_wrapup.html", **await _tools_context(session, interaction_id, agent))
+    marker = '<section id="wrapup-'
+    assert html.count(marker) == 1, "the wrap-up bar renders one section"
+    return html.replace(marker, '<section hx-swap-oob="true" id="wrapup-')
 
 
 # ------------------------------------------------------------------ canned responses

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from interactions import service as interactions_service
 from interactions.models import ActorType, Interaction, TimelineEvent
 from interactions.states import State
+from routing import transfer as transfers
 from routing.models import Agent, Presence, Queue, QueueMember
 from switchboard.errors import Conflict, Invalid, NotFound
 
@@ -45,6 +46,8 @@ class WorkContext:
     acw_deadline: datetime | None  # set once wrap-up started
     transfer_note: str | None  # the note a previous agent handed over with this interaction
     transferred_from: str | None
+    # A warm transfer of this interaction waiting for its target: who it waits for (agent or queue).
+    consult_target: str | None = None
 
     @property
     def in_wrap_up(self) -> bool:
@@ -101,7 +104,23 @@ async def work_context(
         acw_deadline=deadline,
         transfer_note=transfer.get("note") or None,
         transferred_from=from_agent,
+        consult_target=await _pending_consult_target(session, interaction),
     )
+
+
+async def _pending_consult_target(session: AsyncSession, interaction: Interaction) -> str | None:
+    """The name a pending warm transfer waits for; None when no consult is in progress."""
+    found = await transfers.consult_status(session, parent_id=interaction.id)
+    if found is None or found[1] != "pending":
+        return None
+    child = found[0]
+    target = ((child.attributes or {}).get("transfer") or {}).get("to_agent_id")
+    if target:
+        agent = await session.get(Agent, uuid.UUID(target))
+        if agent is not None:
+            return agent.display_name
+    queue = await session.get(Queue, child.queue_id) if child.queue_id else None
+    return queue.display_name if queue is not None else "the queue"
 
 
 # ------------------------------------------------------------------ notes

@@ -240,12 +240,17 @@ async def test_transfer_to_a_named_agent_carries_the_note(server: Server) -> Non
             await panel.get_by_label("Warm (stay until they accept)").check()
             await panel.get_by_label("Note for the next agent").fill("Verified; disputes two card payments.")
             await panel.get_by_role("button", name="Transfer", exact=True).click()
-            await expect(sender.locator(f"#tab-{interaction_id}")).to_have_count(0, timeout=10_000)
-            await expect(sender.locator(f"#panel-{interaction_id}")).to_have_count(0)
+            # Warm: the sender stays with the customer while Bea is consulted.
+            pending = panel.locator(f"#consult-{interaction_id}")
+            await expect(pending).to_contain_text("Warm transfer to Bea Backup", timeout=10_000)
+            await expect(sender.locator(f"#tab-{interaction_id}")).to_have_count(1)
 
             toast = receiver.locator(".offer-toast")
             await expect(toast).to_be_visible(timeout=10_000)
             await toast.get_by_role("button", name="Accept").click()
+            # Only once Bea accepted does the conversation leave the sender's desktop.
+            await expect(sender.locator(f"#tab-{interaction_id}")).to_have_count(0, timeout=10_000)
+            await expect(sender.locator(f"#panel-{interaction_id}")).to_have_count(0)
             new_panel = receiver.locator(".interaction-panel:not([hidden])")
             await expect(new_panel.locator(".transfer-handover")).to_contain_text(
                 "Verified; disputes two card payments.", timeout=10_000
@@ -260,3 +265,45 @@ async def test_transfer_to_a_named_agent_carries_the_note(server: Server) -> Non
         child = await s.scalar(select(Interaction).where(Interaction.parent_id == parent.id))
         bea = await s.scalar(select(Agent).where(Agent.display_name == "Bea Backup"))
         assert child.agent_id == bea.id and child.attributes["transfer"]["mode"] == "warm"
+
+
+@needs_chromium
+async def test_withdrawn_warm_transfer_keeps_the_customer_with_the_sender(server: Server) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            sender = await _sign_in(browser, server, "wrap-a")
+            receiver = await _sign_in(browser, server, "wrap-b", available=False)
+            interaction_id = await _new_chat(server, "Standing order question")
+            panel = await _accept(sender, interaction_id)
+            await _go_available(receiver)
+
+            await panel.get_by_text("Transfer…").click()
+            agent_select = panel.get_by_label("To agent")
+            await expect(agent_select.locator("option", has_text="Bea Backup")).to_have_count(
+                1, timeout=10_000
+            )
+            await agent_select.select_option(label="Bea Backup")
+            await panel.get_by_label("Warm (stay until they accept)").check()
+            await panel.get_by_role("button", name="Transfer", exact=True).click()
+            toast = receiver.locator(".offer-toast")
+            await expect(toast).to_be_visible(timeout=10_000)
+
+            await panel.get_by_role("button", name="Withdraw transfer").click()
+            # Bea's offer is rescinded; the sender keeps the tab and gets the dialog back.
+            await expect(toast).to_have_count(0, timeout=10_000)
+            await expect(panel.locator(f"#consult-{interaction_id}")).to_have_count(0)
+            await expect(panel.get_by_text("Transfer…")).to_be_visible()
+            await expect(sender.locator(f"#tab-{interaction_id}")).to_have_count(1)
+        finally:
+            await browser.close()
+
+    async with server.db.sessionmaker() as s:
+        parent = await s.get(Interaction, uuid.UUID(interaction_id))
+        sender_agent = await s.scalar(select(Agent).where(Agent.display_name == "Dana Desk"))
+        assert parent.state is State.CONNECTED and parent.agent_id == sender_agent.id
+        child = await s.scalar(select(Interaction).where(Interaction.parent_id == parent.id))
+        assert child.state is State.FAILED and child.agent_id is None
+        assert child.attributes["transfer"]["consult"] == "cancelled"

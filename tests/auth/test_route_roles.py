@@ -155,6 +155,7 @@ ROUTE_MIN_ROLE: dict[tuple[str, str], str] = {
     ("POST", "/desktop/interactions/{interaction_id}/complete"): "agent",
     ("GET", "/desktop/interactions/{interaction_id}/transfer/agents"): "agent",
     ("POST", "/desktop/interactions/{interaction_id}/transfer"): "agent",
+    ("POST", "/desktop/interactions/{interaction_id}/transfer/cancel"): "agent",
     ("GET", "/desktop/interactions/{interaction_id}/canned"): "agent",
     ("POST", "/desktop/ex/pulse"): "agent",
     ("POST", "/desktop/ex/checkin"): "agent",
