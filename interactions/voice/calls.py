@@ -99,14 +99,17 @@ async def interaction_for_call(session: AsyncSession, *, provider: str, call_sid
     if interaction_id is None:
         return None
     interaction = await service.get_interaction(session, interaction_id)
-    # A transfer ends the interaction and a child carries on: the caller is the child's now.
+    # A transfer ends the interaction and a child carries on: the caller is the child's now. A
+    # warm transfer's withdrawn or refused consults are children too (failed): skip them; the
+    # newest other child is the leg that took the caller over.
     for _ in range(MAX_TRANSFER_HOPS):
         if interaction.state is not State.TRANSFERRED:
             break
         child = await session.scalar(
             select(Interaction)
-            .where(Interaction.parent_id == interaction.id)
-            .order_by(Interaction.created_at)
+            .where(Interaction.parent_id == interaction.id, Interaction.state != State.FAILED)
+            .order_by(Interaction.created_at.desc(), Interaction.id.desc())
+            .limit(1)
         )
         if child is None:
             break

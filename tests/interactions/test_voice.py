@@ -320,6 +320,49 @@ async def test_transferred_caller_follows_the_child_interaction(routed, db, make
     assert (await _get(db, parent.id)).state is State.TRANSFERRED
 
 
+async def test_caller_follows_the_transfer_not_a_withdrawn_consult(routed, db, make_user):  # noqa: F811
+    app, client = routed
+    sim = CarrierSimulator(client, auth_token=TOKEN, base_url=BASE)
+    agent_user, agent_headers = await make_user(Role.AGENT)
+    await _agent_for(db, agent_user)
+    await client.post("/api/routing/presence", json={"presence": "available"}, headers=agent_headers)
+    call = await sim.incoming(CALLER)
+    await sim.press(call, "4")
+    parent = await _interaction(db, call)
+
+    async def offered() -> bool:
+        return bool((await client.get("/api/routing/offers", headers=agent_headers)).json())
+
+    await eventually(offered, what="an offer for the call")
+    (offer,) = (await client.get("/api/routing/offers", headers=agent_headers)).json()
+    await client.post(f"/api/routing/offers/{offer['id']}/accept", headers=agent_headers)
+    await sim.wait(call)
+
+    # A warm transfer nobody can take yet, withdrawn: its child fails and the caller stays.
+    consult = await client.post(
+        f"/api/routing/interactions/{parent.id}/transfer",
+        json={"to_queue": "retail", "mode": "warm", "note": "asked for a specialist"},
+        headers=agent_headers,
+    )
+    assert consult.status_code == 200 and consult.json()["consult"] == "pending", consult.text
+    withdrawn = await client.post(
+        f"/api/routing/interactions/{parent.id}/transfer/cancel", headers=agent_headers
+    )
+    assert withdrawn.status_code == 200, withdrawn.text
+    consult_child = uuid.UUID(consult.json()["child_interaction_id"])
+    assert (await _get(db, consult_child)).state is State.FAILED
+
+    # Then a blind transfer: the caller belongs to that child, not to the failed consult.
+    moved = await client.post(
+        f"/api/routing/interactions/{parent.id}/transfer", json={"to_queue": "retail"}, headers=agent_headers
+    )
+    assert moved.status_code == 200, moved.text
+    child_id = uuid.UUID(moved.json()["child_interaction_id"])
+    await sim.hang_up(call)
+    assert (await _get(db, child_id)).state is State.ABANDONED
+    assert (await _get(db, consult_child)).state is State.FAILED
+
+
 async def test_hang_up_while_queued_abandons_and_is_never_offered(routed, db, make_user):  # noqa: F811
     app, client = routed
     sim = CarrierSimulator(client, auth_token=TOKEN, base_url=BASE)
