@@ -20,6 +20,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from sqlalchemy import select
 from starlette.websockets import WebSocketState
 
 from agent_desktop import chat as desk_chat
@@ -61,8 +62,8 @@ def check_origin(websocket: WebSocket, settings: Settings) -> None:
         raise Refused(CLOSE_FORBIDDEN, "origin not allowed")
 
 
-async def authenticate(websocket: WebSocket, settings: Settings) -> tuple[Agent, datetime]:
-    """The agent behind the session cookie and when its token expires, or Refused."""
+async def authenticate(websocket: WebSocket, settings: Settings) -> tuple[uuid.UUID, datetime]:
+    """The agent's id behind the session cookie and when its token expires, or Refused."""
     token = websocket.cookies.get(SESSION_COOKIE)
     if not token:
         raise Refused(CLOSE_UNAUTHENTICATED, "sign in first")
@@ -74,7 +75,9 @@ async def authenticate(websocket: WebSocket, settings: Settings) -> tuple[Agent,
         rank = STAFF_RANK.get(user.role)
         if rank is None or rank < STAFF_RANK[Role.AGENT]:
             raise Refused(CLOSE_FORBIDDEN, "agents only")
-        agent = await service.agent_for_user(session, user_id=user.id)
+        # The id only (one query; the Agent entity would load its skills too): the handshake is
+        # the cost of every reconnect storm.
+        agent = await session.scalar(select(Agent.id).where(Agent.user_id == user.id))
         await session.commit()
     if agent is None:
         raise Refused(CLOSE_FORBIDDEN, "no agent profile")
@@ -92,18 +95,18 @@ async def desktop_socket(websocket: WebSocket) -> None:
     settings: Settings = websocket.app.state.settings
     try:
         check_origin(websocket, settings)
-        agent, token_expires = await authenticate(websocket, settings)
+        agent_id, token_expires = await authenticate(websocket, settings)
     except Refused as exc:
         await websocket.accept()
         await websocket.close(code=exc.code, reason=exc.reason)
         return
     await websocket.accept()
-    connection = DesktopConnection(websocket, agent_id=agent.id, token_expires=token_expires)
+    connection = DesktopConnection(websocket, agent_id=agent_id, token_expires=token_expires)
     await connection.beat()
     hub = websocket.app.state.event_hub
     # Subscribe before the resync query: an event published in between is then in the queue, and
     # the shown-sets below make applying it twice harmless.
-    async with hub.subscribe(agent_topic(agent.id)) as queue:
+    async with hub.subscribe(agent_topic(agent_id)) as queue:
         # The customers behind the agent's work are followed too (live 360), from the resync on.
         follow = connection.follow = live.CustomerFollow(hub, queue)
         await connection.resync()
@@ -185,8 +188,8 @@ class DesktopConnection:
                 await self.close(CLOSE_POLICY, "unknown message")
                 return
             if action == "ping":
-                await self.beat()
-                await self.send(pages.connection_fragment(_now()))
+                self.websocket.app.state.desktop_beats.mark(self.agent_id)  # batched per process
+                await self.send(_pong())
             elif action == "resync":
                 await self.resync()
 
@@ -330,6 +333,18 @@ def _parse_action(raw: str | None) -> str | None:
         return None
     action = message.get("type") if isinstance(message, dict) else None
     return action if action in CLIENT_ACTIONS else None
+
+
+_pong_cache: tuple[datetime, str] | None = None
+
+
+def _pong() -> str:
+    """The heartbeat answer, rendered once per second for every socket of the process."""
+    global _pong_cache
+    now = _now()
+    if _pong_cache is None or _pong_cache[0] != now:
+        _pong_cache = (now, pages.connection_fragment(now))
+    return _pong_cache[1]
 
 
 def _now() -> datetime:

@@ -27,6 +27,7 @@ from interactions.timeline import publish_after_commit
 from interactions.voice.api import router as voice_router
 from interactions.voice.twilio import router as twilio_router
 from routing.api import router as routing_router
+from routing.heartbeats import BeatBatcher
 from routing.host import EngineHost
 from routing.webhooks import WebhookDispatcher
 from routing.webhooks_api import router as webhooks_router
@@ -82,6 +83,12 @@ def create_app(settings: Settings | None = None, *, redis_handle: RedisHandle | 
             )
             app.state.engine_host = host
             engine_task = asyncio.create_task(host.run(), name="routing-engine")
+        # Desktop sockets' heartbeats, batched per process (routing.heartbeats); a quarter of the
+        # grace period so a live desktop is never mistaken for a vanished one.
+        app.state.desktop_beats = BeatBatcher(
+            app.state.redis_client, interval=min(1.0, settings.desktop_grace_seconds / 4)
+        )
+        beats_task = asyncio.create_task(app.state.desktop_beats.run(), name="desktop-beats")
         # Outgoing webhooks: every process dispatches; SQL claims keep them off each other's rows.
         app.state.webhook_dispatcher = WebhookDispatcher(db)
         webhook_task = asyncio.create_task(app.state.webhook_dispatcher.run(), name="webhooks")
@@ -90,6 +97,8 @@ def create_app(settings: Settings | None = None, *, redis_handle: RedisHandle | 
         finally:
             await app.state.webhook_dispatcher.stop()
             await _finish(webhook_task)
+            await app.state.desktop_beats.stop()
+            await _finish(beats_task)
             if engine_task is not None:
                 await app.state.engine_host.stop()
                 await _finish(engine_task)
