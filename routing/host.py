@@ -312,20 +312,9 @@ class EngineHost:
                     select(Interaction).where(Interaction.state.in_((State.CONNECTED, State.WRAP_UP)))
                 )
             ).all()
-            queue_names = {q.id: q.name for q in queues}
             for it in held:
-                if it.agent_id is None:
-                    continue
-                decided += engine.restore_assignment(
-                    now,
-                    str(it.id),
-                    it.channel.value,
-                    agent_id=str(it.agent_id),
-                    queue=queue_names.get(it.queue_id) if it.queue_id else None,
-                    wrap_up=it.state is State.WRAP_UP,
-                    virtual_start=it.virtual_start_at.timestamp(),
-                    assigned_at=(it.connected_at or it.updated_at).timestamp(),
-                )
+                if it.agent_id is not None:
+                    decided += self._restore_held(engine, it, now)
 
             self.engine = engine
             # Waiting work, oldest place first, so equal keys resolve as before.
@@ -492,6 +481,9 @@ class EngineHost:
             if kind == "enqueue":
                 await self._cmd_enqueue(command["interaction_id"])
                 result: dict[str, Any] = {"ok": True}
+            elif kind == "adopt":
+                await self._cmd_adopt(command["interaction_id"])
+                result = {"ok": True}
             elif kind == "agent_changed":
                 await self._cmd_agent_changed(command["agent_id"])
                 result = {"ok": True}
@@ -689,6 +681,42 @@ class EngineHost:
             return await self._enqueue_from_sql(session, it, self.clock())
 
         await self._apply_in_session(enqueue, context=f"enqueue {interaction_id}")
+
+    def _restore_held(self, engine: HostedEngine, it: Interaction, now: float) -> list[Event]:
+        """Work an agent holds in SQL (connected or wrap-up) takes their capacity in the engine."""
+        assert it.agent_id is not None
+        queue = self._queue_info.get(it.queue_id) if it.queue_id else None
+        return engine.restore_assignment(
+            now,
+            str(it.id),
+            it.channel.value,
+            agent_id=str(it.agent_id),
+            queue=queue[0] if queue else None,
+            wrap_up=it.state is State.WRAP_UP,
+            virtual_start=it.virtual_start_at.timestamp(),
+            assigned_at=(it.connected_at or it.updated_at).timestamp(),
+        )
+
+    async def _cmd_adopt(self, interaction_id: str) -> None:
+        """Work an agent holds that routing never offered (an agent's own outbound call): the
+        engine counts it against their capacity, and wrap-up/complete go through as for any other."""
+        assert self.engine is not None
+        if self.engine.knows(interaction_id):
+            return
+
+        async def adopt(session: AsyncSession) -> list[Event]:
+            assert self.engine is not None
+            it = await session.get(Interaction, uuid.UUID(interaction_id), populate_existing=True)
+            if (
+                it is None
+                or it.agent_id is None
+                or it.state not in (State.CONNECTED, State.WRAP_UP)
+                or not self.engine.has_agent(str(it.agent_id))
+            ):
+                return []
+            return self._restore_held(self.engine, it, self.clock())
+
+        await self._apply_in_session(adopt, context=f"adopt {interaction_id}")
 
     async def _cmd_agent_changed(self, agent_id: str) -> None:
         assert self.engine is not None
@@ -1008,6 +1036,19 @@ class EngineHost:
         for interaction_id in missing:
             log.info("routing engine: reconcile found unrouted interaction %s", interaction_id)
             await self._cmd_enqueue(interaction_id)
+        async with self.db.sessionmaker() as session:
+            held = (
+                await session.execute(
+                    select(Interaction.id).where(
+                        Interaction.state.in_((State.CONNECTED, State.WRAP_UP)),
+                        Interaction.agent_id.is_not(None),
+                    )
+                )
+            ).scalars()
+            unknown_held = [str(i) for i in held if not self.engine.knows(str(i))]
+        for interaction_id in unknown_held:
+            # Held without routing (an agent's own call) and no adopt command seen: count it now.
+            await self._cmd_adopt(interaction_id)
         waiting_in_sql = {str(i) for i, _ in rows}
         vanished = [i for i in self.engine.live_ids() if i not in waiting_in_sql]
         if vanished:

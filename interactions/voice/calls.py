@@ -227,8 +227,8 @@ async def apply_call_status(
     )
     await session.flush()
     if status is CallStatus.IN_PROGRESS:
-        await answered(session, provider=provider, interaction=interaction, now=now)
-        return []
+        connected = await answered(session, provider=provider, interaction=interaction, now=now)
+        return adopt_commands(connected)
     if status not in CALL_ENDED:
         return []
     actor = carrier_actor(provider)
@@ -281,6 +281,18 @@ async def answered(
             now=now,
         )
     return interaction
+
+
+def adopt_commands(interaction: Interaction) -> list[RoutingCommand]:
+    """An agent's own call just connected: routing never offered it, so tell the engine to count it
+    against the agent's capacity (and to accept its wrap-up and completion later)."""
+    if (
+        interaction.state is State.CONNECTED
+        and interaction.agent_id is not None
+        and interaction.callback_of_id is None
+    ):
+        return [{"type": "adopt", "interaction_id": str(interaction.id)}]
+    return []
 
 
 async def notify_routing(client: aioredis.Redis, routing_commands: list[RoutingCommand]) -> None:

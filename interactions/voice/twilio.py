@@ -319,8 +319,10 @@ async def queue_action(request: Request, session: DbSession, settings: AppSettin
 async def answer(request: Request, session: DbSession, settings: AppSettings) -> Response:
     """An outbound leg we placed (callback, agent's call) was answered: bridge it to the agent."""
     webhook, adapter = await _webhook(request, settings)
+    routing_commands: list[calls.RoutingCommand] = []
 
     async def work() -> Instruction:
+        routing_commands.clear()
         claimed = await calls.claim_event(
             session,
             provider=PROVIDER,
@@ -334,12 +336,15 @@ async def answer(request: Request, session: DbSession, settings: AppSettings) ->
         if claimed is not None:
             claimed.interaction_id = interaction.id
             interaction = await calls.answered(session, provider=PROVIDER, interaction=interaction)
+            routing_commands.extend(calls.adopt_commands(interaction))
         instruction = await calls.instruction_for(session, interaction)
         if isinstance(instruction, Bridge) and interaction.callback_of_id is not None:
             return Bridge(agent_id=instruction.agent_id, announcement=CALLBACK_GREETING)
         return instruction
 
-    return _twiml(adapter, await _in_transaction(session, work), webhook)
+    instruction = await _in_transaction(session, work)
+    await calls.notify_routing(request.app.state.redis_client, routing_commands)
+    return _twiml(adapter, instruction, webhook)
 
 
 @router.post("/status")

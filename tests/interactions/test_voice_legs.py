@@ -214,3 +214,58 @@ async def test_accepted_callback_is_dialled_bridged_and_wrapped_up_on_hang_up(
 
     await eventually(wrapping_up, what="wrap-up after the customer hung up")
     assert (await sim.wait(leg)).status_code == 200 and leg.find("Hangup") is not None
+
+
+async def test_agents_own_call_holds_capacity_and_wraps_up_through_routing(routed, db, make_user, carrier):
+    """Routing never offered the agent's own call, yet it must count: while on it the agent gets no
+    other voice work, and hanging up starts wrap-up, completed with a code like any other."""
+    from interactions.voice.api import wall_clock
+
+    fake, _ = carrier
+    app, client = routed
+    app.dependency_overrides[wall_clock] = lambda: SUMMER_NOON_UTC  # outside quiet hours
+    agent_user, headers = await make_user(Role.AGENT)
+    agent_id = await _agent_for(db, agent_user)
+    await client.post("/api/routing/presence", json={"presence": "available"}, headers=headers)
+    customer = await _customer(db)
+
+    made = await client.post("/api/interactions/outbound", json=_outbound(customer), headers=headers)
+    assert made.status_code == 201, made.text
+    interaction_id = made.json()["id"]
+    [placed] = fake.calls
+    sim = CarrierSimulator(client, auth_token=TOKEN, base_url=BASE)
+    leg = sim.leg(placed)
+    assert (await sim.answer(leg, placed)).status_code == 200
+    assert leg.agent_client == str(agent_id)
+    host = app.state.engine_host
+
+    async def counted() -> bool:
+        return host.engine.knows(interaction_id)
+
+    await eventually(counted, what="the engine to count the agent's own call")
+
+    # A caller arriving now waits: the agent's one voice slot is taken by their own call.
+    inbound = await sim.incoming("+447400123456")
+    await sim.press(inbound, "1")
+    await asyncio.sleep(1.0)
+    assert (await client.get("/api/routing/offers", headers=headers)).json() == []
+
+    assert (await sim.hang_up(leg)).status_code == 200
+
+    async def wrapping_up() -> bool:
+        return (await _get(db, interaction_id)).state is State.WRAP_UP
+
+    await eventually(wrapping_up, what="wrap-up after the customer hung up")
+    coded = await client.put(
+        f"/api/interactions/{interaction_id}/disposition", json={"disposition": "resolved"}, headers=headers
+    )
+    assert coded.status_code == 200, coded.text
+    done = await client.post(f"/api/routing/interactions/{interaction_id}/complete", headers=headers)
+    assert done.status_code == 200, done.text
+    assert (await _get(db, interaction_id)).state is State.COMPLETED
+
+    # Capacity is free again: the waiting caller is offered to the agent now.
+    async def offered() -> bool:
+        return bool((await client.get("/api/routing/offers", headers=headers)).json())
+
+    await eventually(offered, what="the waiting caller's offer once the agent is free")
