@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -51,6 +52,23 @@ def identity(kind: str, n: int) -> str:
     if kind == "phone":
         return f"+447911{n % 1_000_000:06d}"
     return f"bench-visitor-{n}"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU of every postgres process on the host (other users' queries included)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "comm").read_text().strip() == "postgres":
+                    total += cpu_seconds(int(entry.name))
+    return total
 
 
 class Conn:
@@ -173,9 +191,16 @@ async def main() -> None:
         for c in conns:
             c.close()
         print(f"warm-up: {args.existing} customers created", file=sys.stderr, flush=True)
+        # CPU per create, beside the rate: on a shared two-core machine the rate moves with other
+        # load, the server's CPU per request much less.
+        cpu0, pg0 = cpu_seconds(server.pid), postgres_cpu_seconds()
         results.update(
             await run_load(port, supervisor, args.clients, args.seconds, args.existing, 10**6, counter)
         )
+        created = max(1, int(results["created"]))
+        results["server_cpu_ms_per_create"] = round((cpu_seconds(server.pid) - cpu0) * 1000 / created, 2)
+        results["postgres_cpu_ms_per_create"] = round((postgres_cpu_seconds() - pg0) * 1000 / created, 2)
+        results["load_average_1m"] = os.getloadavg()[0]
         results["server_rss_mb"] = round(rss_mb(server.pid), 1)
     finally:
         server.send_signal(signal.SIGTERM)
@@ -195,6 +220,12 @@ async def main() -> None:
         ("latency p50", f"{results.get('p50_ms')} ms", ""),
         ("latency p99", f"{results.get('p99_ms')} ms", "<= 50 ms"),
         ("latency max", f"{results.get('max_ms')} ms", ""),
+        (
+            "server CPU per create",
+            f"{results.get('server_cpu_ms_per_create')} ms",
+            "<= 2 ms (1000/s, 2 cores)",
+        ),
+        ("postgres CPU per create (host)", f"{results.get('postgres_cpu_ms_per_create')} ms", ""),
         ("server RSS", f"{results.get('server_rss_mb')} MB", ""),
     ]
     width = max(len(r[0]) for r in rows)

@@ -25,7 +25,7 @@ from interactions.timeline import append_event
 from routing.models import Agent, Offer, OfferState
 from switchboard.audit import record_audit
 from switchboard.auth.models import STAFF_RANK, Role, User
-from switchboard.db import utcnow
+from switchboard.db import new_id, utcnow
 from switchboard.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 
 
@@ -50,34 +50,46 @@ async def resolve_or_create_customer(
     and the loser reads the winner's row. A merged customer resolves to the surviving profile.
     """
     value = normalise_identity(kind, raw_value, default_region=default_region, field=field)
-    identity = await find_identity(session, kind=kind, value=value)
-    created = False
-    if identity is None:
-        customer = Customer(
-            display_name=display_name or _placeholder_name(kind, value), language=language or "en"
+    # The owner through its identity in one query (its identities come with it, selectin): the
+    # hot path of every inbound contact from a known customer.
+    customer = await session.scalar(
+        select(Customer)
+        .join(Identity, Identity.customer_id == Customer.id)
+        .where(Identity.kind == kind, Identity.value == value)
+    )
+    if customer is not None:
+        identity = next((i for i in customer.identities if i.kind == kind and i.value == value), None)
+        if identity is None:  # the session's copy of the collection predates this identity
+            identity = await find_identity(session, kind=kind, value=value)
+            assert identity is not None
+    else:
+        # Ids up front so both rows go in one flush (customers before identities, by the FK).
+        new_customer = Customer(
+            id=new_id(),
+            display_name=display_name or _placeholder_name(kind, value),
+            language=language or "en",
         )
         try:
             async with session.begin_nested():
-                session.add(customer)
-                await session.flush()
-                identity = Identity(customer_id=customer.id, kind=kind, value=value)
+                session.add(new_customer)
+                identity = Identity(customer_id=new_customer.id, kind=kind, value=value)
                 session.add(identity)
                 await session.flush()
-            created = True
         except IntegrityError:
-            identity = await find_identity(session, kind=kind, value=value)
-            if identity is None:  # pragma: no cover - the winner's row must exist after the violation
+            found = await find_identity(session, kind=kind, value=value)
+            if found is None:  # pragma: no cover - the winner's row must exist after the violation
                 raise
-    if created:
-        append_event(
-            session,
-            customer_id=customer.id,
-            kind="customer_created",
-            actor_type=ActorType.SYSTEM,
-            data={"identity": {"kind": kind.value, "value": value}},
-        )
-        return customer, identity, True
-    customer = await session.get(Customer, identity.customer_id)
+            identity = found
+            customer = await session.get(Customer, identity.customer_id)
+        else:
+            append_event(
+                session,
+                customer_id=new_customer.id,
+                kind="customer_created",
+                actor_type=ActorType.SYSTEM,
+                data={"identity": {"kind": kind.value, "value": value}},
+            )
+            return new_customer, identity, True
     assert customer is not None
     while customer.merged_into_id is not None:  # identities are re-pointed on merge; belt and braces
         customer = await session.get(Customer, customer.merged_into_id)

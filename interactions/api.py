@@ -93,6 +93,7 @@ async def create_interaction(
         actor=viewer.actor,
         default_region=settings.default_phone_region,
         agent_id=agent_id,
+        savepoint=False,  # any error below rolls the whole request transaction back
     )
     await session.commit()
     if interaction.state is State.QUEUED:

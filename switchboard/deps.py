@@ -88,6 +88,12 @@ async def get_optional_user(request: Request, session: DbSession, settings: AppS
         from_cookie = token is not None
     if token is None:
         return None
+    if session.bind.dialect.name == "postgresql" and not session.in_transaction():
+        # The user read needs no transaction: in autocommit it is one round trip instead of
+        # BEGIN + SELECT + COMMIT on every request (the isolation level resets when the connection
+        # returns to the pool at the commit below). Not on SQLite, whose BEGIN IMMEDIATE listener
+        # and sqlite3 transaction handling must stay as configured in switchboard.db.
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     user = await user_from_token(session, settings, token)
     # End the read transaction: a request may wait (on the engine, a socket) and must not hold
     # SQLite's write lock or sit idle-in-transaction on PostgreSQL while it does.
