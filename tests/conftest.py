@@ -142,6 +142,13 @@ async def _truncate(db: Database) -> None:
 
 
 @pytest.fixture
+def backend_url(request: pytest.FixtureRequest) -> str:
+    """For tests that start real app processes: PostgreSQL when it answers (the production shape),
+    SQLite otherwise."""
+    return request.getfixturevalue("postgres_url" if PG_SKIP_REASON is None else "sqlite_url")
+
+
+@pytest.fixture
 async def db(database_url: str) -> AsyncIterator[Database]:
     database = Database(database_url, schema=db_schema_for(database_url))
     await _truncate(database)
@@ -182,6 +189,21 @@ async def app(settings: Settings, db: Database, redis_handle: RedisHandle, redis
     application = create_app(settings, redis_handle=redis_handle)
     async with application.router.lifespan_context(application):
         yield application
+
+
+@pytest.fixture
+async def routed(settings, db, redis_handle, redis_sync):
+    """The app with its engine host running (the default fixture turns the host off)."""
+    application = create_app(
+        settings.model_copy(update={"routing_engine": True, "engine_lease_ms": 2000}),
+        redis_handle=redis_handle,
+    )
+    async with application.router.lifespan_context(application):
+        await asyncio.wait_for(application.state.engine_host.is_leader.wait(), 10)
+        async with AsyncClient(
+            transport=ASGITransport(app=application), base_url="http://testserver"
+        ) as client:
+            yield application, client
 
 
 @pytest.fixture

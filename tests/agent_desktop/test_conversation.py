@@ -35,7 +35,7 @@ from switchboard.events import EventHub, customer_topic
 from tests.customers.factories import make_customer, make_interaction
 from tests.interactions.email_fixtures import sink  # noqa: F401 - fixture
 from tests.interactions.email_helpers import customer_email
-from tests.routing.test_routing_api import _accept_next, _agent_for, routed  # noqa: F401 - fixture
+from tests.routing.test_routing_api import _accept_next, _agent_for
 
 PROBLEM_JSON = "application/problem+json"
 ACCOUNT = "AC" + "7" * 32

@@ -13,7 +13,6 @@ and a fake carrier REST API (the outer edge) for call control.
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -35,17 +34,13 @@ from switchboard.auth.service import create_user
 from switchboard.db import Database
 from switchboard.settings import PROJECT_ROOT, Settings
 from tests.agent_desktop.test_conversation import ACCOUNT, CALL_SID, FakeCarrier
-from tests.agent_desktop.test_desktop_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    _free_port,
-    _start,
-    _wait_for_leader,
-    needs_chromium,
-)
 from tests.agent_desktop.test_work_browser import _sign_in
-from tests.conftest import PG_SKIP_REASON, TEST_PASSWORD, _truncate, db_schema_for
+from tests.conftest import TEST_PASSWORD, _truncate, db_schema_for
 from tests.interactions.email_helpers import customer_email, smtp_send
+from tests.live_app import CHROMIUM, CHROMIUM_ARGS, needs_chromium, stop_app
+from tests.live_app import free_port as _free_port
+from tests.live_app import start_app as _start
+from tests.live_app import wait_for_leader as _wait_for_leader
 
 EMAIL_SHOT = PROJECT_ROOT / "docs" / "screenshots" / "desktop-email.png"
 VOICE_SHOT = PROJECT_ROOT / "docs" / "screenshots" / "desktop-voice.png"
@@ -104,11 +99,6 @@ async def _seed(db: Database) -> None:
 
 
 @pytest.fixture
-def backend_url(request: pytest.FixtureRequest) -> str:
-    return request.getfixturevalue("postgres_url" if PG_SKIP_REASON is None else "sqlite_url")
-
-
-@pytest.fixture
 async def server(backend_url, redis_handle, redis_sync, tmp_path, monkeypatch) -> AsyncIterator[Server]:
     port = _free_port()
     origin = f"http://127.0.0.1:{port}"
@@ -151,11 +141,7 @@ async def server(backend_url, redis_handle, redis_sync, tmp_path, monkeypatch) -
         await _wait_for_leader(origin, proc, log_path)
         yield Server(origin, db, sink, listener, carrier)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_app(proc)
         await listener.stop()
         await sink.stop()
         carrier.server.shutdown()

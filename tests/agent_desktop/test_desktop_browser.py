@@ -9,16 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import socket
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 
 import httpx
 import pytest
@@ -31,29 +26,11 @@ from switchboard.auth.models import Role
 from switchboard.auth.service import create_user, token_for
 from switchboard.db import Database
 from switchboard.settings import PROJECT_ROOT, Settings
-from tests.conftest import PG_SKIP_REASON, TEST_PASSWORD, _truncate, db_schema_for
+from tests.conftest import TEST_PASSWORD, _truncate
+from tests.live_app import CHROMIUM, CHROMIUM_ARGS, live_settings, needs_chromium, running_app
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENSHOT = PROJECT_ROOT / "docs" / "screenshots" / "desktop.png"
 CUSTOMER_PHONE = "+447400123456"
-
-needs_chromium = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="Debian chromium is not installed at /usr/bin/chromium"
-)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -110,79 +87,16 @@ async def _seed(db: Database, settings: Settings) -> tuple[str, str, dict[str, s
     )
 
 
-def _start(port: int, settings: Settings, origin: str, log_path: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "SWITCHBOARD_DATABASE_URL": settings.database_url or "",
-        "SWITCHBOARD_DATABASE_SCHEMA": settings.database_schema or "",
-        "SWITCHBOARD_REDIS_URL": settings.redis_url or "",
-        "SWITCHBOARD_SECRET_KEY": settings.secret_key,
-        "SWITCHBOARD_DATA_DIR": str(settings.data_dir),
-        "SWITCHBOARD_ENGINE_LEASE_MS": "1000",
-        "SWITCHBOARD_ROUTING_ENGINE": "true",
-        "SWITCHBOARD_ENVIRONMENT": "test",
-        "SWITCHBOARD_ALLOWED_ORIGINS": json.dumps([origin]),
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "switchboard.app:create_app"]
-        + ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=log_path.open("w"),
-        stderr=subprocess.STDOUT,
-    )
-
-
-def _log(path: Path) -> str:
-    return path.read_text()
-
-
-async def _wait_for_leader(base: str, proc: subprocess.Popen[bytes], log_path: Path) -> None:
-    async with httpx.AsyncClient(timeout=2) as client:
-        for _ in range(300):
-            if proc.poll() is not None:
-                raise AssertionError(f"app process exited:\n{_log(log_path)}")
-            try:
-                if (await client.get(f"{base}/readyz")).json().get("routing_engine") == "leader":
-                    return
-            except (httpx.HTTPError, ValueError):
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"engine never became leader:\n{_log(log_path)}")
-
-
-@pytest.fixture
-def backend_url(request: pytest.FixtureRequest) -> str:
-    """PostgreSQL when it answers (the production shape), SQLite otherwise."""
-    return request.getfixturevalue("postgres_url" if PG_SKIP_REASON is None else "sqlite_url")
-
-
 @pytest.fixture
 async def server(backend_url, redis_handle, redis_sync, tmp_path) -> AsyncIterator[Server]:
-    port = _free_port()
-    origin = f"http://127.0.0.1:{port}"
-    settings = Settings(
-        environment="test",
-        database_url=backend_url,
-        database_schema=db_schema_for(backend_url),
-        redis_url=redis_handle.url,
-        data_dir=tmp_path,
-        secret_key="desktop-test-secret-" + "z" * 32,
-    )
+    settings = live_settings(backend_url, redis_handle.url, tmp_path, name="desktop")
     db = Database(backend_url, schema=settings.database_schema)
     await _truncate(db)
     username, agent_token, supervisor = await _seed(db, settings)
-    log_path = tmp_path / "app.log"
-    proc = _start(port, settings, origin, log_path)
     try:
-        await _wait_for_leader(origin, proc, log_path)
-        yield Server(origin, origin, settings, username, agent_token, supervisor)
+        async with running_app(settings, tmp_path / "app.log") as base:
+            yield Server(base, base, settings, username, agent_token, supervisor)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
         await db.dispose()
 
 

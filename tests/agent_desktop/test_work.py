@@ -3,13 +3,11 @@ own work only), transfer dialog, canned responses, and the EX pulse with its sup
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from httpx import ASGITransport, AsyncClient
 from sqlalchemy import select
 
 from agent_desktop import ex_service
@@ -18,7 +16,6 @@ from agent_desktop.work_service import DEFAULT_DISPOSITIONS
 from interactions.models import Interaction, TimelineEvent
 from interactions.states import State
 from routing.models import Agent, Presence, Queue, QueueMember
-from switchboard.app import create_app
 from switchboard.auth.models import Role
 from switchboard.db import Database
 from switchboard.errors import Invalid
@@ -411,23 +408,8 @@ async def test_pulse_service_rejects_a_comment_that_is_too_long(db, make_user) -
 # ------------------------------------------------------------------ with the routing engine
 
 
-@pytest.fixture
-async def routed(settings, db, redis_handle, redis_sync):
-    """The app with its engine host running (the default fixture turns the host off)."""
-    application = create_app(
-        settings.model_copy(update={"routing_engine": True, "engine_lease_ms": 2000}),
-        redis_handle=redis_handle,
-    )
-    async with application.router.lifespan_context(application):
-        await asyncio.wait_for(application.state.engine_host.is_leader.wait(), 10)
-        async with AsyncClient(
-            transport=ASGITransport(app=application), base_url="http://testserver"
-        ) as client:
-            yield client
-
-
 async def test_wrap_up_then_complete_with_a_code_through_the_engine(routed, db, make_user) -> None:
-    client = routed
+    _, client = routed
     user, headers = await make_user(Role.AGENT)
     queue = await _queue(db, settings=CARDS_SETTINGS)
     await _agent(db, user, queue=queue)

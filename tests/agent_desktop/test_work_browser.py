@@ -10,7 +10,6 @@ Debian's chromium driven by Playwright.
 from __future__ import annotations
 
 import re
-import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -28,15 +27,8 @@ from switchboard.auth.models import Role
 from switchboard.auth.service import create_user, token_for
 from switchboard.db import Database
 from switchboard.settings import PROJECT_ROOT, Settings
-from tests.agent_desktop.test_desktop_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    _free_port,
-    _start,
-    _wait_for_leader,
-    needs_chromium,
-)
-from tests.conftest import PG_SKIP_REASON, TEST_PASSWORD, _truncate, db_schema_for
+from tests.conftest import TEST_PASSWORD, _truncate
+from tests.live_app import CHROMIUM, CHROMIUM_ARGS, live_settings, needs_chromium, running_app
 
 SCREENSHOT = PROJECT_ROOT / "docs" / "screenshots" / "desktop-wrapup.png"
 CUSTOMER_PHONE = "+447400777001"
@@ -80,36 +72,16 @@ async def _seed(db: Database, settings: Settings) -> dict[str, str]:
 
 
 @pytest.fixture
-def backend_url(request: pytest.FixtureRequest) -> str:
-    return request.getfixturevalue("postgres_url" if PG_SKIP_REASON is None else "sqlite_url")
-
-
-@pytest.fixture
 async def server(backend_url, redis_handle, redis_sync, tmp_path) -> AsyncIterator[Server]:
-    port = _free_port()
-    origin = f"http://127.0.0.1:{port}"
-    settings = Settings(
-        environment="test",
-        database_url=backend_url,
-        database_schema=db_schema_for(backend_url),
-        redis_url=redis_handle.url,
-        data_dir=tmp_path,
-        secret_key="wrapup-test-secret-" + "w" * 32,
-    )
+    settings = live_settings(backend_url, redis_handle.url, tmp_path, name="wrapup")
     db = Database(backend_url, schema=settings.database_schema)
     await _truncate(db)
     supervisor = await _seed(db, settings)
-    log_path = tmp_path / "app.log"
-    proc = _start(port, settings, origin, log_path)
     try:
-        await _wait_for_leader(origin, proc, log_path)
-        yield Server(origin, db, supervisor)
+        async with running_app(settings, tmp_path / "app.log") as base:
+            yield Server(base, db, supervisor)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        await db.dispose()
         await db.dispose()
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -29,15 +28,8 @@ from switchboard.auth.models import Role
 from switchboard.auth.service import create_user, token_for
 from switchboard.db import Database
 from switchboard.settings import PROJECT_ROOT, Settings
-from tests.agent_desktop.test_desktop_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    _free_port,
-    _start,
-    _wait_for_leader,
-    needs_chromium,
-)
-from tests.conftest import PG_SKIP_REASON, TEST_PASSWORD, _truncate, db_schema_for
+from tests.conftest import TEST_PASSWORD, _truncate
+from tests.live_app import CHROMIUM, CHROMIUM_ARGS, live_settings, needs_chromium, running_app
 
 SCREENSHOT = PROJECT_ROOT / "docs" / "screenshots" / "chat-senior.png"
 
@@ -78,36 +70,15 @@ async def _seed(db: Database, settings: Settings) -> tuple[str, dict[str, str], 
 
 
 @pytest.fixture
-def backend_url(request: pytest.FixtureRequest) -> str:
-    return request.getfixturevalue("postgres_url" if PG_SKIP_REASON is None else "sqlite_url")
-
-
-@pytest.fixture
 async def server(backend_url, redis_handle, redis_sync, tmp_path) -> AsyncIterator[ChatServer]:
-    port = _free_port()
-    origin = f"http://127.0.0.1:{port}"
-    settings = Settings(
-        environment="test",
-        database_url=backend_url,
-        database_schema=db_schema_for(backend_url),
-        redis_url=redis_handle.url,
-        data_dir=tmp_path,
-        secret_key="chat-test-secret-" + "c" * 32,
-    )
+    settings = live_settings(backend_url, redis_handle.url, tmp_path, name="chat")
     db = Database(backend_url, schema=settings.database_schema)
     await _truncate(db)
     username, agent_headers, supervisor_headers = await _seed(db, settings)
-    log_path = tmp_path / "app.log"
-    proc = _start(port, settings, origin, log_path)
     try:
-        await _wait_for_leader(origin, proc, log_path)
-        yield ChatServer(origin, db, username, agent_headers, supervisor_headers)
+        async with running_app(settings, tmp_path / "app.log") as base:
+            yield ChatServer(base, db, username, agent_headers, supervisor_headers)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
         await db.dispose()
 
 
@@ -215,10 +186,18 @@ async def test_customer_and_agent_chat_end_to_end(server: ChatServer) -> None:
             # The customer sees the agent join, and the agent sees the customer typing.
             await expect(status).to_contain_text("An adviser has joined the chat", timeout=10_000)
             await expect(customer.locator("#chat-log")).to_contain_text("Agent joined")
-            await box.press_sequentially("Are you", delay=30)
-            await expect(panel.locator(f"#chat-typing-{chat_id}")).to_have_text(
-                "Customer is typing…", timeout=10_000
-            )
+            # "Typing" is ephemeral (at most one signal per 2 s while keys are pressed, nothing kept
+            # on a socket resync), so the customer keeps typing, as people do, until it shows.
+            typing = panel.locator(f"#chat-typing-{chat_id}")
+            for _ in range(5):
+                await box.press_sequentially("Are you ", delay=30)
+                try:
+                    await expect(typing).to_have_text("Customer is typing…", timeout=3_000)
+                    break
+                except AssertionError:
+                    continue
+            await expect(typing).to_have_text("Customer is typing…", timeout=1)
+            await box.fill("")
 
             # The agent replies from the keyboard-reachable reply box.
             reply = panel.get_by_label("Reply to the customer")

@@ -17,9 +17,11 @@ from interactions.traffic import TrafficConfig
 from switchboard.cli import demo_carrier
 from switchboard.db import Database
 from switchboard.settings import PROJECT_ROOT, Settings
-from tests.agent_desktop.test_desktop_browser import _free_port, _start, _wait_for_leader
 from tests.conftest import _truncate, db_schema_for
-from tests.interactions.test_chat_browser import _seed, backend_url  # noqa: F401 - fixture
+from tests.interactions.test_chat_browser import _seed
+from tests.live_app import free_port as _free_port
+from tests.live_app import start_app as _start
+from tests.live_app import wait_for_leader as _wait_for_leader
 
 TOKEN = "demo-traffic-carrier-token-0123"
 

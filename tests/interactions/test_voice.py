@@ -20,7 +20,7 @@ from switchboard.auth.models import Role
 from switchboard.db import Database
 from tests.interactions.conftest import make_queue
 from tests.routing.test_host import eventually
-from tests.routing.test_routing_api import _agent_for, routed  # noqa: F401 - fixture
+from tests.routing.test_routing_api import _agent_for
 
 TOKEN = "test-carrier-token-0123456789"
 CALLER = "+447911123456"

@@ -5,31 +5,13 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import pytest
-from httpx import ASGITransport, AsyncClient
 from sqlalchemy import select
 
 from interactions.models import Interaction
 from interactions.states import State
 from routing.models import Agent, Presence, Queue, QueueMember
-from switchboard.app import create_app
 from switchboard.auth.models import Role
 from tests.routing.test_host import eventually
-
-
-@pytest.fixture
-async def routed(settings, db, redis_handle, redis_sync):
-    """The app with its engine host running (the default fixture turns the host off)."""
-    application = create_app(
-        settings.model_copy(update={"routing_engine": True, "engine_lease_ms": 2000}),
-        redis_handle=redis_handle,
-    )
-    async with application.router.lifespan_context(application):
-        await asyncio.wait_for(application.state.engine_host.is_leader.wait(), 10)
-        async with AsyncClient(
-            transport=ASGITransport(app=application), base_url="http://testserver"
-        ) as client:
-            yield application, client
 
 
 async def _agent_for(db, user, queue_name: str = "retail") -> uuid.UUID:

@@ -30,7 +30,7 @@ from tests.routing.test_host import (
     seed,
     state_of,
 )
-from tests.routing.test_routing_api import _accept_next, _agent_for, routed  # noqa: F401
+from tests.routing.test_routing_api import _accept_next, _agent_for
 
 HELD = (State.CONNECTED, State.WRAP_UP)
 

@@ -1,0 +1,124 @@
+"""A real app process for end-to-end tests: uvicorn in its own process with the engine host on,
+Debian's chromium for Playwright, and the helpers every browser test module shares.
+
+Each module seeds its own data (before the app starts, so the engine's rebuild sees it) and wraps
+the URL in its own ``Server`` record; starting, waiting for leadership and stopping live here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from switchboard.settings import PROJECT_ROOT, Settings
+from tests.conftest import db_schema_for
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+needs_chromium = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="Debian chromium is not installed at /usr/bin/chromium"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def live_settings(
+    backend_url: str, redis_url: str, data_dir: Path, *, name: str, **extra: object
+) -> Settings:
+    """Settings for an app process on this test's database and Redis (``name`` keys the secret)."""
+    return Settings(
+        environment="test",
+        database_url=backend_url,
+        database_schema=db_schema_for(backend_url),
+        redis_url=redis_url,
+        data_dir=data_dir,
+        secret_key=f"{name}-test-secret-" + "x" * 32,
+        **extra,
+    )
+
+
+def start_app(port: int, settings: Settings, origin: str, log_path: Path) -> subprocess.Popen[bytes]:
+    """uvicorn with the engine host on, configured through the environment like production."""
+    env = {
+        **os.environ,
+        "SWITCHBOARD_DATABASE_URL": settings.database_url or "",
+        "SWITCHBOARD_DATABASE_SCHEMA": settings.database_schema or "",
+        "SWITCHBOARD_REDIS_URL": settings.redis_url or "",
+        "SWITCHBOARD_SECRET_KEY": settings.secret_key,
+        "SWITCHBOARD_DATA_DIR": str(settings.data_dir),
+        "SWITCHBOARD_ENGINE_LEASE_MS": "1000",
+        "SWITCHBOARD_ROUTING_ENGINE": "true",
+        "SWITCHBOARD_ENVIRONMENT": "test",
+        "SWITCHBOARD_ALLOWED_ORIGINS": json.dumps([origin]),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "switchboard.app:create_app"]
+        + ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=log_path.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _log(path: Path) -> str:
+    return path.read_text()
+
+
+async def wait_for_leader(base: str, proc: subprocess.Popen[bytes], log_path: Path) -> None:
+    """Until the process answers /readyz as the routing engine's leader (or fail with its log)."""
+    async with httpx.AsyncClient(timeout=2) as client:
+        for _ in range(300):
+            if proc.poll() is not None:
+                raise AssertionError(f"app process exited:\n{_log(log_path)}")
+            try:
+                if (await client.get(f"{base}/readyz")).json().get("routing_engine") == "leader":
+                    return
+            except (httpx.HTTPError, ValueError):
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"engine never became leader:\n{_log(log_path)}")
+
+
+def stop_app(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+@asynccontextmanager
+async def running_app(settings: Settings, log_path: Path) -> AsyncIterator[str]:
+    """Start the app on a free port, yield its base URL once it leads routing, stop it after."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = start_app(port, settings, base, log_path)
+    try:
+        await wait_for_leader(base, proc, log_path)
+        yield base
+    finally:
+        stop_app(proc)
