@@ -14,9 +14,10 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from html import escape
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,11 +26,16 @@ from agent_desktop import work_service
 from interactions.models import ActorType, Interaction, TimelineEvent
 from interactions.states import Channel, State
 from interactions.timeline import append_event
+from interactions.voice import api as voice_api
 from interactions.voice.adapter import CALL_ENDED, parse_call_status
 from interactions.voice.control import call_control
 from interactions.voice.models import CarrierEvent
+from interactions.voice.outbound import ContactRefused
+from interactions.voice.schemas import OutboundCreate
 from routing import api as routing_api
 from routing.models import Agent
+from switchboard.auth.models import User
+from switchboard.db import utcnow
 from switchboard.deps import AppSettings, DbSession, MaybeAgent
 from switchboard.errors import Conflict, Invalid, NotFound
 from switchboard.templating import templates
@@ -212,6 +218,39 @@ async def call_action(
     view = await call_view(session, interaction)
     await session.commit()
     return HTMLResponse(_render("_voice.html", iid=interaction_id, call=view))
+
+
+@router.post("/interactions/{interaction_id}/call-customer", response_class=HTMLResponse)
+async def call_customer(
+    interaction_id: uuid.UUID,
+    request: Request,
+    response: Response,
+    session: DbSession,
+    settings: AppSettings,
+    maybe_agent: MaybeAgent,
+    reason: Annotated[str, Form(max_length=255)] = "",
+) -> HTMLResponse:
+    """Call the customer of an interaction this agent holds (a chat escalated to a call): the call
+    continues this interaction's thread; a contact-policy refusal is shown, not raised."""
+    agent = _profile(maybe_agent)
+    held = await work_service.held_interaction(session, interaction_id=interaction_id, agent_id=agent.id)
+    user = await session.get(User, agent.user_id)
+    assert user is not None  # agents.user_id is a non-null foreign key
+    body = OutboundCreate(
+        customer_id=held.customer_id,
+        channel="voice",
+        reason=reason.strip() or held.subject or "Call about your enquiry",
+        follow_up_of_id=held.id,
+    )
+    try:
+        call = await voice_api.create_outbound(body, request, response, session, settings, user, utcnow())
+    except ContactRefused as refused:
+        await session.rollback()
+        return HTMLResponse(f"Not called: {escape(refused.detail)}")
+    await session.commit()
+    if call.state is State.FAILED:
+        return HTMLResponse("The call could not be placed; see the customer's history.")
+    return HTMLResponse("Calling the customer; the call opens here when they answer.")
 
 
 async def return_caller_to_flow(

@@ -714,9 +714,16 @@ class EngineHost:
                 or not self.engine.has_agent(str(it.agent_id))
             ):
                 return []
+            adopted.append(str(it.agent_id))
             return self._restore_held(self.engine, it, self.clock())
 
+        adopted: list[str] = []
         await self._apply_in_session(adopt, context=f"adopt {interaction_id}")
+        for agent_id in adopted:
+            # The agent's desktop opens the tab as for routed work (after the commit).
+            await bus.publish(
+                self.client, bus.agent_topic(agent_id), {"type": "assigned", "interaction_id": interaction_id}
+            )
 
     async def _cmd_agent_changed(self, agent_id: str) -> None:
         assert self.engine is not None

@@ -70,6 +70,7 @@ async def create_outbound(
         default_region=settings.default_phone_region,
         default_timezone=settings.default_timezone,
         now=now,
+        follow_up_of_id=body.follow_up_of_id,
     )
     await session.commit()
     if interaction.channel is Channel.VOICE:

@@ -99,8 +99,10 @@ async def create_outbound(
     default_region: str,
     default_timezone: str,
     now: datetime,
+    follow_up_of_id: uuid.UUID | None = None,
 ) -> Interaction:
-    """An outbound interaction attached to ``agent_id`` (not queued: it is already theirs).
+    """An outbound interaction attached to ``agent_id`` (not queued: it is already theirs);
+    ``follow_up_of_id`` links it to the interaction it continues (same customer only).
 
     Raises ContactRefused (409, ``rule`` in the body) when the contact policy forbids it.
     """
@@ -122,6 +124,10 @@ async def create_outbound(
             rule=refusal.rule,
             policy=refusal.description,
         )
+    if follow_up_of_id is not None:
+        earlier = await session.get(Interaction, follow_up_of_id)
+        if earlier is None or earlier.customer_id != customer.id:
+            raise Invalid("Not an interaction of this customer", field="body.follow_up_of_id")
     kind = OUTBOUND_IDENTITY[channel]
     identity = next((i for i in customer.identities if i.kind is kind), None)
     if identity is None:
@@ -133,6 +139,7 @@ async def create_outbound(
         identity=IdentityRef(kind=kind, value=identity.value),
         subject=reason,
         attributes={"purpose": purpose.value},
+        follow_up_of_id=follow_up_of_id,
     )
     return await service.create_interaction(
         session, data=data, actor=actor, default_region=default_region, agent_id=agent_id, now=now

@@ -27,3 +27,7 @@ class OutboundCreate(BaseModel):
     channel: Literal["voice", "email"]
     reason: str = Field(min_length=1, max_length=255, description="Why we contact the customer (the subject)")
     purpose: Purpose = Field(default=Purpose.SERVICE, description="marketing needs the customer's consent")
+    follow_up_of_id: uuid.UUID | None = Field(
+        default=None,
+        description="The interaction this contact continues (e.g. a chat escalated to a call): one thread",
+    )
