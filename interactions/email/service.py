@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -72,6 +72,25 @@ async def find_thread_message(session: AsyncSession, external_id: str) -> Messag
     )
 
 
+# A new email this soon after a call or chat continues that conversation (channel switch): linked,
+# the desktop shows both as one thread. A day covers "as discussed on the phone this morning".
+FOLLOW_UP_WINDOW = timedelta(hours=24)
+
+
+async def _recent_contact(session: AsyncSession, customer_id: uuid.UUID, now: datetime) -> uuid.UUID | None:
+    """The customer's latest voice or chat interaction started within FOLLOW_UP_WINDOW, if any."""
+    return await session.scalar(
+        select(Interaction.id)
+        .where(
+            Interaction.customer_id.in_(await merged_customer_ids(session, customer_id)),
+            Interaction.channel.in_((Channel.VOICE, Channel.CHAT)),
+            Interaction.created_at >= now - FOLLOW_UP_WINDOW,
+        )
+        .order_by(Interaction.created_at.desc(), Interaction.id.desc())
+        .limit(1)
+    )
+
+
 async def ingest_email(
     session: AsyncSession, *, email: ParsedEmail, default_region: str, now: datetime | None = None
 ) -> Ingested:
@@ -103,7 +122,9 @@ async def ingest_email(
                 identity=IdentityRef(kind=IdentityKind.EMAIL, value=email.from_address),
                 customer_name=(email.from_name or "")[:160] or None,
                 subject=subject or None,
-                follow_up_of_id=target.id if target is not None else None,
+                follow_up_of_id=target.id
+                if target is not None
+                else await _recent_contact(session, customer.id, now),
             ),
             actor=Actor(ActorType.CUSTOMER, str(customer.id)),
             default_region=default_region,

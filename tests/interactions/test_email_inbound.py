@@ -19,7 +19,7 @@ from interactions.states import Channel, State
 from routing.commands import stream_key
 from tests.interactions.conftest import count_rows, walk_to
 from tests.interactions.email_fixtures import ATTACHMENT_MAX_BYTES, MAX_BYTES, listener, settings, sink  # noqa: F401
-from tests.interactions.email_helpers import customer_email, smtp_send
+from tests.interactions.email_helpers import CUSTOMER, customer_email, smtp_send
 
 PAN = "4111 1111 1111 1111"
 MASKED = "************1111"
@@ -229,3 +229,43 @@ async def test_unusable_sender_is_refused_with_550(listener, session):
     code, reply = await smtp_send(listener.port, customer_email(sender="not an address"))
     assert code == 550 and "From" in reply
     assert await count_rows(session) == before
+
+
+async def test_an_email_soon_after_a_call_continues_its_thread(listener, session):
+    """Channel switch: a customer who called this morning and now emails (no reply headers) gets
+    one conversation; a call from two days ago is not linked."""
+    from datetime import timedelta
+    from email.utils import parseaddr
+
+    from customers.models import Customer, IdentityKind
+    from switchboard.db import utcnow
+
+    customer = Customer(display_name="Ann Caller")
+    session.add(customer)
+    await session.flush()
+    session.add(
+        Identity(customer_id=customer.id, kind=IdentityKind.EMAIL, value=parseaddr(CUSTOMER)[1].lower())
+    )
+    old_call = Interaction(
+        customer_id=customer.id,
+        channel=Channel.VOICE,
+        state=State.COMPLETED,
+        created_at=utcnow() - timedelta(days=2),
+    )
+    session.add(old_call)
+    await session.commit()
+    code, _ = await smtp_send(listener.port, customer_email(subject="About my old call"))
+    assert code == 250
+    [unlinked] = [i for i in await _interactions(session) if i.channel is Channel.EMAIL]
+    assert unlinked.follow_up_of_id is None
+    await walk_to(session, unlinked, State.COMPLETED)
+
+    call = Interaction(customer_id=customer.id, channel=Channel.VOICE, state=State.COMPLETED)
+    session.add(call)
+    await session.commit()
+    code, _ = await smtp_send(listener.port, customer_email(subject="As discussed on the phone"))
+    assert code == 250
+    emails = [i for i in await _interactions(session) if i.channel is Channel.EMAIL]
+    assert len(emails) == 2
+    [linked] = [i for i in emails if i.id != unlinked.id]
+    assert linked.customer_id == customer.id and linked.follow_up_of_id == call.id
