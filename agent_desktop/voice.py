@@ -23,11 +23,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agent_desktop import work_service
+from interactions import service as interactions_service
 from interactions.models import ActorType, Interaction, TimelineEvent
 from interactions.states import Channel, State
 from interactions.timeline import append_event
 from interactions.voice import api as voice_api
 from interactions.voice.adapter import CALL_ENDED, parse_call_status
+from interactions.voice.calls import notify_routing
 from interactions.voice.control import call_control
 from interactions.voice.models import CarrierEvent
 from interactions.voice.outbound import ContactRefused
@@ -220,35 +222,54 @@ async def call_action(
     return HTMLResponse(_render("_voice.html", iid=interaction_id, call=view))
 
 
-@router.post("/interactions/{interaction_id}/call-customer", response_class=HTMLResponse)
-async def call_customer(
+@router.post("/interactions/{interaction_id}/contact-customer", response_class=HTMLResponse)
+async def contact_customer(
     interaction_id: uuid.UUID,
     request: Request,
     response: Response,
     session: DbSession,
     settings: AppSettings,
     maybe_agent: MaybeAgent,
+    channel: Annotated[Literal["voice", "email"], Form()] = "voice",
     reason: Annotated[str, Form(max_length=255)] = "",
 ) -> HTMLResponse:
-    """Call the customer of an interaction this agent holds (a chat escalated to a call): the call
-    continues this interaction's thread; a contact-policy refusal is shown, not raised."""
+    """Call or email the customer of an interaction this agent holds (a chat escalated to a call, a
+    call followed by an email): the new contact continues this interaction's thread. A
+    contact-policy refusal is shown in the panel, not raised."""
     agent = _profile(maybe_agent)
     held = await work_service.held_interaction(session, interaction_id=interaction_id, agent_id=agent.id)
     user = await session.get(User, agent.user_id)
     assert user is not None  # agents.user_id is a non-null foreign key
     body = OutboundCreate(
         customer_id=held.customer_id,
-        channel="voice",
-        reason=reason.strip() or held.subject or "Call about your enquiry",
+        channel=channel,
+        reason=reason.strip() or held.subject or "About your enquiry",
         follow_up_of_id=held.id,
     )
+    verb = "called" if channel == "voice" else "emailed"
     try:
-        call = await voice_api.create_outbound(body, request, response, session, settings, user, utcnow())
+        contact = await voice_api.create_outbound(body, request, response, session, settings, user, utcnow())
     except ContactRefused as refused:
         await session.rollback()
-        return HTMLResponse(f"Not called: {escape(refused.detail)}")
+        return HTMLResponse(f"Not {verb}: {escape(refused.detail)}")
+    if channel == "email":
+        # The agent writes it now: the email is theirs (connected), the engine counts it, and its
+        # tab opens with the reply box addressed to the customer.
+        await interactions_service.transition(
+            session,
+            interaction_id=contact.id,
+            to_state=State.CONNECTED,
+            actor_type=ActorType.AGENT,
+            actor_id=str(agent.id),
+            reason="agent writing an email",
+        )
+        await session.commit()
+        await notify_routing(
+            request.app.state.redis_client, [{"type": "adopt", "interaction_id": str(contact.id)}]
+        )
+        return HTMLResponse("Email opened in a new tab: write it there and press Send.")
     await session.commit()
-    if call.state is State.FAILED:
+    if contact.state is State.FAILED:
         return HTMLResponse("The call could not be placed; see the customer's history.")
     return HTMLResponse("Calling the customer; the call opens here when they answer.")
 

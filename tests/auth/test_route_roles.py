@@ -156,7 +156,7 @@ ROUTE_MIN_ROLE: dict[tuple[str, str], str] = {
     ("GET", "/desktop/interactions/{interaction_id}/transfer/agents"): "agent",
     ("POST", "/desktop/interactions/{interaction_id}/transfer"): "agent",
     ("POST", "/desktop/interactions/{interaction_id}/transfer/cancel"): "agent",
-    ("POST", "/desktop/interactions/{interaction_id}/call-customer"): "agent",
+    ("POST", "/desktop/interactions/{interaction_id}/contact-customer"): "agent",
     ("GET", "/desktop/interactions/{interaction_id}/canned"): "agent",
     ("POST", "/desktop/ex/pulse"): "agent",
     ("POST", "/desktop/ex/checkin"): "agent",

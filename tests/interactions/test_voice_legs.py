@@ -15,8 +15,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from customers.models import Identity, IdentityKind
 from interactions.models import Interaction, TimelineEvent
-from interactions.states import State
+from interactions.states import Channel, State
 from interactions.voice import dialer
 from interactions.voice.models import CarrierEvent
 from interactions.voice.simulator import CarrierSimulator, FakeCarrierApi
@@ -297,6 +298,15 @@ async def test_chat_escalated_to_a_call_from_the_desktop_is_one_thread(
     )
     assert chat.status_code == 201, chat.text
     chat_id = chat.json()["id"]
+    async with db.sessionmaker() as s:  # the customer can also be emailed
+        s.add(
+            Identity(
+                customer_id=uuid.UUID(chat.json()["customer_id"]),
+                kind=IdentityKind.EMAIL,
+                value="edith@example.com",
+            )
+        )
+        await s.commit()
 
     async def offered() -> bool:
         return bool((await client.get("/api/routing/offers", headers=headers)).json())
@@ -311,8 +321,8 @@ async def test_chat_escalated_to_a_call_from_the_desktop_is_one_thread(
     await pubsub.subscribe(PREFIX + agent_topic(agent_id))
     try:
         pressed = await client.post(
-            f"/desktop/interactions/{chat_id}/call-customer",
-            data={"reason": "Verify the card"},
+            f"/desktop/interactions/{chat_id}/contact-customer",
+            data={"channel": "voice", "reason": "Verify the card"},
             headers=headers,
         )
         assert pressed.status_code == 200 and "Calling the customer" in pressed.text, pressed.text
@@ -340,5 +350,33 @@ async def test_chat_escalated_to_a_call_from_the_desktop_is_one_thread(
             }
 
         await eventually(desktop_told, what="the desktop to be told to open the call")
+
+        # Then a follow-up by email from the same panel: connected at once (the agent writes it),
+        # adopted by the engine, linked to the chat, and its tab opens.
+        emailed = await client.post(
+            f"/desktop/interactions/{chat_id}/contact-customer",
+            data={"channel": "email", "reason": "Your new card"},
+            headers=headers,
+        )
+        assert emailed.status_code == 200 and "Email opened" in emailed.text, emailed.text
+        async with db.sessionmaker() as s:
+            email = await s.scalar(
+                select(Interaction).where(
+                    Interaction.follow_up_of_id == uuid.UUID(chat_id), Interaction.channel == Channel.EMAIL
+                )
+            )
+            await s.commit()
+        assert email is not None and email.state is State.CONNECTED and email.agent_id == agent_id
+        assert email.contact_identity == {"kind": "email", "value": "edith@example.com"}
+
+        async def email_tab_opened() -> bool:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
+            return message is not None and json.loads(message["data"]) == {
+                "type": "assigned",
+                "interaction_id": str(email.id),
+            }
+
+        await eventually(email_tab_opened, what="the desktop to be told to open the email")
+        assert app.state.engine_host.engine.knows(str(email.id))
     finally:
         await pubsub.aclose()
