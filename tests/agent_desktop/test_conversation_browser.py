@@ -170,6 +170,53 @@ async def _interaction(db: Database, channel: Channel) -> Interaction:
 
 
 @needs_chromium
+async def test_follow_up_email_written_from_the_360_panel(server: Server) -> None:
+    """From a held email, "Contact the customer…" → Email opens a new linked email tab; the agent
+    writes it there and it reaches the customer's address."""
+    from playwright.async_api import async_playwright, expect
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = await _sign_in(browser, server, "conv-agent")
+            code, reply = await smtp_send(server.listener.port, _email("Lost card", text="I lost my card."))
+            assert code == 250, reply
+            toast = page.locator(".offer-toast")
+            await expect(toast).to_be_visible(timeout=15_000)
+            await page.keyboard.press("a")
+            first = await _interaction(server.db, Channel.EMAIL)
+            panel = page.locator(f"#panel-{first.id}")
+            await expect(panel).to_be_visible(timeout=10_000)
+
+            await panel.get_by_text("Contact the customer…").click()
+            await panel.get_by_role("radio", name="Email").check()
+            await panel.get_by_label("Reason (the email's subject)").fill("Your replacement card")
+            await panel.get_by_role("button", name="Contact now").click()
+            await expect(panel.locator(f"#contact-result-{first.id}")).to_contain_text(
+                "Email opened", timeout=10_000
+            )
+            follow_up = await _interaction(server.db, Channel.EMAIL)
+            assert follow_up.id != first.id and follow_up.follow_up_of_id == first.id
+            tab = page.locator(f"#tab-{follow_up.id}")
+            await expect(tab).to_be_visible(timeout=10_000)
+            await tab.click()
+            new_panel = page.locator(f"#panel-{follow_up.id}")
+            await expect(new_panel).to_be_visible()
+            await new_panel.get_by_label("Reply by email").fill("Your replacement card was posted today.")
+            await new_panel.get_by_role("button", name="Send reply").click()
+            await expect(new_panel.get_by_role("status").filter(has_text="Reply sent.")).to_be_visible(
+                timeout=10_000
+            )
+        finally:
+            await browser.close()
+
+    [sent] = server.sink.messages
+    parsed = sent.parsed()
+    assert parsed["To"] == EMAIL and "Your replacement card" in parsed["Subject"]
+    assert "posted today" in parsed.get_content()
+
+
+@needs_chromium
 async def test_email_offered_accepted_thread_shown_and_reply_sent(server: Server) -> None:
     from playwright.async_api import async_playwright, expect
 
