@@ -9,7 +9,6 @@ two hosts in-process, an injected clock so rule steps expire on cue.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 
@@ -22,7 +21,7 @@ from routing import commands, service
 from routing.models import Queue
 from switchboard.auth.models import Role
 from switchboard.db import Database
-from tests.routing.test_host import eventually, running_host
+from tests.routing.test_host import eventually, kill_host, running_host
 from tests.routing.test_rule_sets_api import _catalogue
 
 # Our interactions have no topic: the "disputes" filter never matches, the default filter routes.
@@ -91,9 +90,7 @@ async def test_take_over_keeps_waiting_work_on_its_pinned_rule_set(db, redis_han
         await eventually(lambda: _truthy(a.engine.rule_set_version == 2), what="v2 live in the leader")
 
         async with running_host(db, redis_handle, clock=clock) as (b, client_b, _):
-            task_a.cancel()  # the leader dies; the stand-by rebuilds from SQL with v2 live
-            with contextlib.suppress(asyncio.CancelledError):
-                await task_a
+            await kill_host(task_a)  # the leader dies; the stand-by rebuilds from SQL with v2 live
             await asyncio.wait_for(b.is_leader.wait(), 10)
             assert b.engine.rule_set_version == 2
             assert b.engine.snapshot()["interactions"][str(old)]["queue"] == "retail"

@@ -24,6 +24,7 @@ from switchboard.db import Database
 from switchboard.events import agent_topic
 from tests.routing.test_host import (
     eventually,
+    kill_host,
     live_offers,
     new_interaction,
     running_host,
@@ -342,9 +343,7 @@ async def test_take_over_during_a_consult_keeps_the_customer_with_the_sender(db,
             running_host(db, redis_handle) as (b, client_b, _),
             one_agent_at_a_time(db, iid),
         ):
-            task_a.cancel()  # the leader dies mid-consult, its offer left live
-            with contextlib.suppress(asyncio.CancelledError):
-                await task_a
+            await kill_host(task_a)  # the leader dies mid-consult, its offer left live
             await asyncio.wait_for(b.is_leader.wait(), 10)
             # The new leader withdrew the old offer and offered the consult again, to the same target.
             (offer,) = await live_offers(db, child)
