@@ -186,7 +186,7 @@ async def create_interaction(
                 interaction,
                 "state_changed",
                 actor,
-                _transition_data(State.CREATED, State.QUEUED, None, 2, {}, agent_id),
+                transition_data(State.CREATED, State.QUEUED, None, 2, {}, agent_id),
                 now,
             )
         await session.flush()
@@ -276,7 +276,7 @@ async def transition(
         channel=current.channel.value,
         actor_type=actor_type,
         actor_id=actor_id,
-        data=_transition_data(from_state, target, reason, version + 1, changes or {}, agent_after),
+        data=transition_data(from_state, target, reason, version + 1, changes or {}, agent_after),
         at=now,
     )
     await session.flush()
@@ -618,7 +618,7 @@ def _checked_changes(changes: dict[str, Any] | None) -> dict[str, Any]:
     return dict(changes)
 
 
-def _transition_data(
+def transition_data(
     from_state: State,
     to_state: State,
     reason: str | None,

@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import redis.asyncio as aioredis
 from sqlalchemy import event as sa_event
-from sqlalchemy import inspect
+from sqlalchemy import insert, inspect
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 # appended in the session's current transaction.
 PUBLISHER_KEY = "sb_timeline_publisher"
 PENDING_KEY = "sb_timeline_pending"
+ROWS_PENDING_KEY = "sb_timeline_rows_pending"  # events written by insert_events (no ORM objects)
 
 _in_flight: set[asyncio.Task[None]] = set()  # strong references until each publish finishes
 
@@ -48,19 +51,74 @@ def append_event(
 ) -> TimelineEvent:
     """Add an event to the caller's transaction; it commits (or rolls back) with the change it records."""
     event = TimelineEvent(
-        customer_id=customer_id,
-        interaction_id=interaction_id,
-        kind=kind,
-        channel=channel,
-        actor_type=actor_type,
-        actor_id=str(actor_id) if actor_id is not None else None,
-        data=data or {},
-        at=at or utcnow(),
+        **event_row(
+            customer_id=customer_id,
+            interaction_id=interaction_id,
+            kind=kind,
+            channel=channel,
+            actor_type=actor_type,
+            actor_id=actor_id,
+            data=data,
+            at=at,
+        )
     )
     session.add(event)
     if PUBLISHER_KEY in session.info:
         session.info.setdefault(PENDING_KEY, []).append(event)
     return event
+
+
+@dataclass(frozen=True, slots=True)
+class InsertedEvent:
+    """What the live announcement needs of an event written without an ORM object."""
+
+    id: int
+    customer_id: uuid.UUID
+    interaction_id: uuid.UUID | None
+    kind: str
+
+
+def event_row(
+    *,
+    customer_id: uuid.UUID,
+    kind: str,
+    actor_type: ActorType,
+    actor_id: str | uuid.UUID | None = None,
+    interaction_id: uuid.UUID | None = None,
+    channel: str | None = None,
+    data: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """One event as ``insert_events`` takes it: the same columns ``append_event`` fills."""
+    return {
+        "customer_id": customer_id,
+        "interaction_id": interaction_id,
+        "kind": kind,
+        "channel": channel,
+        "actor_type": actor_type,
+        "actor_id": str(actor_id) if actor_id is not None else None,
+        "data": data or {},
+        "at": at or utcnow(),
+    }
+
+
+async def insert_events(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Append several events (``event_row``) in ONE multi-row INSERT, without ORM objects.
+
+    For hot paths (the routing engine's decisions): the same rows as ``append_event`` and the same
+    announcement after commit. Pending ORM writes are flushed first, so events keep the order in
+    which they were appended. Not for use inside a SAVEPOINT that may roll back on its own: its
+    events would still be announced (harmless, subscribers re-read SQL, but wrong).
+    """
+    if not rows:
+        return
+    table = TimelineEvent.__table__
+    result = await session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
+    if PUBLISHER_KEY in session.info:
+        session.info.setdefault(ROWS_PENDING_KEY, []).extend(
+            InsertedEvent(event_id, row["customer_id"], row["interaction_id"], row["kind"])
+            for event_id, row in zip(result.scalars(), rows, strict=True)
+        )
 
 
 def publish_after_commit(sessionmaker: async_sessionmaker[AsyncSession], client: aioredis.Redis) -> None:
@@ -72,10 +130,10 @@ def publish_after_commit(sessionmaker: async_sessionmaker[AsyncSession], client:
     sessionmaker.configure(info={PUBLISHER_KEY: client})
 
 
-def live_payloads(events: list[TimelineEvent]) -> list[dict[str, Any]]:
+def live_payloads(events: Sequence[TimelineEvent | InsertedEvent]) -> list[dict[str, Any]]:
     """One message per customer per commit (a routing decision appends several events at once):
     what a subscriber needs to decide what to re-read; the content itself stays in SQL."""
-    by_customer: dict[uuid.UUID, list[TimelineEvent]] = {}
+    by_customer: dict[uuid.UUID, list[TimelineEvent | InsertedEvent]] = {}
     for event in events:
         by_customer.setdefault(event.customer_id, []).append(event)
     return [
@@ -93,12 +151,13 @@ def live_payloads(events: list[TimelineEvent]) -> list[dict[str, Any]]:
 @sa_event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
     pending: list[TimelineEvent] = session.info.pop(PENDING_KEY, None) or []
+    inserted: list[InsertedEvent] = session.info.pop(ROWS_PENDING_KEY, None) or []
     client = session.info.get(PUBLISHER_KEY)
-    if not pending or client is None:
+    if not (pending or inserted) or client is None:
         return
     # Persistent now = really committed: an event added inside a SAVEPOINT that rolled back is
     # transient again (expire_on_commit is off, so reading the columns does no I/O).
-    payloads = live_payloads([ev for ev in pending if inspect(ev).persistent])
+    payloads = live_payloads([ev for ev in pending if inspect(ev).persistent] + inserted)
     if not payloads:
         return
     try:
@@ -113,6 +172,7 @@ def _after_commit(session: Session) -> None:
 @sa_event.listens_for(Session, "after_rollback")
 def _after_rollback(session: Session) -> None:
     session.info.pop(PENDING_KEY, None)
+    session.info.pop(ROWS_PENDING_KEY, None)
 
 
 async def _publish(client: aioredis.Redis, payloads: list[dict[str, Any]]) -> None:

@@ -6,9 +6,10 @@ answers exactly what the engine would decide.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from customers.models import Customer
@@ -57,3 +58,45 @@ async def context_for(session: AsyncSession, interaction: Interaction) -> dict[s
     customer = await session.get(Customer, interaction.customer_id)
     assert customer is not None  # FK
     return rule_context(interaction, customer, last_agent=await last_agent_id(session, customer.id))
+
+
+def _snapshot_statement() -> Any:
+    it, cu = Interaction.__table__, Customer.__table__
+    past = Interaction.__table__.alias("past")
+    last_agent = (
+        select(past.c.agent_id)
+        .where(
+            past.c.customer_id == it.c.customer_id,
+            past.c.agent_id.is_not(None),
+            past.c.state == State.COMPLETED,
+        )
+        .order_by(past.c.ended_at.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    return (
+        select(
+            it,
+            *(cu.c[name].label(f"cust__{name}") for name in _CUSTOMER_COLUMNS),
+            last_agent.label("last_agent"),
+        )
+        .join_from(it, cu, cu.c.id == it.c.customer_id)
+        .where(it.c.id == bindparam("interaction_id"))
+    )
+
+
+_CUSTOMER_COLUMNS = ("id", "segments", "value_tier", "language", "relationship_manager_id", "do_not_contact")
+_SNAPSHOT = _snapshot_statement()  # built once: building costs more CPU than running it
+
+
+async def routing_snapshot(session: AsyncSession, interaction_id: Any) -> tuple[Any, dict[str, Any]] | None:
+    """The interaction (a row with the model's attribute names) and its rule context, in ONE query
+    of SQLAlchemy Core (the engine's arrival path; no ORM objects). None if there is no such row."""
+    row = (await session.execute(_SNAPSHOT, {"interaction_id": interaction_id})).first()
+    if row is None:
+        return None
+    values = row._mapping
+    interaction = SimpleNamespace(**{column.key: values[column] for column in Interaction.__table__.c})
+    customer = SimpleNamespace(**{name: values[f"cust__{name}"] for name in _CUSTOMER_COLUMNS})
+    last = values["last_agent"]
+    return interaction, rule_context(interaction, customer, last_agent=str(last) if last else None)

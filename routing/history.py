@@ -58,19 +58,39 @@ def interval_start(at: datetime) -> datetime:
 
 async def bump(session: AsyncSession, *, queue: str, at: datetime, **increments: float) -> None:
     """Add to the interval's counters with one UPSERT (PostgreSQL and SQLite share the syntax)."""
-    unknown = set(increments) - set(COUNTERS) - set(SUMS)
+    await bump_many(session, {(queue, interval_start(at)): increments})
+
+
+async def bump_many(session: AsyncSession, increments: dict[tuple[str, datetime], dict[str, float]]) -> None:
+    """Add to several (queue, interval start) rows with ONE multi-row UPSERT.
+
+    Every counter is added (zero where a row has nothing to add), so all rows share one statement.
+    """
+    if not increments:
+        return
+    unknown = {name for inc in increments.values() for name in inc} - set(COUNTERS) - set(SUMS)
     if unknown:
         raise ValueError(f"unknown counters: {sorted(unknown)}")
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    values: dict[str, Any] = {name: 0 for name in COUNTERS} | {name: 0.0 for name in SUMS}
-    values.update(increments)
-    statement = insert(QueueInterval).values(queue_name=queue, interval_start=interval_start(at), **values)
-    statement = statement.on_conflict_do_update(
+    zero: dict[str, Any] = {name: 0 for name in COUNTERS} | {name: 0.0 for name in SUMS}
+    rows = [
+        {**zero, **inc, "queue_name": queue, "interval_start": start}
+        for (queue, start), inc in sorted(increments.items())  # one lock order for all writers
+    ]
+    await session.execute(_UPSERTS[dialect], rows)
+
+
+def _upsert(insert: Any) -> Any:
+    """Add the row's counters to the interval's (built once per dialect; executed per row set)."""
+    table = QueueInterval.__table__
+    statement = insert(table)
+    return statement.on_conflict_do_update(
         index_elements=["queue_name", "interval_start"],
-        set_={name: getattr(QueueInterval, name) + statement.excluded[name] for name in increments},
+        set_={name: table.c[name] + statement.excluded[name] for name in (*COUNTERS, *SUMS)},
     )
-    await session.execute(statement)
+
+
+_UPSERTS = {"postgresql": _upsert(postgresql.insert), "sqlite": _upsert(sqlite.insert)}
 
 
 async def history(

@@ -29,18 +29,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aioredis
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy import event as sa_event
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from customers.models import Customer
 from interactions import service as interactions_service
 from interactions.models import ActorType, Interaction
 from interactions.states import State
-from interactions.timeline import append_event
+from interactions.timeline import append_event, event_row, insert_events
 from routing import commands, heartbeats, history, store
-from routing.context import context_for
+from routing.context import context_for, routing_snapshot
 from routing.engine.events import (
     Abandoned,
     AgentStatusChanged,
@@ -365,14 +364,15 @@ class EngineHost:
         self._queue_info = {q.id: (q.name, float(q.sl_threshold_seconds)) for q in queues}
         self._queue_display = {q.id: q.display_name for q in queues}
 
-    async def _count(
-        self, session: AsyncSession, interaction: Interaction | None, now: datetime, **inc
-    ) -> None:
-        """Add to the durable interval statistics of the interaction's queue (same transaction)."""
+    def _count(self, session: AsyncSession, interaction: Any, now: datetime, **inc: float) -> None:
+        """Add to the durable interval statistics of the interaction's queue (anything with a
+        ``queue_id``). Collected per decision and written with it in one UPSERT before commit."""
         if interaction is None or interaction.queue_id not in self._queue_info:
             return
         name, _ = self._queue_info[interaction.queue_id]
-        await history.bump(session, queue=name, at=now, **inc)
+        counters = session.info[BUMPS_KEY].setdefault((name, history.interval_start(now)), {})
+        for counter, amount in inc.items():
+            counters[counter] = counters.get(counter, 0) + amount
 
     def _within_sl(self, interaction: Interaction, now: datetime) -> tuple[float, bool]:
         wait = max(0.0, (now - interaction.virtual_start_at).total_seconds())
@@ -389,10 +389,19 @@ class EngineHost:
                 self.engine.add_queue(_queue_config(queue))
         return queues
 
-    async def _enqueue_from_sql(self, session: AsyncSession, it: Interaction, now: float) -> list[Event]:
+    async def _enqueue_from_sql(
+        self, session: AsyncSession, it: Any, now: float, context: dict[str, Any] | None = None
+    ) -> list[Event]:
+        """Route waiting work: ``it`` is an Interaction or a row with its attributes (see
+        ``routing_snapshot``, which also gives ``context``)."""
         assert self.engine is not None
-        await self._sync_queues(session)
-        declined = {str(a) for a in await store.declined_agent_ids(session, it.id)}
+        if it.queue_id is not None and it.queue_id not in self._queue_info:
+            await self._sync_queues(session)  # created since the last sync (the reconcile pass syncs too)
+        # Every offer moves the interaction to "offered" and so bumps its version: a queued
+        # interaction still at version <= 2 (created, queued) was never offered, so nobody declined it.
+        declined = (
+            {str(a) for a in await store.declined_agent_ids(session, it.id)} if it.version > 2 else set()
+        )
         transfer = (it.attributes or {}).get("transfer") or {}
         if transfer.get("consult") == "pending" and it.parent_id is not None:
             return await self._restore_consult(session, it, transfer, now)
@@ -402,7 +411,7 @@ class EngineHost:
         explicit_queue = None
         pinned = None
         if it.queue_id is not None and it.rule_set_version is None:
-            explicit_queue = (await session.get(Queue, it.queue_id)).name
+            explicit_queue = self._queue_info[it.queue_id][0]
         elif it.rule_set_version is not None and it.rule_set_version != self.engine.rule_set_version:
             pinned = await self._pinned_version(session, it.rule_set_version)
         return self.engine.enqueue(
@@ -413,7 +422,7 @@ class EngineHost:
             priority=it.priority,
             virtual_start=it.virtual_start_at.timestamp(),
             required_skills=it.required_skills or None,
-            context=await context_for(session, it),
+            context=context if context is not None else await context_for(session, it),
             declined=declined,
             rule_set_version=pinned,
         )
@@ -675,10 +684,10 @@ class EngineHost:
             return  # a repeated command (re-read after a crash) changes nothing
 
         async def enqueue(session: AsyncSession) -> list[Event]:
-            it = await session.get(Interaction, uuid.UUID(interaction_id))
-            if it is None or it.state is not State.QUEUED:
+            snapshot = await routing_snapshot(session, uuid.UUID(interaction_id))
+            if snapshot is None or snapshot[0].state is not State.QUEUED:
                 return []
-            return await self._enqueue_from_sql(session, it, self.clock())
+            return await self._enqueue_from_sql(session, snapshot[0], self.clock(), context=snapshot[1])
 
         await self._apply_in_session(enqueue, context=f"enqueue {interaction_id}")
 
@@ -797,6 +806,9 @@ class EngineHost:
         it is rebuilt from SQL and DecisionRefused raised."""
         assert self.lease is not None
         published: list[tuple[str, dict[str, Any]]] = []
+        # Timeline rows and interval counters of the lean writes, written once before commit.
+        rows: list[dict[str, Any]] = []
+        session.info[EVENT_ROWS_KEY], session.info[BUMPS_KEY] = rows, {}
         try:
             await store.fence(session, partition=self.partition, epoch=self.lease.epoch)
             for event in events:
@@ -804,6 +816,10 @@ class EngineHost:
                 sql_offer = (
                     self._sql_offer.get(engine_offer) if engine_offer else None
                 )  # _persist may forget it
+                if not isinstance(event, LEAN_EVENTS) and rows:
+                    # ORM writes append their own events: keep the timeline in decision order.
+                    await insert_events(session, rows)
+                    rows.clear()
                 published += await self._persist(session, event)
                 payload = event_payload(event, occurred_at=_dt(self.engine_now()))
                 if engine_offer is not None:
@@ -811,6 +827,8 @@ class EngineHost:
                     payload["offer_id"] = str(sql_offer or self._sql_offer.get(engine_offer) or "") or None
                 # Outbox: the webhook deliveries commit (or roll back) with the decision itself.
                 await enqueue_webhook_deliveries(session, event_type=event.kind, payload=payload)
+            await insert_events(session, rows)
+            await history.bump_many(session, session.info[BUMPS_KEY])
             await session.commit()
         except store.StaleEngine as exc:
             await session.rollback()
@@ -839,13 +857,11 @@ class EngineHost:
                 now=now,
                 ttl=_dt(event.expires_at) - now,
                 fenced=True,  # _commit_events fenced this transaction
+                events=session.info[EVENT_ROWS_KEY],  # one INSERT with the decision's other events
             )
             self._sql_offer[event.offer_id] = offer.id
             self._engine_offer[offer.id] = event.offer_id
-            # Held in this session (hold_loaded) since create_offer / context_for read them: no query.
-            offered = await session.get(Interaction, offer.interaction_id)
-            customer = await session.get(Customer, offered.customer_id)
-            await self._count(session, offered, now, offered=1)
+            self._count(session, offer, now, offered=1)
             return [
                 (
                     bus.agent_topic(event.agent_id),
@@ -857,14 +873,14 @@ class EngineHost:
                         "expires_at": offer.expires_at.isoformat(),
                         # Everything the desktop's offer card shows, so no socket queries per offer.
                         "card": {
-                            "channel": offered.channel.value,
-                            "customer_name": customer.display_name,
-                            "tier": customer.value_tier.value,
-                            "segments": list(customer.segments or []),
-                            "topic": offered.topic,
-                            "subject": offered.subject,
-                            "queue": self._queue_display.get(offered.queue_id),
-                            "waiting_since": offered.virtual_start_at.isoformat(),
+                            "channel": offer.channel,
+                            "customer_name": offer.customer_name,
+                            "tier": offer.tier,
+                            "segments": offer.segments,
+                            "topic": offer.topic,
+                            "subject": offer.subject,
+                            "queue": self._queue_display.get(offer.queue_id),
+                            "waiting_since": offer.virtual_start_at.isoformat(),
                         },
                     },
                 )
@@ -882,7 +898,7 @@ class EngineHost:
             )
             accepted = await session.get(Interaction, uuid.UUID(event.interaction_id))
             wait, in_sl = self._within_sl(accepted, now)
-            await self._count(
+            self._count(
                 session, accepted, now, accepted=1, answered_within_sl=int(in_sl), answer_wait_seconds=wait
             )
             return [
@@ -916,7 +932,7 @@ class EngineHost:
             if outcome is not OfferState.RESCINDED:
                 counter = "rejected" if outcome is OfferState.REJECTED else "missed"
                 closed = await session.get(Interaction, uuid.UUID(event.interaction_id))
-                await self._count(session, closed, now, **{counter: 1})
+                self._count(session, closed, now, **{counter: 1})
             return [
                 (
                     bus.agent_topic(event.agent_id),
@@ -928,7 +944,13 @@ class EngineHost:
             queue_id = self._queue_id_by_name(queue_name)
             if queue_id is None:  # a queue the host has not seen yet
                 queue_id = await session.scalar(select(Queue.id).where(Queue.name == queue_name))
-            values: dict[str, Any] = {"queue_id": queue_id}
+            # None keeps the column as it is (a requeue keeps its priority; explicit work has no version).
+            values: dict[str, Any] = {
+                "interaction_id": uuid.UUID(event.interaction_id),
+                "queue_id": queue_id,
+                "priority": None,
+                "rule_set_version": None,
+            }
             if isinstance(event, Queued | Escalated):
                 values["priority"] = event.priority
             if isinstance(event, Queued) and event.filter_name is not None and self.engine is not None:
@@ -936,21 +958,19 @@ class EngineHost:
                 values["rule_set_version"] = (
                     self.engine.routed_version(event.interaction_id) or self.engine.rule_set_version
                 )
-            await session.execute(
-                update(Interaction).where(Interaction.id == uuid.UUID(event.interaction_id)).values(**values)
-            )
-            if not isinstance(event, Requeued):
-                interaction = await session.get(Interaction, uuid.UUID(event.interaction_id))
-                append_event(
-                    session,
-                    customer_id=interaction.customer_id,
-                    interaction_id=interaction.id,
-                    kind="routed" if isinstance(event, Queued) else "escalated",
-                    channel=interaction.channel.value,
-                    actor_type=ActorType.SYSTEM,
-                    actor_id="routing",
-                    data={k: v for k, v in _event_dict(event).items() if k != "interaction_id"},
-                    at=now,
+            placed = (await session.execute(_PLACE, values)).first()
+            if placed is not None and not isinstance(event, Requeued):
+                session.info[EVENT_ROWS_KEY].append(
+                    event_row(
+                        customer_id=placed.customer_id,
+                        interaction_id=uuid.UUID(event.interaction_id),
+                        kind="routed" if isinstance(event, Queued) else "escalated",
+                        channel=placed.channel.value,
+                        actor_type=ActorType.SYSTEM,
+                        actor_id="routing",
+                        data={k: v for k, v in _event_dict(event).items() if k != "interaction_id"},
+                        at=now,
+                    )
                 )
             return []
         if isinstance(event, AgentStatusChanged):
@@ -967,10 +987,10 @@ class EngineHost:
             current = await session.get(Interaction, uuid.UUID(event.interaction_id), populate_existing=True)
             if isinstance(event, Completed) and current is not None:
                 handled = (now - (current.connected_at or now)).total_seconds()
-                await self._count(session, current, now, completed=1, handle_seconds=max(0.0, handled))
+                self._count(session, current, now, completed=1, handle_seconds=max(0.0, handled))
             elif isinstance(event, Abandoned) and current is not None:
                 _, in_sl = self._within_sl(current, now)
-                await self._count(session, current, now, abandoned=1, abandoned_within_sl=int(in_sl))
+                self._count(session, current, now, abandoned=1, abandoned_within_sl=int(in_sl))
             if current is not None and current.state is not target:
                 await interactions_service.transition(
                     session,
@@ -1014,7 +1034,7 @@ class EngineHost:
                 now=now,
             )
         if isinstance(event, Transferred):
-            await self._count(
+            self._count(
                 session, await session.get(Interaction, uuid.UUID(event.interaction_id)), now, transferred=1
             )
             return []
@@ -1028,6 +1048,8 @@ class EngineHost:
         """Route queued work the engine never heard of; drop work SQL has ended without telling us."""
         assert self.engine is not None
         async with self.db.sessionmaker() as session:
+            # Queues a supervisor added: arrivals sync only for a queue id they do not know.
+            await self._sync_queues(session)
             rows = (
                 await session.execute(
                     select(Interaction.id, Interaction.state).where(
@@ -1108,6 +1130,31 @@ class EngineHost:
                 log.info("routing engine: agent %s lost every desktop; set offline", agent_id)
                 gone.append(agent_id)
         return gone
+
+
+def _place_statement() -> Any:
+    """Where the engine placed waiting work (queue, priority, routing version), built once."""
+    it = Interaction.__table__.c
+    return (
+        update(Interaction.__table__)
+        .where(it.id == bindparam("interaction_id"))
+        .values(
+            queue_id=bindparam("queue_id"),
+            priority=func.coalesce(bindparam("priority", type_=it.priority.type), it.priority),
+            rule_set_version=func.coalesce(
+                bindparam("rule_set_version", type_=it.rule_set_version.type), it.rule_set_version
+            ),
+        )
+        .returning(it.customer_id, it.channel)
+    )
+
+
+_PLACE = _place_statement()
+
+# Events whose writes are SQLAlchemy Core collecting their timeline rows (see _commit_events).
+LEAN_EVENTS = (OfferCreated, Queued, Escalated, Requeued)
+EVENT_ROWS_KEY = "sb_routing_event_rows"
+BUMPS_KEY = "sb_routing_bumps"
 
 
 def hold_loaded(session: AsyncSession) -> None:

@@ -13,22 +13,36 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from customers.models import Customer
 from interactions import service as interactions_service
 from interactions.models import ActorType, Interaction
-from interactions.states import State
-from interactions.timeline import append_event
+from interactions.service import transition_data
+from interactions.states import Channel, State, can_transition
+from interactions.timeline import event_row, insert_events
 from routing.capacity import DEFAULT_CHANNEL_COST, fits
 from routing.models import Agent, Offer, OfferState, RoutingPartition
+from switchboard.db import new_id
 from switchboard.errors import Conflict, NotFound
 
 # States in which an interaction occupies its agent's capacity (released only after wrap-up).
 OCCUPYING_STATES = (State.OFFERED, State.CONNECTED, State.WRAP_UP)
+
+
+# The hot statements are built once: constructing a statement costs more CPU than running it.
+_partitions = RoutingPartition.__table__
+_FENCE = (
+    update(_partitions)
+    .where(_partitions.c.name == bindparam("partition"), _partitions.c.epoch <= bindparam("epoch"))
+    .values(epoch=bindparam("epoch"))
+)
 
 
 class StaleEngine(Conflict):
@@ -40,11 +54,7 @@ async def fence(session: AsyncSession, *, partition: str, epoch: int) -> None:
 
     The UPDATE also takes the partition row lock on PostgreSQL, serialising engine writes.
     """
-    result = await session.execute(
-        update(RoutingPartition)
-        .where(RoutingPartition.name == partition, RoutingPartition.epoch <= epoch)
-        .values(epoch=epoch)
-    )
+    result = await session.execute(_FENCE, {"partition": partition, "epoch": epoch})
     if result.rowcount == 1:
         return
     if await session.get(RoutingPartition, partition) is None:
@@ -58,15 +68,6 @@ async def fence(session: AsyncSession, *, partition: str, epoch: int) -> None:
     raise StaleEngine(f"engine epoch {epoch} is stale for partition {partition!r}")
 
 
-async def agent_load(session: AsyncSession, agent_id: uuid.UUID) -> Counter[str]:
-    rows = await session.execute(
-        select(Interaction.channel, func.count())
-        .where(Interaction.agent_id == agent_id, Interaction.state.in_(OCCUPYING_STATES))
-        .group_by(Interaction.channel)
-    )
-    return Counter({channel.value: count for channel, count in rows.all()})
-
-
 async def declined_agent_ids(session: AsyncSession, interaction_id: uuid.UUID) -> set[uuid.UUID]:
     """Agents who rejected or missed this interaction: it is never offered to them again."""
     rows = await session.scalars(
@@ -75,6 +76,79 @@ async def declined_agent_ids(session: AsyncSession, interaction_id: uuid.UUID) -
         )
     )
     return set(rows)
+
+
+@dataclass(frozen=True, slots=True)
+class OfferMade:
+    """A live offer just written, with what the desktop's offer card shows (no second read)."""
+
+    id: uuid.UUID
+    interaction_id: uuid.UUID
+    agent_id: uuid.UUID
+    expires_at: datetime
+    channel: str
+    queue_id: uuid.UUID | None
+    virtual_start_at: datetime
+    topic: str | None
+    subject: str | None
+    customer_id: uuid.UUID
+    customer_name: str
+    tier: str
+    segments: list[str]
+
+
+# The only state an offer can be made from (checked against the state machine at import).
+_OFFERABLE = tuple(s for s in State if can_transition(s, State.OFFERED))
+assert _OFFERABLE == (State.QUEUED,), _OFFERABLE
+
+
+def _offer_statements() -> tuple[Any, Any, Any]:
+    """create_offer's three statements (bound per call: interaction_id, agent_id, now)."""
+    it, ag, of, cu = Interaction.__table__.c, Agent.__table__.c, Offer.__table__.c, Customer.__table__.c
+    interaction_id, agent_id = bindparam("interaction_id"), bindparam("agent_id")
+    held = select(func.count()).where(it.agent_id == agent_id, it.state.in_(OCCUPYING_STATES))
+    declined = (
+        select(of.id)
+        .where(
+            of.interaction_id == interaction_id,
+            of.agent_id == agent_id,
+            of.state.in_((OfferState.REJECTED, OfferState.EXPIRED)),
+        )
+        .exists()
+    )
+    checks = select(
+        ag.capacity_units,
+        ag.channel_max,
+        declined.label("declined"),
+        select(it.channel).where(it.id == interaction_id).scalar_subquery().label("work_channel"),
+        # What the agent holds now, per channel (the capacity it has left).
+        *(held.where(it.channel == channel).scalar_subquery().label(channel.value) for channel in Channel),
+    ).where(ag.id == agent_id)
+    now = bindparam("now")
+    make_offered = (
+        update(Interaction.__table__)
+        .where(it.id == interaction_id, it.state.in_(_OFFERABLE))
+        .values(
+            state=State.OFFERED, agent_id=agent_id, version=it.version + 1, offered_at=now, updated_at=now
+        )
+        .returning(
+            it.version,
+            it.customer_id,
+            it.queue_id,
+            it.virtual_start_at,
+            it.topic,
+            it.subject,
+            # Subqueries, not UPDATE ... FROM: SQLite's RETURNING cannot name a FROM table.
+            *(
+                select(cu[name]).where(cu.id == it.customer_id).scalar_subquery().label(name)
+                for name in ("display_name", "value_tier", "segments")
+            ),
+        )
+    )
+    return checks, make_offered, insert(Offer.__table__)
+
+
+_OFFER_CHECKS, _MAKE_OFFERED, _INSERT_OFFER = _offer_statements()
 
 
 async def create_offer(
@@ -88,75 +162,106 @@ async def create_offer(
     ttl: timedelta,
     costs: dict[str, int] = DEFAULT_CHANNEL_COST,
     fenced: bool = False,
-) -> Offer:
+    events: list[dict[str, Any]] | None = None,
+) -> OfferMade:
     """Offer the interaction to the agent (fenced, capacity and decliners re-checked in SQL).
 
-    ``fenced=True``: the caller already ran ``fence`` in this transaction (the engine host fences
-    once per decision batch); the row lock it took is held until commit, so once is enough.
+    The engine's hottest write, so it is SQLAlchemy Core in three round trips after the fence:
+    one read (the agent's capacity, its load per channel, whether it declined this work), the
+    compare-and-set UPDATE queued -> offered (joined to the customer so it returns the offer
+    card's data) and the offer INSERT, whose partial unique index allows one live offer per
+    interaction. ``fenced=True``: the caller already ran ``fence`` in this transaction (its row
+    lock is held until commit). ``events``: the caller collects the timeline rows and writes them
+    in one INSERT with the rest of its decision (``insert_events``); by default they are written here.
     """
     if not fenced:
         await fence(session, partition=partition, epoch=epoch)
-    interaction = await session.get(Interaction, interaction_id, populate_existing=True)
-    if interaction is None:
-        raise NotFound("No such interaction", field="interaction_id")
-    # Only the capacity columns: loading the Agent entity also loads its skills (selectin).
-    agent = (
-        await session.execute(select(Agent.capacity_units, Agent.channel_max).where(Agent.id == agent_id))
-    ).first()
-    if agent is None:
+    params = {"interaction_id": interaction_id, "agent_id": agent_id}
+    checks = (await session.execute(_OFFER_CHECKS, params)).first()
+    if checks is None:
         raise NotFound("No such agent", field="agent_id")
-    if agent_id in await declined_agent_ids(session, interaction_id):
+    if checks.work_channel is None:
+        raise NotFound("No such interaction", field="interaction_id")
+    if checks.declined:
         raise Conflict("This agent already declined or missed the interaction", field="agent_id")
-    load = await agent_load(session, agent_id)
+    load = Counter({channel.value: getattr(checks, channel.value) for channel in Channel})
+    channel = Channel(checks.work_channel).value
     if not fits(
-        channel=interaction.channel.value,
+        channel=channel,
         load_by_channel=load,
-        capacity_units=agent.capacity_units,
-        channel_max=agent.channel_max,
+        capacity_units=checks.capacity_units,
+        channel_max=checks.channel_max,
         costs=costs,
     ):
         raise Conflict("The agent has no capacity for this channel", field="agent_id")
-    offer = Offer(
+
+    offered = (await session.execute(_MAKE_OFFERED, {**params, "now": now})).first()
+    if offered is None:
+        state = await session.scalar(select(Interaction.state).where(Interaction.id == interaction_id))
+        raise Conflict(
+            f"Illegal transition from {State(state).value} to offered",
+            field="to_state",
+            from_state=State(state).value,
+            to_state=State.OFFERED.value,
+        )
+    offer_id, expires_at = new_id(), now + ttl
+    try:
+        await session.execute(
+            _INSERT_OFFER,
+            {
+                "id": offer_id,
+                "interaction_id": interaction_id,
+                "agent_id": agent_id,
+                "state": OfferState.LIVE,
+                "created_at": now,
+                "expires_at": expires_at,
+                "engine_epoch": epoch,
+            },
+        )
+    except IntegrityError as exc:
+        # No SAVEPOINT: a Conflict always rolls the caller's whole decision back.
+        raise Conflict("The interaction already has a live offer", field="interaction_id") from exc
+    common = {
+        "customer_id": offered.customer_id,
+        "interaction_id": interaction_id,
+        "channel": channel,
+        "actor_type": ActorType.SYSTEM,
+        "actor_id": "routing",
+        "at": now,
+    }
+    rows = [
+        event_row(
+            kind="state_changed",
+            data=transition_data(
+                _OFFERABLE[0], State.OFFERED, "offered", offered.version, {"agent_id": agent_id}, agent_id
+            ),
+            **common,
+        ),
+        event_row(
+            kind="offer_created",
+            data={"offer_id": str(offer_id), "agent_id": str(agent_id), "expires_at": expires_at.isoformat()},
+            **common,
+        ),
+    ]
+    if events is None:
+        await insert_events(session, rows)
+    else:
+        events.extend(rows)
+    return OfferMade(
+        id=offer_id,
         interaction_id=interaction_id,
         agent_id=agent_id,
-        state=OfferState.LIVE,
-        created_at=now,
-        expires_at=now + ttl,
-        engine_epoch=epoch,
+        expires_at=expires_at,
+        channel=channel,
+        queue_id=offered.queue_id,
+        virtual_start_at=offered.virtual_start_at,
+        topic=offered.topic,
+        subject=offered.subject,
+        customer_id=offered.customer_id,
+        customer_name=offered.display_name,
+        tier=offered.value_tier.value,
+        segments=list(offered.segments or []),
     )
-    session.add(offer)
-    try:
-        # No SAVEPOINT: a Conflict always rolls the caller's whole decision back.
-        await session.flush()
-    except IntegrityError as exc:
-        raise Conflict("The interaction already has a live offer", field="interaction_id") from exc
-    await interactions_service.transition(
-        session,
-        interaction_id=interaction_id,
-        to_state=State.OFFERED,
-        actor_type=ActorType.SYSTEM,
-        actor_id="routing",
-        reason="offered",
-        expected_version=interaction.version,
-        changes={"agent_id": agent_id},
-        now=now,
-    )
-    append_event(
-        session,
-        customer_id=interaction.customer_id,
-        interaction_id=interaction_id,
-        kind="offer_created",
-        channel=interaction.channel.value,
-        actor_type=ActorType.SYSTEM,
-        actor_id="routing",
-        data={
-            "offer_id": str(offer.id),
-            "agent_id": str(agent_id),
-            "expires_at": offer.expires_at.isoformat(),
-        },
-        at=now,
-    )
-    return offer
 
 
 async def _live_offer(session: AsyncSession, offer_id: uuid.UUID) -> Offer:
