@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from customers.models import Customer
 from interactions.models import Interaction
 from interactions.states import State
+from switchboard.fastsql import FastStatement
 
 
 async def last_agent_id(session: AsyncSession, customer_id: Any) -> str | None:
@@ -86,17 +87,18 @@ def _snapshot_statement() -> Any:
 
 
 _CUSTOMER_COLUMNS = ("id", "segments", "value_tier", "language", "relationship_manager_id", "do_not_contact")
-_SNAPSHOT = _snapshot_statement()  # built once: building costs more CPU than running it
+_SNAPSHOT = FastStatement(_snapshot_statement())  # built once: building costs more CPU than running it
 
 
 async def routing_snapshot(session: AsyncSession, interaction_id: Any) -> tuple[Any, dict[str, Any]] | None:
     """The interaction (a row with the model's attribute names) and its rule context, in ONE query
     of SQLAlchemy Core (the engine's arrival path; no ORM objects). None if there is no such row."""
-    row = (await session.execute(_SNAPSHOT, {"interaction_id": interaction_id})).first()
+    row = await _SNAPSHOT.first(session, {"interaction_id": interaction_id})
     if row is None:
         return None
-    values = row._mapping
-    interaction = SimpleNamespace(**{column.key: values[column] for column in Interaction.__table__.c})
-    customer = SimpleNamespace(**{name: values[f"cust__{name}"] for name in _CUSTOMER_COLUMNS})
-    last = values["last_agent"]
+    interaction = SimpleNamespace(
+        **{column.key: getattr(row, column.key) for column in Interaction.__table__.c}
+    )
+    customer = SimpleNamespace(**{name: getattr(row, f"cust__{name}") for name in _CUSTOMER_COLUMNS})
+    last = row.last_agent
     return interaction, rule_context(interaction, customer, last_agent=str(last) if last else None)

@@ -78,6 +78,7 @@ from routing.webhooks import enqueue_webhook_deliveries, event_payload
 from switchboard import events as bus
 from switchboard.db import Database
 from switchboard.errors import Conflict
+from switchboard.fastsql import FastStatement
 
 log = logging.getLogger(__name__)
 
@@ -958,7 +959,7 @@ class EngineHost:
                 values["rule_set_version"] = (
                     self.engine.routed_version(event.interaction_id) or self.engine.rule_set_version
                 )
-            placed = (await session.execute(_PLACE, values)).first()
+            placed = await _PLACE.first(session, values)
             if placed is not None and not isinstance(event, Requeued):
                 session.info[EVENT_ROWS_KEY].append(
                     event_row(
@@ -1149,7 +1150,7 @@ def _place_statement() -> Any:
     )
 
 
-_PLACE = _place_statement()
+_PLACE = FastStatement(_place_statement())
 
 # Events whose writes are SQLAlchemy Core collecting their timeline rows (see _commit_events).
 LEAN_EVENTS = (OfferCreated, Queued, Escalated, Requeued)

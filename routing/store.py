@@ -31,6 +31,7 @@ from routing.capacity import DEFAULT_CHANNEL_COST, fits
 from routing.models import Agent, Offer, OfferState, RoutingPartition
 from switchboard.db import new_id
 from switchboard.errors import Conflict, NotFound
+from switchboard.fastsql import FastStatement
 
 # States in which an interaction occupies its agent's capacity (released only after wrap-up).
 OCCUPYING_STATES = (State.OFFERED, State.CONNECTED, State.WRAP_UP)
@@ -38,7 +39,7 @@ OCCUPYING_STATES = (State.OFFERED, State.CONNECTED, State.WRAP_UP)
 
 # The hot statements are built once: constructing a statement costs more CPU than running it.
 _partitions = RoutingPartition.__table__
-_FENCE = (
+_FENCE = FastStatement(
     update(_partitions)
     .where(_partitions.c.name == bindparam("partition"), _partitions.c.epoch <= bindparam("epoch"))
     .values(epoch=bindparam("epoch"))
@@ -54,8 +55,7 @@ async def fence(session: AsyncSession, *, partition: str, epoch: int) -> None:
 
     The UPDATE also takes the partition row lock on PostgreSQL, serialising engine writes.
     """
-    result = await session.execute(_FENCE, {"partition": partition, "epoch": epoch})
-    if result.rowcount == 1:
+    if await _FENCE.rowcount(session, {"partition": partition, "epoch": epoch}) == 1:
         return
     if await session.get(RoutingPartition, partition) is None:
         try:
@@ -102,7 +102,7 @@ _OFFERABLE = tuple(s for s in State if can_transition(s, State.OFFERED))
 assert _OFFERABLE == (State.QUEUED,), _OFFERABLE
 
 
-def _offer_statements() -> tuple[Any, Any, Any]:
+def _offer_statements() -> tuple[FastStatement, FastStatement, FastStatement]:
     """create_offer's three statements (bound per call: interaction_id, agent_id, now)."""
     it, ag, of, cu = Interaction.__table__.c, Agent.__table__.c, Offer.__table__.c, Customer.__table__.c
     interaction_id, agent_id = bindparam("interaction_id"), bindparam("agent_id")
@@ -145,7 +145,7 @@ def _offer_statements() -> tuple[Any, Any, Any]:
             ),
         )
     )
-    return checks, make_offered, insert(Offer.__table__)
+    return FastStatement(checks), FastStatement(make_offered), FastStatement(insert(Offer.__table__))
 
 
 _OFFER_CHECKS, _MAKE_OFFERED, _INSERT_OFFER = _offer_statements()
@@ -177,7 +177,7 @@ async def create_offer(
     if not fenced:
         await fence(session, partition=partition, epoch=epoch)
     params = {"interaction_id": interaction_id, "agent_id": agent_id}
-    checks = (await session.execute(_OFFER_CHECKS, params)).first()
+    checks = await _OFFER_CHECKS.first(session, params)
     if checks is None:
         raise NotFound("No such agent", field="agent_id")
     if checks.work_channel is None:
@@ -195,7 +195,7 @@ async def create_offer(
     ):
         raise Conflict("The agent has no capacity for this channel", field="agent_id")
 
-    offered = (await session.execute(_MAKE_OFFERED, {**params, "now": now})).first()
+    offered = await _MAKE_OFFERED.first(session, {**params, "now": now})
     if offered is None:
         state = await session.scalar(select(Interaction.state).where(Interaction.id == interaction_id))
         raise Conflict(
@@ -206,8 +206,8 @@ async def create_offer(
         )
     offer_id, expires_at = new_id(), now + ttl
     try:
-        await session.execute(
-            _INSERT_OFFER,
+        await _INSERT_OFFER.rowcount(
+            session,
             {
                 "id": offer_id,
                 "interaction_id": interaction_id,
