@@ -34,6 +34,7 @@ from routing.webhooks_api import router as webhooks_router
 from switchboard import health
 from switchboard.auth import api as auth_api
 from switchboard.auth import pages as auth_pages
+from switchboard.auth.cache import UserCache
 from switchboard.db import Database
 from switchboard.errors import install_error_handlers
 from switchboard.events import EventHub
@@ -72,6 +73,9 @@ def create_app(settings: Settings | None = None, *, redis_handle: RedisHandle | 
         publish_after_commit(db.sessionmaker, app.state.redis_client)
         app.state.event_hub = EventHub(handle.async_client())
         await app.state.event_hub.start()
+        # Authenticated users cached per process, invalidated through Redis (switchboard.auth.cache).
+        app.state.user_cache = UserCache(handle.async_client())
+        await app.state.user_cache.start()
         engine_task = None
         app.state.engine_host = None
         if settings.routing_engine:
@@ -102,6 +106,7 @@ def create_app(settings: Settings | None = None, *, redis_handle: RedisHandle | 
             if engine_task is not None:
                 await app.state.engine_host.stop()
                 await _finish(engine_task)
+            await app.state.user_cache.stop()
             await app.state.event_hub.stop()
             await app.state.redis_client.aclose()
             if owns_redis:

@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException
 
 from routing.models import Agent
+from switchboard.auth.cache import UserCache
 from switchboard.auth.models import STAFF_RANK, Role, User
 from switchboard.errors import Forbidden, Unauthorized
-from switchboard.security import TokenError, csrf_matches, decode_token
+from switchboard.security import TokenClaims, TokenError, csrf_matches, decode_token
 from switchboard.settings import Settings
 
 SESSION_COOKIE = "sb_session"
@@ -47,6 +48,10 @@ def _bearer_token(request: Request) -> str | None:
 
 
 async def user_from_token(session: AsyncSession, settings: Settings, token: str) -> User:
+    return (await _checked_user(session, settings, token))[0]
+
+
+async def _checked_user(session: AsyncSession, settings: Settings, token: str) -> tuple[User, TokenClaims]:
     try:
         claims = decode_token(
             token, secret=settings.secret_key, issuer=settings.jwt_issuer, audience=settings.jwt_audience
@@ -59,6 +64,36 @@ async def user_from_token(session: AsyncSession, settings: Settings, token: str)
         raise Unauthorized("Unknown or disabled user")
     if user.role != claims.role:
         raise Unauthorized("Token role no longer matches the user")
+    return user, claims
+
+
+async def authenticated_user(request: Request, token: str) -> User:
+    """The active user behind ``token`` whose role still matches it, or Unauthorized.
+
+    From the process's user cache (switchboard.auth.cache: invalidated through Redis on any change
+    to users) when it holds the token; otherwise the row is read and checked in a short session of
+    its own, and remembered.
+    """
+    state = request.app.state
+    cache: UserCache | None = getattr(state, "user_cache", None)
+    if cache is not None:
+        cached = cache.get(token)
+        if cached is not None:
+            return cached
+        generation = cache.generation
+    async with state.db.sessionmaker() as session:
+        if session.bind.dialect.name == "postgresql":
+            # The user read needs no transaction: in autocommit it is one round trip instead of
+            # BEGIN + SELECT + COMMIT (the isolation level resets when the connection returns to the
+            # pool). Not on SQLite, whose BEGIN IMMEDIATE listener and sqlite3 transaction handling
+            # must stay as configured in switchboard.db.
+            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        user, claims = await _checked_user(session, state.settings, token)
+        # End the read transaction before the request goes on: it must not hold SQLite's write
+        # lock or sit idle-in-transaction on PostgreSQL while it waits (on the engine, a socket).
+        await session.commit()
+    if cache is not None:
+        cache.put(token, user, generation=generation, token_expires_at=claims.expires_at)
     return user
 
 
@@ -80,36 +115,36 @@ async def _csrf_form_field(request: Request) -> str | None:
     return value if isinstance(value, str) else None
 
 
-async def get_optional_user(request: Request, session: DbSession, settings: AppSettings) -> User | None:
+_USER_SCOPE_KEY = "sb.user"  # the request's user, resolved once however many dependencies ask
+
+
+async def get_optional_user(request: Request) -> User | None:
+    scope = request.scope
+    if _USER_SCOPE_KEY in scope:
+        return scope[_USER_SCOPE_KEY]
     token = _bearer_token(request)
     from_cookie = False
     if token is None:
         token = request.cookies.get(SESSION_COOKIE)
         from_cookie = token is not None
-    if token is None:
-        return None
-    if session.bind.dialect.name == "postgresql" and not session.in_transaction():
-        # The user read needs no transaction: in autocommit it is one round trip instead of
-        # BEGIN + SELECT + COMMIT on every request (the isolation level resets when the connection
-        # returns to the pool at the commit below). Not on SQLite, whose BEGIN IMMEDIATE listener
-        # and sqlite3 transaction handling must stay as configured in switchboard.db.
-        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-    user = await user_from_token(session, settings, token)
-    # End the read transaction: a request may wait (on the engine, a socket) and must not hold
-    # SQLite's write lock or sit idle-in-transaction on PostgreSQL while it does.
-    await session.commit()
-    # Cookies ride along on cross-site requests; a state change must also prove it came from our page.
-    if from_cookie and request.method in UNSAFE_METHODS:
-        sent = request.headers.get(CSRF_HEADER) or await _csrf_form_field(request)
-        if not csrf_matches(sent, token, settings.secret_key):
-            raise Forbidden("Missing or invalid CSRF token", field=CSRF_HEADER)
+    user = None
+    if token is not None:
+        user = await authenticated_user(request, token)
+        # Cookies ride along on cross-site requests; a state change must also prove it came from our page.
+        if from_cookie and request.method in UNSAFE_METHODS:
+            settings: Settings = request.app.state.settings
+            sent = request.headers.get(CSRF_HEADER) or await _csrf_form_field(request)
+            if not csrf_matches(sent, token, settings.secret_key):
+                raise Forbidden("Missing or invalid CSRF token", field=CSRF_HEADER)
+    scope[_USER_SCOPE_KEY] = user
     return user
 
 
 OptionalUser = Annotated[User | None, Depends(get_optional_user)]
 
 
-async def get_current_user(user: OptionalUser) -> User:
+async def get_current_user(request: Request) -> User:
+    user = await get_optional_user(request)
     if user is None:
         raise Unauthorized("Sign in first")
     return user
@@ -119,7 +154,10 @@ CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
 def require_staff(minimum: Role):
-    async def dependency(user: CurrentUser) -> User:
+    # One flat dependency (not CurrentUser -> OptionalUser -> ...): each dependency FastAPI
+    # solves costs CPU on every request.
+    async def dependency(request: Request) -> User:
+        user = await get_current_user(request)
         rank = STAFF_RANK.get(user.role)
         if rank is None or rank < STAFF_RANK[minimum]:
             raise Forbidden(f"Requires the {minimum.value} role or higher")

@@ -1,0 +1,304 @@
+"""Per-process cache of authenticated users, invalidated through Redis pub/sub.
+
+Every authenticated request used to read its user row (role and active flag must hold per
+request). This cache keeps, per app process and for at most ``TTL_SECONDS``, the user behind a
+token (keyed by the token, whose subject is the user id, so by (user id, token)) once the row
+was checked. It is correct only while invalidation reaches it, so:
+
+* every committed change to the ``users`` table made through SQLAlchemy (an ORM flush of a
+  ``User``, or ``session.execute(update(User) / delete(User))``) invalidates every cache of this
+  process synchronously at commit, and is announced on the Redis channel ``CHANNEL``;
+* each cache subscribes to ``CHANNEL`` and drops the named users (or everything) on a message,
+  so a deactivated or demoted user is refused on every process as soon as the message arrives
+  (pub/sub delivery, well under a millisecond on loopback);
+* a cache serves entries only while its subscription is confirmed live; if Redis drops it, the
+  cache empties and every request reads SQL again until it has resubscribed;
+* a read that raced an invalidation is not stored (a generation counter), so a row read before
+  a change committed cannot be cached after the change was announced.
+
+Changes made outside SQLAlchemy (psql, another program) must call ``announce_users_changed``;
+``TTL_SECONDS`` bounds what they could otherwise leave behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+import weakref
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+from sqlalchemy import event as sa_event
+from sqlalchemy.orm import Session, make_transient_to_detached
+
+from switchboard.auth.models import Role, User
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "sb:auth:users-changed"
+TTL_SECONDS = 5.0
+MAX_ENTRIES = 20_000
+
+# Session.info key: user ids (or ALL) changed in the session's current transaction.
+CHANGED_KEY = "sb_users_changed"
+ALL = "*"
+
+_caches: weakref.WeakSet[UserCache] = weakref.WeakSet()  # every live cache of this process
+_in_flight: set[asyncio.Task[Any]] = set()
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    id: uuid.UUID
+    username: str
+    display_name: str
+    email: str | None
+    role: Role
+    is_active: bool
+    customer_id: uuid.UUID | None
+    created_at: datetime
+    password_hash: str
+
+    @classmethod
+    def of(cls, user: User) -> _Snapshot:
+        return cls(
+            id=user.id,
+            username=user.username,
+            display_name=user.display_name,
+            email=user.email,
+            role=user.role,
+            is_active=user.is_active,
+            customer_id=user.customer_id,
+            created_at=user.created_at,
+            password_hash=user.password_hash,
+        )
+
+    def user(self) -> User:
+        """A fresh detached User per request (never shared between sessions)."""
+        user = User(
+            id=self.id,
+            username=self.username,
+            display_name=self.display_name,
+            email=self.email,
+            role=self.role,
+            is_active=self.is_active,
+            customer_id=self.customer_id,
+            created_at=self.created_at,
+            password_hash=self.password_hash,
+        )
+        make_transient_to_detached(user)
+        return user
+
+
+class UserCache:
+    """One per app process. ``get`` / ``put`` are synchronous; ``run`` keeps the subscription."""
+
+    def __init__(self, client: aioredis.Redis | None, *, ttl: float = TTL_SECONDS) -> None:
+        self.client = client
+        self.ttl = ttl
+        self.generation = 0  # bumped by every invalidation
+        self.live = False  # subscription confirmed; entries are served only while true
+        self._entries: dict[str, tuple[float, _Snapshot]] = {}
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+        _caches.add(self)
+
+    # ---- lookups -----------------------------------------------------------------------------
+
+    def get(self, token: str) -> User | None:
+        if not self.live:
+            return None
+        entry = self._entries.get(token)
+        if entry is None:
+            return None
+        deadline, snapshot = entry
+        if time.monotonic() >= deadline:
+            self._entries.pop(token, None)
+            return None
+        return snapshot.user()
+
+    def put(self, token: str, user: User, *, generation: int, token_expires_at: datetime) -> None:
+        """Remember a user whose row was checked, unless an invalidation happened since the
+        read began (``generation`` as read before it) or the subscription is down."""
+        if not self.live or generation != self.generation:
+            return
+        ttl = min(self.ttl, token_expires_at.timestamp() - time.time())
+        if ttl <= 0:
+            return
+        if len(self._entries) >= MAX_ENTRIES:
+            self._evict()
+        self._entries[token] = (time.monotonic() + ttl, _Snapshot.of(user))
+
+    def invalidate(self, user_ids: Iterable[str] | str = ALL) -> None:
+        self.generation += 1
+        if user_ids == ALL:
+            self._entries.clear()
+            return
+        ids = {str(u) for u in user_ids}
+        for token in [t for t, (_, s) in self._entries.items() if str(s.id) in ids]:
+            del self._entries[token]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _evict(self) -> None:
+        now = time.monotonic()
+        for token in [t for t, (deadline, _) in self._entries.items() if deadline <= now]:
+            del self._entries[token]
+        if len(self._entries) >= MAX_ENTRIES:
+            self._entries.clear()
+
+    # ---- subscription ------------------------------------------------------------------------
+
+    async def start(self, *, wait_seconds: float = 5.0) -> None:
+        if self.client is None:
+            return
+        self._task = asyncio.create_task(self._run(), name="user-cache")
+        with contextlib.suppress(TimeoutError):  # Redis down at start: the cache stays off
+            await asyncio.wait_for(self._subscribed.wait(), wait_seconds)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._set_live(False)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def _set_live(self, live: bool) -> None:
+        if not live:
+            self.invalidate()
+        self.live = live
+
+    async def _run(self) -> None:
+        assert self.client is not None
+        while not self._stopping:
+            pubsub = self.client.pubsub()
+            try:
+                await pubsub.subscribe(CHANNEL)
+                while not self._stopping:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is None:
+                        continue
+                    if message["type"] == "subscribe":
+                        self._set_live(True)
+                        self._subscribed.set()
+                    elif message["type"] == "message":
+                        self._apply(message["data"])
+            except asyncio.CancelledError:
+                raise
+            except (aioredis.RedisError, OSError, RuntimeError) as exc:
+                log.warning("user cache lost its Redis subscription (%s); reading users from SQL", exc)
+                self._set_live(False)
+                await asyncio.sleep(0.5)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+
+    def _apply(self, data: Any) -> None:
+        try:
+            body = json.loads(data)
+            ids = body.get("user_ids")
+        except (TypeError, ValueError, AttributeError):
+            ids = None
+        self.invalidate(ALL if not isinstance(ids, list) else ids)
+
+
+# ---- announcing changes ------------------------------------------------------------------------
+
+
+def _message(user_ids: Iterable[str] | str) -> str:
+    return json.dumps({"user_ids": None if user_ids == ALL else sorted({str(u) for u in user_ids})})
+
+
+async def announce_users_changed(client: aioredis.Redis, user_ids: Iterable[Any] | str = ALL) -> None:
+    """Drop these users (default: all) from every process's cache. Call it after committing a
+    change to users made without SQLAlchemy; SQLAlchemy sessions announce on their own."""
+    ids: Iterable[str] | str = ALL if user_ids == ALL else [str(u) for u in user_ids]
+    for cache in list(_caches):
+        cache.invalidate(ids)
+    await client.publish(CHANNEL, _message(ids))
+
+
+def users_changed(user_ids: Iterable[str] | str, *, client: aioredis.Redis | None = None) -> None:
+    """After a commit that changed users: invalidate this process's caches now, and publish to
+    the others (on ``client``, or each local cache's own client)."""
+    clients: dict[int, aioredis.Redis] = {}
+    if client is not None:
+        clients[id(client)] = client
+    for cache in list(_caches):
+        cache.invalidate(user_ids)
+        if cache.client is not None and not cache._stopping:
+            clients.setdefault(id(cache.client), cache.client)
+    if not clients:
+        return
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # a synchronous caller: no loop to publish with
+        log.warning("users changed outside an event loop; other processes keep them <= %.0f s", TTL_SECONDS)
+        return
+    message = _message(user_ids)
+    for redis_client in clients.values():
+        task = loop.create_task(_publish(redis_client, message), name="users-changed")
+        _in_flight.add(task)
+        task.add_done_callback(_in_flight.discard)
+
+
+async def _publish(client: aioredis.Redis, message: str) -> None:
+    try:
+        await client.publish(CHANNEL, message)
+    except (aioredis.RedisError, OSError, RuntimeError) as exc:
+        log.warning("user change not announced (other processes keep it up to %.0f s): %s", TTL_SECONDS, exc)
+
+
+# ---- SQLAlchemy hooks: every session that changes users announces it at commit ----------------
+
+
+def _mark(session: Session, user_ids: Iterable[str] | str) -> None:
+    current = session.info.get(CHANGED_KEY)
+    if current == ALL or user_ids == ALL:
+        session.info[CHANGED_KEY] = ALL
+        return
+    merged = set(current or ())
+    merged.update(str(u) for u in user_ids)
+    session.info[CHANGED_KEY] = merged
+
+
+@sa_event.listens_for(Session, "do_orm_execute")
+def _on_execute(state: Any) -> None:
+    if not (state.is_update or state.is_delete):
+        return
+    table = getattr(state.statement, "table", None)
+    if table is not None and getattr(table, "name", None) == User.__tablename__:
+        _mark(state.session, ALL)
+
+
+@sa_event.listens_for(Session, "after_flush")
+def _on_flush(session: Session, _context: Any) -> None:
+    changed = [obj.id for obj in (*session.dirty, *session.deleted) if isinstance(obj, User)]
+    if changed:
+        _mark(session, changed)
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _on_commit(session: Session) -> None:
+    changed = session.info.pop(CHANGED_KEY, None)
+    if changed is None:
+        return
+    from interactions.timeline import PUBLISHER_KEY  # the app's Redis client, when configured
+
+    users_changed(changed, client=session.info.get(PUBLISHER_KEY))
+
+
+# No after_rollback hook on purpose: a mark left by a rolled-back change only costs one more
+# invalidation at the session's next commit, while dropping it on a SAVEPOINT rollback could lose
+# a change that did commit.
