@@ -8,9 +8,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from interactions import service
-from interactions.models import MessageSender
+from interactions import lean_create, service
+from interactions.models import ActorType, MessageSender
 from interactions.schemas import (
     DispositionUpdate,
     InteractionCreate,
@@ -34,8 +35,8 @@ from interactions.visibility import (
 )
 from routing import commands as routing_commands
 from routing.models import Agent
-from switchboard.auth.models import Role
-from switchboard.deps import AppSettings, CurrentUser, DbSession, RequireAgent, RequireSupervisor
+from switchboard.auth.models import Role, User
+from switchboard.deps import CurrentUser, DbSession, RequireAgent, RequireSupervisor
 from switchboard.errors import Conflict, Forbidden, Invalid
 
 router = APIRouter(tags=["interactions"])
@@ -63,27 +64,62 @@ def _page(slice_: service.TimelineSlice) -> TimelinePage:
     status_code=status.HTTP_201_CREATED,
     responses={201: {"headers": {"Location": {"description": "URL of the new interaction"}}}},
 )
-async def create_interaction(
-    body: InteractionCreate,
-    request: Request,
-    response: Response,
-    session: DbSession,
-    settings: AppSettings,
-    user: RequireAgent,
-) -> InteractionRead:
+async def create_interaction(body: InteractionCreate, request: Request, user: RequireAgent) -> Response:
     """Create an interaction (resolving or creating the customer) and, by default for inbound, queue it.
 
     Agents may create only outbound interactions, which are attached to themselves; inbound contacts
     arrive through channel adapters or a supervisor.
     """
-    viewer = await viewer_for(session, user)
-    agent_id: uuid.UUID | None = None
-    if user.role is Role.AGENT:
+    # The hot path of every contact: no request-scoped ORM session, the body serialised once.
+    state = request.app.state
+    db = state.db
+    settings = state.settings
+    is_agent = user.role is Role.AGENT
+    if is_agent:
         if body.direction is not Direction.OUTBOUND:
             raise Forbidden("Agents may create only outbound interactions", field="direction")
         if body.enqueue:
             # The agent's own outbound work is already theirs; queueing it would hand it to routing.
             raise Invalid("An agent's outbound interaction is not queued", field="enqueue")
+    if not db.is_sqlite:
+        agent_id = None
+        if is_agent:
+            agent_id = lean_create.agent_required(await lean_create.agent_of_user(db.engine, user.id))
+        try:
+            created = await lean_create.create(
+                db.engine,
+                data=body,
+                actor_type=ActorType.AGENT if is_agent else ActorType.SUPERVISOR,
+                actor_id=str(user.id),
+                default_region=settings.default_phone_region,
+                agent_id=agent_id,
+            )
+        except lean_create.Fallback:
+            pass  # nothing was written: the ORM path below decides the race
+        else:
+            await lean_create.announce(state.redis_client, created)
+            return _created(created.body, created.interaction_id)
+    async with db.sessionmaker() as session:
+        read = await _create_through_orm(session, request, body, user)
+    return _created(read.model_dump_json().encode(), read.id)
+
+
+def _created(body: bytes, interaction_id: uuid.UUID) -> Response:
+    return Response(
+        body,
+        status_code=status.HTTP_201_CREATED,
+        media_type="application/json",
+        headers={"Location": f"/api/interactions/{interaction_id}"},
+    )
+
+
+async def _create_through_orm(
+    session: AsyncSession, request: Request, body: InteractionCreate, user: User
+) -> InteractionRead:
+    """SQLite, and the rare PostgreSQL request the lean statement hands back (see lean_create)."""
+    viewer = await viewer_for(session, user)
+    agent_id: uuid.UUID | None = None
+    if user.role is Role.AGENT:
         agent_id = await session.scalar(select(Agent.id).where(Agent.user_id == user.id))
         if agent_id is None:
             raise Forbidden("This user has no agent profile")
@@ -91,14 +127,13 @@ async def create_interaction(
         session,
         data=body,
         actor=viewer.actor,
-        default_region=settings.default_phone_region,
+        default_region=request.app.state.settings.default_phone_region,
         agent_id=agent_id,
         savepoint=False,  # any error below rolls the whole request transaction back
     )
     await session.commit()
     if interaction.state is State.QUEUED:
         await routing_commands.notify_enqueued(request.app.state.redis_client, interaction.id)
-    response.headers["Location"] = f"/api/interactions/{interaction.id}"
     return (await service.read_models(session, [interaction]))[0]
 
 
