@@ -19,6 +19,7 @@ from agent_desktop import voice as desktop_voice
 from agent_desktop import work as desktop_work
 from agent_desktop import ws as desktop_ws
 from customers.api import router as customers_router
+from interactions.api import CreateShortcut
 from interactions.api import router as interactions_router
 from interactions.chat_pages import router as chat_router
 from interactions.ticket_pages import router as ticket_pages_router
@@ -120,6 +121,8 @@ def create_app(settings: Settings | None = None, *, redis_handle: RedisHandle | 
         lifespan=lifespan,
     )
     app.state.settings = settings
+    # The create hot path past FastAPI's routing (inside BodySizeLimit: added first = inner).
+    app.add_middleware(CreateShortcut)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
 

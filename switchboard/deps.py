@@ -157,13 +157,16 @@ def require_staff(minimum: Role):
     # One flat dependency (not CurrentUser -> OptionalUser -> ...): each dependency FastAPI
     # solves costs CPU on every request.
     async def dependency(request: Request) -> User:
-        user = await get_current_user(request)
-        rank = STAFF_RANK.get(user.role)
-        if rank is None or rank < STAFF_RANK[minimum]:
-            raise Forbidden(f"Requires the {minimum.value} role or higher")
-        return user
+        return check_staff(await get_current_user(request), minimum)
 
     return dependency
+
+
+def check_staff(user: User, minimum: Role) -> User:
+    rank = STAFF_RANK.get(user.role)
+    if rank is None or rank < STAFF_RANK[minimum]:
+        raise Forbidden(f"Requires the {minimum.value} role or higher")
+    return user
 
 
 RequireAgent = Annotated[User, Depends(require_staff(Role.AGENT))]

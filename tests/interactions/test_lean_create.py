@@ -307,3 +307,33 @@ async def test_agent_outbound_through_the_api(session, client, agent_user):
     await session.commit()
     assert [e.kind for e in events] == ["interaction_created"]
     assert events[0].data["agent_id"] == str(agent.id) and events[0].actor_type.value == "agent"
+
+
+async def test_shortcut_keeps_the_routes_checks(client, make_user, settings):
+    """The create bypasses FastAPI's routing (interactions.api.CreateShortcut); what the route's
+    dependencies enforced still holds, with the same problem+json."""
+    user, headers = await make_user(Role.SUPERVISOR)
+    body = _body("+44 7911 100011", queue=None)
+    # A session cookie without the CSRF header is refused (cross-site form posts).
+    token = headers["Authorization"].removeprefix("Bearer ")
+    client.cookies.set("sb_session", token)
+    try:
+        refused = await client.post("/api/interactions", json=body)
+    finally:
+        client.cookies.clear()
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["errors"][0]["field"] == "X-CSRF-Token"
+    # Not JSON: a 422 naming the body, as FastAPI answers.
+    wrong_type = await client.post(
+        "/api/interactions", content=b"channel=voice", headers={**headers, "content-type": "text/plain"}
+    )
+    assert wrong_type.status_code == 422
+    assert wrong_type.headers["content-type"] == "application/problem+json"
+    assert wrong_type.json()["errors"][0]["field"] == "body"
+    # A customer-role user: 403; no token: 401.
+    _, customer_headers = await make_user(Role.CUSTOMER)
+    assert (await client.post("/api/interactions", json=body, headers=customer_headers)).status_code == 403
+    assert (await client.post("/api/interactions", json=body)).status_code == 401
+    # The route is still documented.
+    schema = (await client.get("/openapi.json")).json()
+    assert "post" in schema["paths"]["/api/interactions"]
