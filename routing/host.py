@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 from interactions import service as interactions_service
 from interactions.models import ActorType, Interaction
 from interactions.states import State
-from interactions.timeline import append_event, event_row, insert_events
+from interactions.timeline import InsertedEvent, append_event, event_row, insert_events, live_payloads
 from routing import commands, heartbeats, history, store
 from routing.context import context_for, routing_snapshot
 from routing.engine.events import (
@@ -74,10 +74,11 @@ from routing.models import (
 from routing.rules import RuleSet
 from routing.service import get_version, live_rule_set
 from routing.transfer import end_consult_in_sql, transfer_in_sql
-from routing.webhooks import enqueue_webhook_deliveries, event_payload
+from routing.webhooks import enqueue_webhook_deliveries, event_payload, subscription_cache
 from switchboard import events as bus
 from switchboard.db import Database
 from switchboard.errors import Conflict
+from switchboard.events import customer_topic
 from switchboard.fastsql import FastStatement
 
 log = logging.getLogger(__name__)
@@ -140,6 +141,9 @@ class EngineHost:
         self._queue_display: dict[uuid.UUID, str] = {}  # id -> display name (offer cards)
         self._stopping = asyncio.Event()
         self.is_leader = asyncio.Event()
+        # PostgreSQL through asyncpg: arrivals write their offer in one statement (see
+        # _enqueue_in_autocommit); elsewhere every decision is one portable transaction.
+        self._one_statement_offers = db.engine.dialect.driver == "asyncpg"
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -683,6 +687,9 @@ class EngineHost:
         assert self.engine is not None
         if self.engine.knows(interaction_id):
             return  # a repeated command (re-read after a crash) changes nothing
+        if self._one_statement_offers:
+            await self._enqueue_in_autocommit(interaction_id)
+            return
 
         async def enqueue(session: AsyncSession) -> list[Event]:
             snapshot = await routing_snapshot(session, uuid.UUID(interaction_id))
@@ -691,6 +698,88 @@ class EngineHost:
             return await self._enqueue_from_sql(session, snapshot[0], self.clock(), context=snapshot[1])
 
         await self._apply_in_session(enqueue, context=f"enqueue {interaction_id}")
+
+    async def _enqueue_in_autocommit(self, interaction_id: str) -> None:
+        """The arrival hot path on PostgreSQL: one read, the decision, one write statement.
+
+        Both run in autocommit: the read is a snapshot and the write re-checks in SQL everything
+        the decision relied on (state still queued, capacity, decliners, the fence), exactly as
+        the portable transaction does. A decision of another shape (no agent free: just placed;
+        webhook subscribers wanting these events) is persisted the portable way.
+        """
+        assert self.engine is not None
+        events: list[Event] = []
+        async with self.db.sessionmaker() as session:
+            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            snapshot = await routing_snapshot(session, uuid.UUID(interaction_id))
+            if snapshot is None or snapshot[0].state is not State.QUEUED:
+                return
+            it, context = snapshot
+            events = await self._enqueue_from_sql(session, it, self.clock(), context=context)
+            if await self._offer_in_one_statement(session, it, events):
+                return
+        if events:
+            async with self.db.sessionmaker() as session:
+                hold_loaded(session)
+                await self._commit_events(session, events, context=f"enqueue {interaction_id}")
+
+    async def _offer_in_one_statement(self, session: AsyncSession, it: Any, events: list[Event]) -> bool:
+        """Persist [Queued?, OfferCreated] for ``it`` with ``store.offer_in_one_statement``;
+        False (nothing written) when the decision has another shape."""
+        assert self.lease is not None
+        *placed, offered = events if events else [None]
+        if (
+            not isinstance(offered, OfferCreated)
+            or offered.interaction_id != str(it.id)
+            or len(placed) > 1
+            or (placed and not (isinstance(placed[0], Queued) and placed[0].interaction_id == str(it.id)))
+        ):
+            return False
+        if any(s.wants(e.kind) for s in await subscription_cache.active(session) for e in events):
+            return False  # the webhook outbox commits with the decision: the portable transaction
+        now = _dt(self.engine_now())
+        placement = routed = None
+        queue_name = offered.queue
+        if placed:
+            queued = placed[0]
+            placement = self._placement(queued, self._queue_id_by_name(queued.queue))
+            if placement["queue_id"] is None:
+                return False  # a queue the host has not seen yet: the portable path looks it up
+            routed = {k: v for k, v in _event_dict(queued).items() if k != "interaction_id"}
+        try:
+            offer, event_ids = await store.offer_in_one_statement(
+                session,
+                partition=self.partition,
+                epoch=self.lease.epoch,
+                interaction_id=it.id,
+                channel=it.channel.value,
+                agent_id=uuid.UUID(offered.agent_id),
+                now=now,
+                ttl=_dt(offered.expires_at) - now,
+                placement=placement,
+                routed_data=routed,
+                queue_name=queue_name if self._queue_id_by_name(queue_name) is not None else None,
+            )
+        except store.StaleEngine as exc:
+            raise LostLeadership(str(exc)) from exc
+        except Conflict as exc:
+            log.info("routing engine: offer for %s conflicted with SQL (%s); rebuilding", it.id, exc.detail)
+            await self.rebuild()
+            raise DecisionRefused(exc.detail) from exc
+        self._sql_offer[offered.offer_id] = offer.id
+        self._engine_offer[offer.id] = offered.offer_id
+        kinds = (["routed"] if placed else []) + ["state_changed", "offer_created"]
+        timeline = live_payloads(
+            [
+                InsertedEvent(i, offer.customer_id, it.id, kind)
+                for i, kind in zip(event_ids, kinds, strict=True)
+            ]
+        )
+        await bus.publish_many(
+            self.client,
+            [self._offer_message(offered, offer), *((customer_topic(p["customer_id"]), p) for p in timeline)],
+        )
+        return True
 
     def _restore_held(self, engine: HostedEngine, it: Interaction, now: float) -> list[Event]:
         """Work an agent holds in SQL (connected or wrap-up) takes their capacity in the engine."""
@@ -843,6 +932,42 @@ class EngineHost:
         if published:
             await bus.publish_many(self.client, published)
 
+    def _placement(self, event: Queued | Escalated | Requeued, queue_id: uuid.UUID | None) -> dict[str, Any]:
+        """The columns the engine's placement writes; None keeps a column as it is (a requeue keeps
+        its priority; work placed explicitly has no rule-set version)."""
+        values: dict[str, Any] = {"queue_id": queue_id, "priority": None, "rule_set_version": None}
+        if isinstance(event, Queued | Escalated):
+            values["priority"] = event.priority
+        if isinstance(event, Queued) and event.filter_name is not None and self.engine is not None:
+            # The version that routed it: its pinned one after a rebuild, the live one otherwise.
+            values["rule_set_version"] = (
+                self.engine.routed_version(event.interaction_id) or self.engine.rule_set_version
+            )
+        return values
+
+    def _offer_message(self, event: OfferCreated, offer: store.OfferMade) -> tuple[str, dict[str, Any]]:
+        """The offer for the agent's desktops: everything its card shows (no socket queries)."""
+        return (
+            bus.agent_topic(event.agent_id),
+            {
+                "type": "offer",
+                "offer_id": str(offer.id),
+                "interaction_id": event.interaction_id,
+                "queue": event.queue,
+                "expires_at": offer.expires_at.isoformat(),
+                "card": {
+                    "channel": offer.channel,
+                    "customer_name": offer.customer_name,
+                    "tier": offer.tier,
+                    "segments": offer.segments,
+                    "topic": offer.topic,
+                    "subject": offer.subject,
+                    "queue": self._queue_display.get(offer.queue_id),
+                    "waiting_since": offer.virtual_start_at.isoformat(),
+                },
+            },
+        )
+
     async def _persist(self, session: AsyncSession, event: Event) -> list[tuple[str, dict[str, Any]]]:
         """Write one engine event to SQL; returns what to publish once the transaction commits."""
         assert self.lease is not None
@@ -863,29 +988,7 @@ class EngineHost:
             self._sql_offer[event.offer_id] = offer.id
             self._engine_offer[offer.id] = event.offer_id
             self._count(session, offer, now, offered=1)
-            return [
-                (
-                    bus.agent_topic(event.agent_id),
-                    {
-                        "type": "offer",
-                        "offer_id": str(offer.id),
-                        "interaction_id": event.interaction_id,
-                        "queue": event.queue,
-                        "expires_at": offer.expires_at.isoformat(),
-                        # Everything the desktop's offer card shows, so no socket queries per offer.
-                        "card": {
-                            "channel": offer.channel,
-                            "customer_name": offer.customer_name,
-                            "tier": offer.tier,
-                            "segments": offer.segments,
-                            "topic": offer.topic,
-                            "subject": offer.subject,
-                            "queue": self._queue_display.get(offer.queue_id),
-                            "waiting_since": offer.virtual_start_at.isoformat(),
-                        },
-                    },
-                )
-            ]
+            return [self._offer_message(event, offer)]
         if isinstance(event, Assigned):
             sql_id = self._sql_offer.pop(event.offer_id)
             self._engine_offer.pop(sql_id, None)
@@ -945,20 +1048,7 @@ class EngineHost:
             queue_id = self._queue_id_by_name(queue_name)
             if queue_id is None:  # a queue the host has not seen yet
                 queue_id = await session.scalar(select(Queue.id).where(Queue.name == queue_name))
-            # None keeps the column as it is (a requeue keeps its priority; explicit work has no version).
-            values: dict[str, Any] = {
-                "interaction_id": uuid.UUID(event.interaction_id),
-                "queue_id": queue_id,
-                "priority": None,
-                "rule_set_version": None,
-            }
-            if isinstance(event, Queued | Escalated):
-                values["priority"] = event.priority
-            if isinstance(event, Queued) and event.filter_name is not None and self.engine is not None:
-                # The version that routed it: its pinned one after a rebuild, the live one otherwise.
-                values["rule_set_version"] = (
-                    self.engine.routed_version(event.interaction_id) or self.engine.rule_set_version
-                )
+            values = {"interaction_id": uuid.UUID(event.interaction_id), **self._placement(event, queue_id)}
             placed = await _PLACE.first(session, values)
             if placed is not None and not isinstance(event, Requeued):
                 session.info[EVENT_ROWS_KEY].append(
