@@ -80,6 +80,7 @@ from switchboard.db import Database
 from switchboard.errors import Conflict
 from switchboard.events import customer_topic
 from switchboard.fastsql import FastStatement
+from switchboard.gcfreeze import freeze_long_lived
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,9 @@ class EngineHost:
         engine_config: EngineConfig | None = None,
         consult_wait_seconds: float = DEFAULT_CONSULT_WAIT_SECONDS,
         desktop_grace_seconds: float | None = 15.0,
+        gc_freeze: bool = False,
     ) -> None:
+        self.gc_freeze = gc_freeze
         # None: never set agents offline for a vanished desktop (see routing.heartbeats).
         self.desktop_grace_seconds = desktop_grace_seconds
         self.engine_config = engine_config
@@ -335,6 +338,8 @@ class EngineHost:
                     continue
                 decided += await self._enqueue_from_sql(session, it, now)
         log.info("routing engine: rebuilt with %d agents and %d waiting", len(agents), len(waiting))
+        if self.gc_freeze:
+            freeze_long_lived()  # the engine's large, long-lived indexes (and not the one replaced)
         if decided:
             with contextlib.suppress(DecisionRefused):
                 async with self.db.sessionmaker() as session:

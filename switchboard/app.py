@@ -39,6 +39,7 @@ from switchboard.auth.cache import UserCache
 from switchboard.db import Database
 from switchboard.errors import install_error_handlers
 from switchboard.events import EventHub
+from switchboard.gcfreeze import freeze_long_lived
 from switchboard.middleware import BodySizeLimit
 from switchboard.redis import RedisHandle, open_redis
 from switchboard.settings import PROJECT_ROOT, Settings, get_settings
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None, *, redis_handle: RedisHandle | 
                 handle.async_client(),
                 lease_ttl_ms=settings.engine_lease_ms,
                 desktop_grace_seconds=settings.desktop_grace_seconds,
+                gc_freeze=settings.gc_freeze,
             )
             app.state.engine_host = host
             engine_task = asyncio.create_task(host.run(), name="routing-engine")
@@ -97,6 +99,8 @@ def create_app(settings: Settings | None = None, *, redis_handle: RedisHandle | 
         # Outgoing webhooks: every process dispatches; SQL claims keep them off each other's rows.
         app.state.webhook_dispatcher = WebhookDispatcher(db)
         webhook_task = asyncio.create_task(app.state.webhook_dispatcher.run(), name="webhooks")
+        if settings.gc_freeze:
+            freeze_long_lived()  # modules, templates, compiled statements: as old as the process
         try:
             yield
         finally:

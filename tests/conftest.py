@@ -181,6 +181,8 @@ def settings(database_url: str, redis_handle: RedisHandle, tmp_path: Path) -> Se
         secret_key="test-secret-key-" + "x" * 32,
         # Routing-engine tests start their own hosts; elsewhere nothing should route behind a test's back.
         routing_engine=False,
+        # Apps are built over and over in this process: frozen objects of earlier tests would leak.
+        gc_freeze=False,
     )
 
 
