@@ -35,7 +35,7 @@ from sqlalchemy import insert, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.http_client import Conn  # noqa: E402
+from bench.common import Conn, cpu_seconds, postgres_cpu_seconds  # noqa: E402
 from routing.models import Agent, Presence, Queue, QueueMember  # noqa: E402
 from switchboard.auth.models import Role, User  # noqa: E402
 from switchboard.auth.service import token_for  # noqa: E402
@@ -365,6 +365,7 @@ async def main() -> None:
                     errors += 1
 
             total = int(args.rate * args.seconds)
+            cpu_before = [cpu_seconds(p.pid) for p in servers], postgres_cpu_seconds()
             began = time.perf_counter()
             pending = []
             for n in range(total):
@@ -376,6 +377,15 @@ async def main() -> None:
             await asyncio.gather(*pending)
             achieved = total / (time.perf_counter() - began)
             await asyncio.sleep(3)  # last offers land
+            # CPU per interaction: each server process (engine first in the split shape) and PostgreSQL.
+            per = 1000 / max(1, len(starts))
+            server_cpu = [
+                round((cpu_seconds(p.pid) - b) * per, 2) for p, b in zip(servers, cpu_before[0], strict=True)
+            ]
+            results.update(
+                server_cpu_ms_per_interaction=server_cpu,
+                postgres_cpu_ms_per_interaction=round((postgres_cpu_seconds() - cpu_before[1]) * per, 2),
+            )
             latencies = [(arrivals[i] - starts[i]) * 1000 for i in starts if i in arrivals]
             # Routing + fan-out alone: from the POST's response (committed, command sent) to the frame.
             routed = [max(0.0, arrivals[i] - answered[i]) * 1000 for i in answered if i in arrivals]
@@ -442,6 +452,12 @@ async def main() -> None:
             "POST response -> offer p50 / p99",
             f"{results.get('response_to_offer_p50_ms')} / {results.get('response_to_offer_p99_ms')} ms",
             "(routing + fan-out)",
+        ),
+        (
+            "CPU per interaction: servers / PostgreSQL",
+            f"{results.get('server_cpu_ms_per_interaction')} / "
+            f"{results.get('postgres_cpu_ms_per_interaction')} ms",
+            "(engine first when split)",
         ),
         ("sockets held, one process", results.get("sockets_open"), f">= 5000 (asked {args.max_sockets})"),
         ("sockets answering pings", results.get("sockets_answering_pings"), "all"),

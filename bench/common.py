@@ -1,9 +1,30 @@
-"""A minimal keep-alive HTTP/1.1 client for the benches: a general client's per-request CPU
-(httpx: ~1 ms) would take a large share of the two cores the server runs on."""
+"""What the benches share: a minimal keep-alive HTTP/1.1 client (a general client's per-request
+CPU, httpx's ~1 ms, would take a large share of the two cores the server runs on) and the CPU
+the server processes and PostgreSQL used, read from /proc."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+from pathlib import Path
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU of every postgres process on the host (other users' queries included)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "comm").read_text().strip() == "postgres":
+                    total += cpu_seconds(int(entry.name))
+    return total
 
 
 class Conn:
