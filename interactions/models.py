@@ -20,6 +20,8 @@ class Interaction(Base):
     __table_args__ = (
         Index("ix_interactions_state_queue", "state", "queue_id"),
         Index("ix_interactions_customer_created", "customer_id", "created_at"),
+        # What an agent holds (the capacity check of every offer, the desktop's resync).
+        Index("ix_interactions_agent_state", "agent_id", "state"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
