@@ -337,3 +337,34 @@ async def test_shortcut_keeps_the_routes_checks(client, make_user, settings):
     # The route is still documented.
     schema = (await client.get("/openapi.json")).json()
     assert "post" in schema["paths"]["/api/interactions"]
+
+
+async def test_held_connections_are_reused_replaced_when_closed_and_closed_on_dispose(database_url, session):
+    """The lean statement's few held connections (PostgreSQL only)."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite takes the ORM path")
+    from switchboard.db import Database
+    from tests.conftest import db_schema_for
+
+    await make_queue(session)
+    own = Database(database_url, schema=db_schema_for(database_url))
+
+    async def create(n: int) -> None:
+        data = InteractionCreate.model_validate(_body(f"+44 7911 2000{n:02d}"))
+        await lean_create.create(
+            own.engine, data=data, actor_type=service.ActorType.SYSTEM, actor_id=None, default_region="GB"
+        )
+
+    try:
+        await create(1)
+        await create(2)
+        held = lean_create._held[own.engine]
+        assert len(held._all) == 1  # sequential statements share one connection
+        (first,) = held._all
+        first.driver.terminate()  # e.g. PostgreSQL dropped it while idle
+        await create(3)
+        assert first not in held._all and len(held._all) == 1
+        (second,) = held._all
+    finally:
+        await own.dispose()
+    assert second.driver.is_closed() and own.engine not in lean_create._held
