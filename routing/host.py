@@ -128,6 +128,8 @@ class EngineHost:
         self._pinned: dict[int, RuleSet | None] = {}
         self.db = db
         self.client = client
+        # Decisions' messages to the desktops, written without waiting for Redis's replies.
+        self.publisher = bus.StreamingPublisher(client)
         self.partition = partition
         self.leases = LeaseManager(client, partition=partition, ttl_ms=lease_ttl_ms)
         self.tick_seconds = tick_seconds
@@ -172,6 +174,7 @@ class EngineHost:
                 self.engine = None
         if self.lease is not None:
             await self.leases.release()
+        await self.publisher.aclose()
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -285,11 +288,15 @@ class EngineHost:
                     reason="engine_failover",
                 )
             await session.commit()
-            for offer in live:
-                await bus.publish(
-                    self.client,
-                    bus.agent_topic(offer.agent_id),
-                    {"type": "offer_closed", "offer_id": str(offer.id), "reason": "engine_failover"},
+            if live:
+                await self.publisher.publish_many(
+                    [
+                        (
+                            bus.agent_topic(offer.agent_id),
+                            {"type": "offer_closed", "offer_id": str(offer.id), "reason": "engine_failover"},
+                        )
+                        for offer in live
+                    ]
                 )
 
             queues = (await session.scalars(select(Queue))).all()
@@ -780,9 +787,8 @@ class EngineHost:
                 for i, kind in zip(event_ids, kinds, strict=True)
             ]
         )
-        await bus.publish_many(
-            self.client,
-            [self._offer_message(offered, offer), *((customer_topic(p["customer_id"]), p) for p in timeline)],
+        await self.publisher.publish_many(
+            [self._offer_message(offered, offer), *((customer_topic(p["customer_id"]), p) for p in timeline)]
         )
         return True
 
@@ -825,8 +831,8 @@ class EngineHost:
         await self._apply_in_session(adopt, context=f"adopt {interaction_id}")
         for agent_id in adopted:
             # The agent's desktop opens the tab as for routed work (after the commit).
-            await bus.publish(
-                self.client, bus.agent_topic(agent_id), {"type": "assigned", "interaction_id": interaction_id}
+            await self.publisher.publish_many(
+                [(bus.agent_topic(agent_id), {"type": "assigned", "interaction_id": interaction_id})]
             )
 
     async def _cmd_agent_changed(self, agent_id: str) -> None:
@@ -935,7 +941,7 @@ class EngineHost:
             await self.rebuild()
             raise DecisionRefused(exc.detail) from exc
         if published:
-            await bus.publish_many(self.client, published)
+            await self.publisher.publish_many(published)
 
     def _placement(self, event: Queued | Escalated | Requeued, queue_id: uuid.UUID | None) -> dict[str, Any]:
         """The columns the engine's placement writes; None keeps a column as it is (a requeue keeps

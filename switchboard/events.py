@@ -48,6 +48,87 @@ async def publish_many(client: aioredis.Redis, events: list[tuple[str, dict[str,
         await pipe.execute()
 
 
+class StreamingPublisher:
+    """``publish_many`` without waiting for Redis's replies, on a connection of its own.
+
+    The routing engine publishes after every decision; through the Redis client that costs a
+    pipeline, a reply parse and retry/timeout machinery per call (~0.2 ms CPU, ~0.3-0.8 ms wall
+    here). Pub/sub is fire-and-forget anyway (a socket that misses a message resyncs), so this
+    writes the PUBLISH commands and moves on; a reader task drains the replies and logs errors.
+    Messages written while the connection is down are lost, as they would be on a dropped
+    subscriber; the next call reconnects. TLS connections use the client's own pipeline.
+    """
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.client = client
+        kwargs = client.connection_pool.connection_kwargs
+        self._path: str | None = kwargs.get("path")
+        self._host, self._port = kwargs.get("host", "localhost"), int(kwargs.get("port", 6379))
+        self._auth = [kwargs.get("username"), kwargs.get("password")]
+        self._usable = "ssl_keyfile" not in kwargs and not kwargs.get("ssl", False)
+        self._writer: asyncio.StreamWriter | None = None
+        self._reader_task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    async def publish_many(self, events: list[tuple[str, dict[str, Any]]]) -> None:
+        if not self._usable:
+            await publish_many(self.client, events)
+            return
+        payload = b"".join(
+            _resp(b"PUBLISH", (PREFIX + topic).encode(), json.dumps(event, default=str).encode())
+            for topic, event in events
+        )
+        writer = await self._connected()
+        try:
+            writer.write(payload)
+        except (ConnectionError, RuntimeError) as exc:
+            log.warning("event publish lost (%s); reconnecting", exc)
+            self._drop()
+
+    async def aclose(self) -> None:
+        self._drop()
+        if self._reader_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader_task
+
+    async def _connected(self) -> asyncio.StreamWriter:
+        if self._writer is not None and not self._writer.is_closing():
+            return self._writer
+        async with self._lock:
+            if self._writer is None or self._writer.is_closing():
+                if self._path:
+                    reader, writer = await asyncio.open_unix_connection(self._path)
+                else:
+                    reader, writer = await asyncio.open_connection(self._host, self._port)
+                username, password = self._auth
+                if password is not None:
+                    writer.write(
+                        _resp(b"AUTH", *([username.encode()] if username else []), password.encode())
+                    )
+                self._reader_task = asyncio.create_task(self._drain(reader), name="event-publisher")
+                self._writer = writer
+        return self._writer
+
+    async def _drain(self, reader: asyncio.StreamReader) -> None:
+        """Read and drop the replies (integers: how many listened); report errors."""
+        while line := await reader.readline():
+            if line.startswith(b"-"):
+                log.warning("event publish refused by Redis: %s", line.decode(errors="replace").strip())
+        self._drop()
+
+    def _drop(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self._writer = None
+        if self._reader_task is not None and self._reader_task is not asyncio.current_task():
+            self._reader_task.cancel()
+
+
+def _resp(*parts: bytes) -> bytes:
+    """One command in Redis's wire protocol (RESP2 array of bulk strings)."""
+    return b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
+
+
 class EventHub:
     def __init__(self, client: aioredis.Redis, *, max_pending: int = 1000) -> None:
         self.client = client
