@@ -98,6 +98,34 @@ class OfferMade:
     tier: str
     segments: list[str]
 
+    @classmethod
+    def of(
+        cls,
+        offer_id: uuid.UUID,
+        interaction_id: uuid.UUID,
+        agent_id: uuid.UUID,
+        expires_at: datetime,
+        channel: str,
+        written: dict[str, Any],
+    ) -> OfferMade:
+        """From what the offer's write returned (the interaction's and customer's columns)."""
+        tier, segments = written["value_tier"], written["segments"]
+        return cls(
+            id=offer_id,
+            interaction_id=interaction_id,
+            agent_id=agent_id,
+            expires_at=expires_at,
+            channel=channel,
+            queue_id=written["queue_id"],
+            virtual_start_at=written["virtual_start_at"],
+            topic=written["topic"],
+            subject=written["subject"],
+            customer_id=written["customer_id"],
+            customer_name=written["display_name"],
+            tier=getattr(tier, "value", tier),  # an enum through SQLAlchemy, text straight from asyncpg
+            segments=list(json.loads(segments) if isinstance(segments, str) else segments or []),
+        )
+
 
 # The only state an offer can be made from (checked against the state machine at import).
 _OFFERABLE = tuple(s for s in State if can_transition(s, State.OFFERED))
@@ -249,21 +277,7 @@ async def create_offer(
         await insert_events(session, rows)
     else:
         events.extend(rows)
-    return OfferMade(
-        id=offer_id,
-        interaction_id=interaction_id,
-        agent_id=agent_id,
-        expires_at=expires_at,
-        channel=channel,
-        queue_id=offered.queue_id,
-        virtual_start_at=offered.virtual_start_at,
-        topic=offered.topic,
-        subject=offered.subject,
-        customer_id=offered.customer_id,
-        customer_name=offered.display_name,
-        tier=offered.value_tier.value,
-        segments=list(offered.segments or []),
-    )
+    return OfferMade.of(offer_id, interaction_id, agent_id, expires_at, channel, offered._asdict())
 
 
 def _offer_in_one_statement_sql(costs: dict[str, int]) -> PgStatement:
@@ -400,23 +414,7 @@ async def offer_in_one_statement(
         raise Conflict("The agent has no capacity for this channel, or declined it", field="agent_id")
     if row["customer_id"] is None or not row["offers"]:
         raise Conflict("The interaction is no longer waiting", field="interaction_id")
-    offer = OfferMade(
-        id=offer_id,
-        interaction_id=interaction_id,
-        agent_id=agent_id,
-        expires_at=expires_at,
-        channel=channel,
-        queue_id=row["queue_id"],
-        virtual_start_at=row["virtual_start_at"],
-        topic=row["topic"],
-        subject=row["subject"],
-        customer_id=row["customer_id"],
-        customer_name=row["display_name"],
-        tier=row["value_tier"],
-        segments=json.loads(row["segments"])
-        if isinstance(row["segments"], str)
-        else list(row["segments"] or []),
-    )
+    offer = OfferMade.of(offer_id, interaction_id, agent_id, expires_at, channel, dict(row))
     return offer, list(row["event_ids"] or [])
 
 
