@@ -1152,13 +1152,7 @@ class EngineHost:
         async with self.db.sessionmaker() as session:
             # Queues a supervisor added: arrivals sync only for a queue id they do not know.
             await self._sync_queues(session)
-            rows = (
-                await session.execute(
-                    select(Interaction.id, Interaction.state).where(
-                        Interaction.state.in_((State.QUEUED, State.OFFERED))
-                    )
-                )
-            ).all()
+            rows = await _WAITING.rows(session, {})
         missing = [
             str(i)
             for i, state in rows
@@ -1168,15 +1162,8 @@ class EngineHost:
             log.info("routing engine: reconcile found unrouted interaction %s", interaction_id)
             await self._cmd_enqueue(interaction_id)
         async with self.db.sessionmaker() as session:
-            held = (
-                await session.execute(
-                    select(Interaction.id).where(
-                        Interaction.state.in_((State.CONNECTED, State.WRAP_UP)),
-                        Interaction.agent_id.is_not(None),
-                    )
-                )
-            ).scalars()
-            unknown_held = [str(i) for i in held if not self.engine.knows(str(i))]
+            held = await _HELD.rows(session, {})
+            unknown_held = [str(i) for (i,) in held if not self.engine.knows(str(i))]
         for interaction_id in unknown_held:
             # Held without routing (an agent's own call) and no adopt command seen: count it now.
             await self._cmd_adopt(interaction_id)
@@ -1252,6 +1239,15 @@ def _place_statement() -> Any:
 
 
 _PLACE = FastStatement(_place_statement())
+# The reconcile pass's two reads: work routing should know of, waiting and held by agents.
+_WAITING = FastStatement(
+    select(Interaction.id, Interaction.state).where(Interaction.state.in_((State.QUEUED, State.OFFERED)))
+)
+_HELD = FastStatement(
+    select(Interaction.id).where(
+        Interaction.state.in_((State.CONNECTED, State.WRAP_UP)), Interaction.agent_id.is_not(None)
+    )
+)
 
 # Events whose writes are SQLAlchemy Core collecting their timeline rows (see _commit_events).
 LEAN_EVENTS = (OfferCreated, Queued, Escalated, Requeued)
