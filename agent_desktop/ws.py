@@ -18,17 +18,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import redis.asyncio as aioredis
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from sqlalchemy import select
 from starlette.websockets import WebSocketState
 
 from agent_desktop import chat as desk_chat
 from agent_desktop import live, pages, service
-from routing import heartbeats
 from routing.models import Agent
 from switchboard.auth.models import STAFF_RANK, Role
-from switchboard.deps import SESSION_COOKIE, user_from_token
+from switchboard.deps import SESSION_COOKIE, authenticated_user
 from switchboard.errors import Unauthorized
 from switchboard.events import agent_topic
 from switchboard.security import TokenError, decode_token
@@ -67,20 +65,25 @@ async def authenticate(websocket: WebSocket, settings: Settings) -> tuple[uuid.U
     token = websocket.cookies.get(SESSION_COOKIE)
     if not token:
         raise Refused(CLOSE_UNAUTHENTICATED, "sign in first")
-    async with websocket.app.state.db.sessionmaker() as session:
-        try:
-            user = await user_from_token(session, settings, token)
-        except Unauthorized as exc:
-            raise Refused(CLOSE_UNAUTHENTICATED, "session invalid or expired") from exc
-        rank = STAFF_RANK.get(user.role)
-        if rank is None or rank < STAFF_RANK[Role.AGENT]:
-            raise Refused(CLOSE_FORBIDDEN, "agents only")
-        # The id only (one query; the Agent entity would load its skills too): the handshake is
-        # the cost of every reconnect storm.
-        agent = await session.scalar(select(Agent.id).where(Agent.user_id == user.id))
-        await session.commit()
+    try:
+        # The process's user cache (invalidated through Redis), as for every HTTP request: the
+        # handshake is the cost of every reconnect storm.
+        user = await authenticated_user(websocket, token)  # type: ignore[arg-type]
+    except Unauthorized as exc:
+        raise Refused(CLOSE_UNAUTHENTICATED, "session invalid or expired") from exc
+    rank = STAFF_RANK.get(user.role)
+    if rank is None or rank < STAFF_RANK[Role.AGENT]:
+        raise Refused(CLOSE_FORBIDDEN, "agents only")
+    agent = _agent_of_user.get(user.id)
     if agent is None:
-        raise Refused(CLOSE_FORBIDDEN, "no agent profile")
+        async with websocket.app.state.db.sessionmaker() as session:
+            # The id only (the Agent entity would load its skills too).
+            agent = await session.scalar(select(Agent.id).where(Agent.user_id == user.id))
+            await session.commit()
+        if agent is None:
+            raise Refused(CLOSE_FORBIDDEN, "no agent profile")
+        # A user's agent profile keeps its id; one deleted since is refused by the resync.
+        _agent_of_user[user.id] = agent
     try:  # already verified above; decoded again only for its expiry
         claims = decode_token(
             token, secret=settings.secret_key, issuer=settings.jwt_issuer, audience=settings.jwt_audience
@@ -88,6 +91,9 @@ async def authenticate(websocket: WebSocket, settings: Settings) -> tuple[uuid.U
     except TokenError as exc:
         raise Refused(CLOSE_UNAUTHENTICATED, "session invalid or expired") from exc
     return agent, claims.expires_at
+
+
+_agent_of_user: dict[uuid.UUID, uuid.UUID] = {}  # user id -> agent id, per process
 
 
 @router.websocket("/desktop/ws")
@@ -102,7 +108,7 @@ async def desktop_socket(websocket: WebSocket) -> None:
         return
     await websocket.accept()
     connection = DesktopConnection(websocket, agent_id=agent_id, token_expires=token_expires)
-    await connection.beat()
+    websocket.app.state.desktop_beats.mark(agent_id)  # alive: batched per process, as pings are
     hub = websocket.app.state.event_hub
     # Subscribe before the resync query: an event published in between is then in the queue, and
     # the shown-sets below make applying it twice harmless.
@@ -134,14 +140,6 @@ class DesktopConnection:
     shown_work: set[uuid.UUID] = field(default_factory=set)
     send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     follow: live.CustomerFollow | None = None
-
-    async def beat(self) -> None:
-        """Tell every process this agent's desktop is alive (routing.heartbeats); best effort:
-        a Redis blip must not end the socket, and the grace period outlasts a missed beat."""
-        try:
-            await heartbeats.beat(self.websocket.app.state.redis_client, self.agent_id)
-        except (aioredis.RedisError, OSError) as exc:
-            log.warning("desktop heartbeat for agent %s not recorded: %s", self.agent_id, exc)
 
     async def send(self, html: str) -> None:
         if html:
