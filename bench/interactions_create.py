@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import signal
@@ -40,6 +39,7 @@ from desktop_latency import (  # noqa: E402
     wait_ready,
 )
 
+from bench.common import Conn, cpu_seconds, postgres_cpu_seconds  # noqa: E402
 from switchboard.db import Database  # noqa: E402 - desktop_latency put the project on sys.path
 from switchboard.settings import Settings  # noqa: E402
 
@@ -52,56 +52,6 @@ def identity(kind: str, n: int) -> str:
     if kind == "phone":
         return f"+447911{n % 1_000_000:06d}"
     return f"bench-visitor-{n}"
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU a process has used so far (from /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def postgres_cpu_seconds() -> float:
-    """CPU of every postgres process on the host (other users' queries included)."""
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                if (entry / "comm").read_text().strip() == "postgres":
-                    total += cpu_seconds(int(entry.name))
-    return total
-
-
-class Conn:
-    """One keep-alive HTTP/1.1 connection; one request at a time."""
-
-    def __init__(self, port: int, token: str) -> None:
-        self.port = port
-        self.head = (
-            "POST /api/interactions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
-        )
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def post(self, body: bytes) -> tuple[int, bytes]:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-        assert self.reader is not None
-        self.writer.write(f"{self.head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
-        status_line = await self.reader.readline()
-        if not status_line:
-            raise ConnectionError("server closed the connection")
-        status = int(status_line.split()[1])
-        length = 0
-        while (line := await self.reader.readline()) not in (b"\r\n", b""):
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        return status, await self.reader.readexactly(length)
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
 
 
 def payload(n: int, existing: int, new_base: int) -> tuple[bytes, bool]:
