@@ -30,7 +30,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -68,31 +68,11 @@ class _Snapshot:
 
     @classmethod
     def of(cls, user: User) -> _Snapshot:
-        return cls(
-            id=user.id,
-            username=user.username,
-            display_name=user.display_name,
-            email=user.email,
-            role=user.role,
-            is_active=user.is_active,
-            customer_id=user.customer_id,
-            created_at=user.created_at,
-            password_hash=user.password_hash,
-        )
+        return cls(**{column.name: getattr(user, column.name) for column in fields(cls)})
 
     def user(self) -> User:
         """A fresh detached User per request (never shared between sessions)."""
-        user = User(
-            id=self.id,
-            username=self.username,
-            display_name=self.display_name,
-            email=self.email,
-            role=self.role,
-            is_active=self.is_active,
-            customer_id=self.customer_id,
-            created_at=self.created_at,
-            password_hash=self.password_hash,
-        )
+        user = User(**{column.name: getattr(self, column.name) for column in fields(self)})
         make_transient_to_detached(user)
         return user
 
