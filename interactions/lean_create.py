@@ -16,23 +16,18 @@ one pipelined round trip. SQLite and agents' outbound contacts take the ORM path
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import json
 import logging
-import time
 import uuid
-import weakref
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
-from sqlalchemy import bindparam, event, select, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import bindparam, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from customers.identity import normalise_identity
 from customers.models import IdentityKind
@@ -46,6 +41,7 @@ from routing.models import Agent
 from switchboard.db import new_id, utcnow
 from switchboard.errors import Forbidden, Invalid
 from switchboard.events import PREFIX, customer_topic
+from switchboard.fastsql import held_connection
 
 log = logging.getLogger(__name__)
 
@@ -152,14 +148,6 @@ FROM chk LEFT JOIN customer ON true
 CREATE_STATEMENT = text(_CREATE_SQL)
 AGENT_OF_USER = select(Agent.id).where(Agent.user_id == bindparam("user_id"))
 
-# Connections of SQLAlchemy's pool kept checked out for the lean statements, per engine: a
-# checkout + return through SQLAlchemy costs ~0.15 ms of CPU per statement, more than the
-# statement itself. Few enough to leave the pool (20 + 20 overflow) to everything else, and a
-# bound on concurrent statements (beyond the pool's size SQLAlchemy would open overflow
-# connections and close them on return: a new backend, type introspection, re-preparing).
-HELD_CONNECTIONS = 8
-RECYCLE_SECONDS = 1800.0  # as the engine's pool_recycle
-
 
 @dataclass(frozen=True, slots=True)
 class _Compiled:
@@ -167,83 +155,7 @@ class _Compiled:
     names: tuple[str, ...]  # parameter name of $1, $2, ...
 
 
-@dataclass(slots=True, eq=False)
-class _Held:
-    conn: AsyncConnection
-    driver: Any  # the asyncpg connection
-    opened_at: float
-
-
-class _HeldConnections:
-    """A few pooled connections, checked out once and reused; closed when the engine is disposed."""
-
-    def __init__(self, engine: AsyncEngine, size: int) -> None:
-        self.engine = engine
-        self._slots = asyncio.Semaphore(size)
-        self._idle: list[_Held] = []
-        self._all: set[_Held] = set()
-        event.listen(engine.sync_engine, "engine_disposed", self._on_dispose)
-
-    @contextlib.asynccontextmanager
-    async def connection(self) -> AsyncIterator[Any]:
-        async with self._slots:
-            held = await self._take()
-            try:
-                yield held.driver
-            except asyncpg.PostgresError as exc:
-                if isinstance(exc, asyncpg.PostgresConnectionError):
-                    self._abandon(held)
-                else:  # the statement failed (e.g. a unique key): the connection is fine
-                    self._idle.append(held)
-                raise
-            except BaseException:  # broken, cancelled mid-statement, ...: never reused
-                self._abandon(held)
-                raise
-            self._idle.append(held)
-
-    async def _take(self) -> _Held:
-        while self._idle:
-            held = self._idle.pop()
-            if time.monotonic() - held.opened_at < RECYCLE_SECONDS and not held.driver.is_closed():
-                return held
-            await self._drop(held)
-        conn = await self.engine.connect()
-        try:
-            raw = await conn.get_raw_connection()
-        except BaseException:
-            await conn.close()
-            raise
-        held = _Held(conn, raw.driver_connection, time.monotonic())
-        self._all.add(held)
-        return held
-
-    def _abandon(self, held: _Held) -> None:
-        self._all.discard(held)
-        held.driver.terminate()
-        task = asyncio.get_running_loop().create_task(self._drop(held))
-        _in_flight.add(task)
-        task.add_done_callback(_in_flight.discard)
-
-    async def _drop(self, held: _Held) -> None:
-        self._all.discard(held)
-        with contextlib.suppress(Exception):
-            await held.conn.invalidate()
-        with contextlib.suppress(Exception):
-            await held.conn.close()
-
-    def _on_dispose(self, _engine: Any) -> None:
-        # Inside AsyncEngine.dispose (a greenlet): really close them, the old pool is gone.
-        for held in list(self._all):
-            with contextlib.suppress(Exception):
-                held.conn.sync_connection.invalidate()  # type: ignore[union-attr]
-        self._all.clear()
-        self._idle.clear()
-        _held.pop(self.engine, None)
-
-
 _compiled: dict[tuple[int, str], _Compiled] = {}
-_in_flight: set[asyncio.Task[None]] = set()
-_held: weakref.WeakKeyDictionary[AsyncEngine, _HeldConnections] = weakref.WeakKeyDictionary()
 
 
 def _compile(engine: AsyncEngine, statement: Any) -> _Compiled:
@@ -264,10 +176,7 @@ async def _fetchrow(engine: AsyncEngine, statement: Any, params: dict[str, Any])
     statement runs in autocommit: one round trip, atomic as a single statement.
     """
     compiled = _compile(engine, statement)
-    held = _held.get(engine)
-    if held is None:
-        held = _held[engine] = _HeldConnections(engine, HELD_CONNECTIONS)
-    async with held.connection() as driver:
+    async with held_connection(engine) as driver:
         return await driver.fetchrow(compiled.sql, *(params[name] for name in compiled.names))
 
 

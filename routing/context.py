@@ -93,7 +93,17 @@ _SNAPSHOT = FastStatement(_snapshot_statement())  # built once: building costs m
 async def routing_snapshot(session: AsyncSession, interaction_id: Any) -> tuple[Any, dict[str, Any]] | None:
     """The interaction (a row with the model's attribute names) and its rule context, in ONE query
     of SQLAlchemy Core (the engine's arrival path; no ORM objects). None if there is no such row."""
-    row = await _SNAPSHOT.first(session, {"interaction_id": interaction_id})
+    return _snapshot(await _SNAPSHOT.first(session, {"interaction_id": interaction_id}))
+
+
+async def routing_snapshot_on(
+    driver: Any, dialect: Any, interaction_id: Any
+) -> tuple[Any, dict[str, Any]] | None:
+    """``routing_snapshot`` on a held asyncpg connection (``switchboard.fastsql.held_connection``)."""
+    return _snapshot(await _SNAPSHOT.first_on(driver, dialect, {"interaction_id": interaction_id}))
+
+
+def _snapshot(row: Any) -> tuple[Any, dict[str, Any]] | None:
     if row is None:
         return None
     interaction = SimpleNamespace(

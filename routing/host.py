@@ -39,7 +39,7 @@ from interactions.models import ActorType, Interaction
 from interactions.states import State
 from interactions.timeline import InsertedEvent, append_event, event_row, insert_events, live_payloads
 from routing import commands, heartbeats, history, store
-from routing.context import context_for, routing_snapshot
+from routing.context import context_for, routing_snapshot, routing_snapshot_on
 from routing.engine.events import (
     Abandoned,
     AgentStatusChanged,
@@ -79,7 +79,7 @@ from switchboard import events as bus
 from switchboard.db import Database
 from switchboard.errors import Conflict
 from switchboard.events import customer_topic
-from switchboard.fastsql import FastStatement
+from switchboard.fastsql import FastStatement, held_connection
 from switchboard.gcfreeze import freeze_long_lived
 
 log = logging.getLogger(__name__)
@@ -721,21 +721,24 @@ class EngineHost:
         """
         assert self.engine is not None
         events: list[Event] = []
-        async with self.db.sessionmaker() as session:
-            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-            snapshot = await routing_snapshot(session, uuid.UUID(interaction_id))
+        # The session is for the rare reads of unusual work (a queue added since, decliners, a
+        # pinned rule set, a consult); it opens a connection only if one of them asks.
+        async with self.db.sessionmaker() as session, held_connection(self.db.engine) as driver:
+            snapshot = await routing_snapshot_on(driver, self.db.engine.dialect, uuid.UUID(interaction_id))
             if snapshot is None or snapshot[0].state is not State.QUEUED:
                 return
             it, context = snapshot
             events = await self._enqueue_from_sql(session, it, self.clock(), context=context)
-            if await self._offer_in_one_statement(session, it, events):
+            if await self._offer_in_one_statement(session, driver, it, events):
                 return
         if events:
             async with self.db.sessionmaker() as session:
                 hold_loaded(session)
                 await self._commit_events(session, events, context=f"enqueue {interaction_id}")
 
-    async def _offer_in_one_statement(self, session: AsyncSession, it: Any, events: list[Event]) -> bool:
+    async def _offer_in_one_statement(
+        self, session: AsyncSession, driver: Any, it: Any, events: list[Event]
+    ) -> bool:
         """Persist [Queued?, OfferCreated] for ``it`` with ``store.offer_in_one_statement``;
         False (nothing written) when the decision has another shape."""
         assert self.lease is not None
@@ -760,7 +763,7 @@ class EngineHost:
             routed = {k: v for k, v in _event_dict(queued).items() if k != "interaction_id"}
         try:
             offer, event_ids = await store.offer_in_one_statement(
-                session,
+                driver,
                 partition=self.partition,
                 epoch=self.lease.epoch,
                 interaction_id=it.id,

@@ -364,7 +364,7 @@ _OFFER_IN_ONE_STATEMENT = _offer_in_one_statement_sql(DEFAULT_CHANNEL_COST)
 
 
 async def offer_in_one_statement(
-    session: AsyncSession,
+    driver: Any,
     *,
     partition: str,
     epoch: int,
@@ -378,14 +378,14 @@ async def offer_in_one_statement(
     queue_name: str | None = None,
 ) -> tuple[OfferMade, list[int]]:
     """``fence`` + the placement + ``create_offer`` + ``history.bump(offered=1)`` in one statement
-    (PostgreSQL; run it on a session in autocommit, see ``PgStatement``). ``placement``: queue_id,
+    (PostgreSQL; ``driver``: a held asyncpg connection, autocommit). ``placement``: queue_id,
     priority, rule_set_version the engine chose (None keeps a column); ``routed_data``: the
     "routed" event's data when the engine placed it in this decision. Returns the offer and the
     timeline event ids (for the live announcement, which the caller publishes)."""
     offer_id, expires_at = new_id(), now + ttl
     placement = placement or {}
-    row = await _OFFER_IN_ONE_STATEMENT.fetchrow(
-        session,
+    row = await _OFFER_IN_ONE_STATEMENT.fetchrow_on(
+        driver,
         {
             "partition": partition,
             "epoch": epoch,

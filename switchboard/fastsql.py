@@ -17,15 +17,20 @@ every column (a missing one is bound as NULL).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
+import time
+import weakref
 from collections import namedtuple
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,16 +57,27 @@ class FastStatement:
             return list((await session.execute(self.statement, params)).all())
         compiled = self._compile(session.bind.dialect)
         records = await _run(raw.fetch, compiled, params)
-        procs, row = compiled.result_processors, compiled.row
-        assert row is not None, "a statement without result columns: use rowcount()"
-        return [
-            row(*(value if proc is None else proc(value) for value, proc in zip(record, procs, strict=True)))
-            for record in records
-        ]
+        return [self._row(compiled, record) for record in records]
 
     async def first(self, session: AsyncSession, params: dict[str, Any]) -> Any | None:
         found = await self.rows(session, params)
         return found[0] if found else None
+
+    async def first_on(self, driver: Any, dialect: Dialect, params: dict[str, Any]) -> Any | None:
+        """As ``first``, on a held asyncpg connection (``held_connection``): autocommit."""
+        compiled = self._compile(dialect)
+        records = await _run(driver.fetch, compiled, params)
+        return self._row(compiled, records[0]) if records else None
+
+    @staticmethod
+    def _row(compiled: _Compiled, record: Any) -> Any:
+        assert compiled.row is not None, "a statement without result columns"
+        return compiled.row(
+            *(
+                value if proc is None else proc(value)
+                for value, proc in zip(record, compiled.result_processors, strict=True)
+            )
+        )
 
     async def rowcount(self, session: AsyncSession, params: dict[str, Any]) -> int:
         """Rows an UPDATE / DELETE / INSERT without RETURNING touched."""
@@ -119,8 +135,12 @@ class PgStatement:
         raw = await _raw_connection(session)
         if raw is None:
             raise RuntimeError("PgStatement needs PostgreSQL through asyncpg")
+        return await self.fetchrow_on(raw, params)
+
+    async def fetchrow_on(self, driver: Any, params: dict[str, Any]) -> Any:
+        """On an asyncpg connection (a held one: autocommit; or a session's: its transaction)."""
         try:
-            return await raw.fetchrow(self.sql, *(params[name] for name in self.names))
+            return await driver.fetchrow(self.sql, *(params[name] for name in self.names))
         except Exception as exc:
             _translate(exc, self.sql, params)
             raise
@@ -163,3 +183,106 @@ def _translate(exc: Exception, sql: str, params: dict[str, Any]) -> None:
         raise IntegrityError(sql, params, exc) from exc
     if isinstance(exc, asyncpg.PostgresError):
         raise DBAPIError(sql, params, exc) from exc
+
+
+# ---------------------------------------------------------------------- held connections
+
+# Connections of SQLAlchemy's pool kept checked out for the hot statements, per engine: a
+# checkout + return through SQLAlchemy (or an AsyncSession around it) costs ~0.15-0.6 ms of CPU,
+# more than the statement itself. Few enough to leave the pool (20 + 20 overflow) to everything
+# else, and a bound on concurrent statements (beyond the pool's size SQLAlchemy would open
+# overflow connections and close them on return: a new backend, type introspection, re-preparing).
+HELD_CONNECTIONS = 8
+RECYCLE_SECONDS = 1800.0  # as the engine's pool_recycle
+
+
+@dataclass(slots=True, eq=False)
+class _Held:
+    conn: AsyncConnection
+    driver: Any  # the asyncpg connection
+    opened_at: float
+
+
+class HeldConnections:
+    """A few pooled connections, checked out once and reused; closed when the engine is disposed.
+
+    Statements on them run in autocommit (no transaction is begun): each is one round trip,
+    atomic on its own."""
+
+    def __init__(self, engine: AsyncEngine, size: int) -> None:
+        self.engine = engine
+        self._slots = asyncio.Semaphore(size)
+        self._idle: list[_Held] = []
+        self._all: set[_Held] = set()
+        event.listen(engine.sync_engine, "engine_disposed", self._on_dispose)
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[Any]:
+        import asyncpg
+
+        async with self._slots:
+            held = await self._take()
+            try:
+                yield held.driver
+            except (asyncpg.PostgresError, DBAPIError) as exc:
+                cause = exc.orig if isinstance(exc, DBAPIError) else exc
+                if isinstance(cause, asyncpg.PostgresConnectionError):
+                    self._abandon(held)
+                else:  # the statement failed (e.g. a unique key): the connection is fine
+                    self._idle.append(held)
+                raise
+            except BaseException:  # broken, cancelled mid-statement, ...: never reused
+                self._abandon(held)
+                raise
+            self._idle.append(held)
+
+    async def _take(self) -> _Held:
+        while self._idle:
+            held = self._idle.pop()
+            if time.monotonic() - held.opened_at < RECYCLE_SECONDS and not held.driver.is_closed():
+                return held
+            await self._drop(held)
+        conn = await self.engine.connect()
+        try:
+            raw = await conn.get_raw_connection()
+        except BaseException:
+            await conn.close()
+            raise
+        held = _Held(conn, raw.driver_connection, time.monotonic())
+        self._all.add(held)
+        return held
+
+    def _abandon(self, held: _Held) -> None:
+        self._all.discard(held)
+        held.driver.terminate()
+        task = asyncio.get_running_loop().create_task(self._drop(held))
+        _in_flight.add(task)
+        task.add_done_callback(_in_flight.discard)
+
+    async def _drop(self, held: _Held) -> None:
+        self._all.discard(held)
+        with contextlib.suppress(Exception):
+            await held.conn.invalidate()
+        with contextlib.suppress(Exception):
+            await held.conn.close()
+
+    def _on_dispose(self, _engine: Any) -> None:
+        # Inside AsyncEngine.dispose (a greenlet): really close them, the old pool is gone.
+        for held in list(self._all):
+            with contextlib.suppress(Exception):
+                held.conn.sync_connection.invalidate()  # type: ignore[union-attr]
+        self._all.clear()
+        self._idle.clear()
+        _held.pop(self.engine, None)
+
+
+_in_flight: set[asyncio.Task[None]] = set()
+_held: weakref.WeakKeyDictionary[AsyncEngine, HeldConnections] = weakref.WeakKeyDictionary()
+
+
+def held_connection(engine: AsyncEngine) -> contextlib.AbstractAsyncContextManager[Any]:
+    """One of the engine's held connections (the asyncpg connection; PostgreSQL only)."""
+    held = _held.get(engine)
+    if held is None:
+        held = _held[engine] = HeldConnections(engine, HELD_CONNECTIONS)
+    return held.connection()

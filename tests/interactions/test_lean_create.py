@@ -343,6 +343,7 @@ async def test_held_connections_are_reused_replaced_when_closed_and_closed_on_di
     """The lean statement's few held connections (PostgreSQL only)."""
     if database_url.startswith("sqlite"):
         pytest.skip("SQLite takes the ORM path")
+    from switchboard import fastsql
     from switchboard.db import Database
     from tests.conftest import db_schema_for
 
@@ -358,7 +359,7 @@ async def test_held_connections_are_reused_replaced_when_closed_and_closed_on_di
     try:
         await create(1)
         await create(2)
-        held = lean_create._held[own.engine]
+        held = fastsql._held[own.engine]
         assert len(held._all) == 1  # sequential statements share one connection
         (first,) = held._all
         first.driver.terminate()  # e.g. PostgreSQL dropped it while idle
@@ -367,4 +368,4 @@ async def test_held_connections_are_reused_replaced_when_closed_and_closed_on_di
         (second,) = held._all
     finally:
         await own.dispose()
-    assert second.driver.is_closed() and own.engine not in lean_create._held
+    assert second.driver.is_closed() and own.engine not in fastsql._held

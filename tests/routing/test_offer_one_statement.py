@@ -22,6 +22,7 @@ from routing.host import EngineHost, LostLeadership
 from routing.models import Offer, OfferState
 from switchboard.db import Database, utcnow
 from switchboard.errors import Conflict
+from switchboard.fastsql import held_connection
 from tests.routing.test_host import new_interaction, seed
 
 pytestmark = pytest.mark.usefixtures("redis_sync")
@@ -127,10 +128,9 @@ async def test_refuses_what_the_portable_path_refuses(pg_db: Database, redis_han
         now, ttl = utcnow(), timedelta(seconds=30)
 
         async def offer(interaction_id: uuid.UUID, *, epoch: int = 5):
-            async with db.sessionmaker() as s:
-                await s.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            async with held_connection(db.engine) as driver:
                 return await store.offer_in_one_statement(
-                    s,
+                    driver,
                     partition="p",
                     epoch=epoch,
                     interaction_id=interaction_id,
