@@ -39,7 +39,7 @@ from switchboard.auth.cache import UserCache
 from switchboard.db import Database
 from switchboard.errors import install_error_handlers
 from switchboard.events import EventHub
-from switchboard.gcfreeze import freeze_long_lived
+from switchboard.gcfreeze import freeze_long_lived, keep_frozen
 from switchboard.middleware import BodySizeLimit
 from switchboard.redis import RedisHandle, open_redis
 from switchboard.settings import PROJECT_ROOT, Settings, get_settings
@@ -99,11 +99,17 @@ def create_app(settings: Settings | None = None, *, redis_handle: RedisHandle | 
         # Outgoing webhooks: every process dispatches; SQL claims keep them off each other's rows.
         app.state.webhook_dispatcher = WebhookDispatcher(db)
         webhook_task = asyncio.create_task(app.state.webhook_dispatcher.run(), name="webhooks")
+        gc_task = None
         if settings.gc_freeze:
             freeze_long_lived()  # modules, templates, compiled statements: as old as the process
+            gc_task = asyncio.create_task(keep_frozen(), name="gc-freeze")
         try:
             yield
         finally:
+            if gc_task is not None:
+                gc_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await gc_task
             await app.state.webhook_dispatcher.stop()
             await _finish(webhook_task)
             await app.state.desktop_beats.stop()

@@ -110,6 +110,7 @@ async def server(backend_url, redis_handle, redis_sync, tmp_path, monkeypatch) -
         data_dir=tmp_path,
         secret_key="conversation-test-secret-" + "c" * 32,
         smtp_from="support@bank.example",
+        gc_freeze=False,  # an app built inside the test process (see tests/conftest.py)
     )
     db = Database(backend_url, schema=settings.database_schema)
     await _truncate(db)
