@@ -40,6 +40,7 @@ from routing.models import Agent, Presence, Queue, QueueMember  # noqa: E402
 from switchboard.auth.models import Role, User  # noqa: E402
 from switchboard.auth.service import token_for  # noqa: E402
 from switchboard.db import Database, utcnow  # noqa: E402
+from switchboard.gcfreeze import freeze_long_lived, keep_frozen  # noqa: E402
 from switchboard.settings import Settings  # noqa: E402
 
 PG_URL = os.environ.get("BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -388,10 +389,16 @@ async def main() -> None:
                 results["warmup_interactions"] = len(starts)
                 starts.clear(), answered.clear(), post_ms.clear()
                 errors = 0
+            # The client is the measuring instrument: its own GC pauses (8-20 ms every second or
+            # two with 1,000+ sockets, measured) would count in every figure. Freeze its heap as
+            # the server does (switchboard.gcfreeze).
+            freeze_long_lived()
+            client_gc = asyncio.create_task(keep_frozen())
             total = int(args.rate * args.seconds)
             cpu_before = [cpu_seconds(p.pid) for p in servers], postgres_cpu_seconds()
             achieved = await run(total, 0)
             await asyncio.sleep(3)  # last offers land
+            client_gc.cancel()
             # CPU per interaction: each server process (engine first in the split shape) and PostgreSQL.
             per = 1000 / max(1, len(starts))
             server_cpu = [
