@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 
 def cpu_seconds(pid: int) -> float:
@@ -59,3 +61,13 @@ class Conn:
         if self.writer is not None:
             self.writer.close()
         self.reader = self.writer = None
+
+
+def print_figures(rows: list[tuple[str, Any, str]], results: dict[str, Any]) -> None:
+    """Each figure beside its target, then the last line: one JSON object with every figure."""
+    width = max(len(name) for name, _, _ in rows)
+    measured = max(18, *(len(str(value)) for _, value, _ in rows))
+    print(f"{'figure':<{width}}  {'measured':>{measured}}  target")
+    for name, value, target in rows:
+        print(f"{name:<{width}}  {value!s:>{measured}}  {target}")
+    print(json.dumps(results))

@@ -35,7 +35,7 @@ from sqlalchemy import insert, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import Conn, cpu_seconds, postgres_cpu_seconds  # noqa: E402
+from bench.common import Conn, cpu_seconds, postgres_cpu_seconds, print_figures  # noqa: E402
 from routing.models import Agent, Presence, Queue, QueueMember  # noqa: E402
 from switchboard.auth.models import Role, User  # noqa: E402
 from switchboard.auth.service import token_for  # noqa: E402
@@ -486,11 +486,7 @@ async def main() -> None:
         ("server RSS", f"{results.get('server_rss_mb')} MB", ""),
         ("mean frame size", f"{results.get('mean_frame_bytes')} B", "<= 20 KB"),
     ]
-    width = max(len(r[0]) for r in rows)
-    print(f"{'figure':<{width}}  {'measured':>22}  target")
-    for name, value, target in rows:
-        print(f"{name:<{width}}  {value!s:>22}  {target}")
-    print(json.dumps(results))
+    print_figures(rows, results)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ from desktop_latency import (  # noqa: E402
     wait_ready,
 )
 
-from bench.common import Conn, cpu_seconds, postgres_cpu_seconds  # noqa: E402
+from bench.common import Conn, cpu_seconds, postgres_cpu_seconds, print_figures  # noqa: E402
 from switchboard.db import Database  # noqa: E402 - desktop_latency put the project on sys.path
 from switchboard.settings import Settings  # noqa: E402
 
@@ -178,11 +178,7 @@ async def main() -> None:
         ("postgres CPU per create (host)", f"{results.get('postgres_cpu_ms_per_create')} ms", ""),
         ("server RSS", f"{results.get('server_rss_mb')} MB", ""),
     ]
-    width = max(len(r[0]) for r in rows)
-    print(f"{'figure':<{width}}  {'measured':>18}  target")
-    for name, value, target in rows:
-        print(f"{name:<{width}}  {value!s:>18}  {target}")
-    print(json.dumps(results))
+    print_figures(rows, results)
 
 
 if __name__ == "__main__":
