@@ -24,7 +24,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -761,7 +761,7 @@ class EngineHost:
             if placement["queue_id"] is None:
                 return False  # a queue the host has not seen yet: the portable path looks it up
             routed = {k: v for k, v in _event_dict(queued).items() if k != "interaction_id"}
-        try:
+        async with self._sql_verdict(f"offer for {it.id}"):
             offer, event_ids = await store.offer_in_one_statement(
                 driver,
                 partition=self.partition,
@@ -775,12 +775,6 @@ class EngineHost:
                 routed_data=routed,
                 queue_name=queue_name if self._queue_id_by_name(queue_name) is not None else None,
             )
-        except store.StaleEngine as exc:
-            raise LostLeadership(str(exc)) from exc
-        except Conflict as exc:
-            log.info("routing engine: offer for %s conflicted with SQL (%s); rebuilding", it.id, exc.detail)
-            await self.rebuild()
-            raise DecisionRefused(exc.detail) from exc
         self._sql_offer[offered.offer_id] = offer.id
         self._engine_offer[offer.id] = offered.offer_id
         kinds = (["routed"] if placed else []) + ["state_changed", "offer_created"]
@@ -913,7 +907,7 @@ class EngineHost:
         # Timeline rows and interval counters of the lean writes, written once before commit.
         rows: list[dict[str, Any]] = []
         session.info[EVENT_ROWS_KEY], session.info[BUMPS_KEY] = rows, {}
-        try:
+        async with self._sql_verdict(context, session):
             await store.fence(session, partition=self.partition, epoch=self.lease.epoch)
             for event in events:
                 engine_offer = getattr(event, "offer_id", None)
@@ -934,17 +928,26 @@ class EngineHost:
             await insert_events(session, rows)
             await history.bump_many(session, session.info[BUMPS_KEY])
             await session.commit()
+        if published:
+            await self.publisher.publish_many(published)
+
+    @contextlib.asynccontextmanager
+    async def _sql_verdict(self, context: str, session: AsyncSession | None = None) -> AsyncIterator[None]:
+        """SQL refusing a decision's write: a newer epoch ends this leadership (LostLeadership);
+        any other conflict means SQL moved on without the engine (an adapter abandoned the work, a
+        supervisor overrode it): the engine is rebuilt from SQL and DecisionRefused raised."""
+        try:
+            yield
         except store.StaleEngine as exc:
-            await session.rollback()
+            if session is not None:
+                await session.rollback()
             raise LostLeadership(str(exc)) from exc
         except Conflict as exc:
-            # SQL moved on without us (an adapter abandoned it, a supervisor overrode it).
-            await session.rollback()
+            if session is not None:
+                await session.rollback()
             log.info("routing engine: %s conflicted with SQL (%s); rebuilding", context, exc.detail)
             await self.rebuild()
             raise DecisionRefused(exc.detail) from exc
-        if published:
-            await self.publisher.publish_many(published)
 
     def _placement(self, event: Queued | Escalated | Requeued, queue_id: uuid.UUID | None) -> dict[str, Any]:
         """The columns the engine's placement writes; None keeps a column as it is (a requeue keeps

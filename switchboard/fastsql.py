@@ -131,14 +131,8 @@ class PgStatement:
         self.sql = self._NAME.sub(number, sql)
         self.names = tuple(names)
 
-    async def fetchrow(self, session: AsyncSession, params: dict[str, Any]) -> Any:
-        raw = await _raw_connection(session)
-        if raw is None:
-            raise RuntimeError("PgStatement needs PostgreSQL through asyncpg")
-        return await self.fetchrow_on(raw, params)
-
     async def fetchrow_on(self, driver: Any, params: dict[str, Any]) -> Any:
-        """On an asyncpg connection (a held one: autocommit; or a session's: its transaction)."""
+        """On a held asyncpg connection (``held_connection``): autocommit, one round trip."""
         try:
             return await driver.fetchrow(self.sql, *(params[name] for name in self.names))
         except Exception as exc:
