@@ -11,11 +11,12 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from interactions import lean_create, service
+from interactions import idempotency, lean_create, service
 from interactions.models import ActorType, MessageSender
 from interactions.schemas import (
     DispositionUpdate,
@@ -97,7 +98,14 @@ async def _create(request: Request, body: InteractionCreate, user: User) -> Resp
         if body.enqueue:
             # The agent's own outbound work is already theirs; queueing it would hand it to routing.
             raise Invalid("An agent's outbound interaction is not queued", field="enqueue")
+    claim = idempotency.claim_from(request.headers, scope=CREATE_SCOPE, owner=f"user:{user.id}", body=body)
     if not db.is_sqlite:
+        if claim is not None:
+            async with db.sessionmaker() as session:
+                first = await idempotency.replayed(session, claim)
+                if first is not None:
+                    return await _replay(session, first)
+                await session.commit()  # an expired key it deleted
         agent_id = None
         if is_agent:
             agent_id = lean_create.agent_required(await lean_create.agent_of_user(db.engine, user.id))
@@ -109,15 +117,18 @@ async def _create(request: Request, body: InteractionCreate, user: User) -> Resp
                 actor_id=str(user.id),
                 default_region=settings.default_phone_region,
                 agent_id=agent_id,
+                claim=claim,
             )
         except lean_create.Fallback:
-            pass  # nothing was written: the ORM path below decides the race
+            pass  # nothing was written: the ORM path below decides the race (a key's included)
         else:
             await lean_create.announce(state.redis_client, created)
             return _created(created.body, created.interaction_id)
     async with db.sessionmaker() as session:
-        read = await _create_through_orm(session, request, body, user)
-    return _created(read.model_dump_json().encode(), read.id)
+        return await _create_through_orm(session, request, body, user, claim)
+
+
+CREATE_SCOPE = "interactions"
 
 
 class CreateShortcut:
@@ -200,37 +211,65 @@ async def _handled(request: Request, exc: Exception) -> Response:
     raise exc
 
 
-def _created(body: bytes, interaction_id: uuid.UUID) -> Response:
-    return Response(
-        body,
-        status_code=status.HTTP_201_CREATED,
-        media_type="application/json",
-        headers={"Location": f"/api/interactions/{interaction_id}"},
-    )
+def _created(body: bytes, interaction_id: uuid.UUID, *, replayed: bool = False) -> Response:
+    headers = {"Location": f"/api/interactions/{interaction_id}"}
+    if replayed:
+        headers[idempotency.REPLAYED_HEADER] = "true"
+    return Response(body, status_code=status.HTTP_201_CREATED, media_type="application/json", headers=headers)
+
+
+async def _replay(session: AsyncSession, interaction_id: uuid.UUID) -> Response:
+    """A retry's answer: the first request's interaction as it is now, flagged as a replay (the
+    status stays the first answer's 201, as Stripe replays it)."""
+    interaction = await service.get_interaction(session, interaction_id)
+    read = (await service.read_models(session, [interaction]))[0]
+    return _created(read.model_dump_json().encode(), read.id, replayed=True)
 
 
 async def _create_through_orm(
-    session: AsyncSession, request: Request, body: InteractionCreate, user: User
-) -> InteractionRead:
+    session: AsyncSession,
+    request: Request,
+    body: InteractionCreate,
+    user: User,
+    claim: idempotency.Claim | None,
+) -> Response:
     """SQLite, and the rare PostgreSQL request the lean statement hands back (see lean_create)."""
+    if claim is not None:
+        first = await idempotency.replayed(session, claim)
+        if first is not None:
+            return await _replay(session, first)
     viewer = await viewer_for(session, user)
     agent_id: uuid.UUID | None = None
     if user.role is Role.AGENT:
         agent_id = await session.scalar(select(Agent.id).where(Agent.user_id == user.id))
         if agent_id is None:
             raise Forbidden("This user has no agent profile")
-    interaction = await service.create_interaction(
-        session,
-        data=body,
-        actor=viewer.actor,
-        default_region=request.app.state.settings.default_phone_region,
-        agent_id=agent_id,
-        savepoint=False,  # any error below rolls the whole request transaction back
-    )
-    await session.commit()
+    try:
+        interaction = await service.create_interaction(
+            session,
+            data=body,
+            actor=viewer.actor,
+            default_region=request.app.state.settings.default_phone_region,
+            agent_id=agent_id,
+            savepoint=False,  # any error below rolls the whole request transaction back
+        )
+        if claim is not None:
+            await idempotency.record(session, claim, interaction.id)
+        await session.commit()
+    except IntegrityError:
+        if claim is None:
+            raise
+        # A twin with the same key committed first: nothing of ours stays, answer with theirs.
+        await session.rollback()
+        session.expunge_all()  # rolled-back rows must not be read back from the identity map
+        first = await idempotency.replayed(session, claim)
+        if first is None:  # pragma: no cover - the violation was not the key's
+            raise
+        return await _replay(session, first)
     if interaction.state is State.QUEUED:
         await routing_commands.notify_enqueued(request.app.state.redis_client, interaction.id)
-    return (await service.read_models(session, [interaction]))[0]
+    read = (await service.read_models(session, [interaction]))[0]
+    return _created(read.model_dump_json().encode(), read.id)
 
 
 @router.get("/api/interactions", response_model=InteractionPage)

@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from customers.identity import normalise_identity
 from customers.models import IdentityKind
 from customers.service import _placeholder_name
+from interactions import idempotency
 from interactions.models import ActorType
 from interactions.schemas import InteractionCreate, InteractionRead
 from interactions.service import AGENT_KEY, transition_data
@@ -134,6 +135,14 @@ events AS (
     FROM created WHERE CAST(:queued_data AS jsonb) IS NOT NULL
   ) e ORDER BY n
   RETURNING id, kind
+),
+-- The client's Idempotency-Key, with the interaction (interactions.idempotency): a twin request
+-- holding the same key fails this whole statement on the primary key and replays.
+key_row AS (
+  INSERT INTO idempotency_keys (scope, owner, key, request_hash, interaction_id, created_at, expires_at)
+  SELECT CAST(:key_scope AS varchar), CAST(:key_owner AS varchar), CAST(:key_key AS varchar),
+    CAST(:key_request_hash AS varchar), id, CAST(:now AS timestamptz), CAST(:key_expires_at AS timestamptz)
+  FROM created WHERE CAST(:key_key AS varchar) IS NOT NULL
 )
 SELECT chk.queue_ok, chk.parent_ok, chk.callback_ok, chk.follow_up_ok, chk.agent_ok,
   customer.id AS customer_id, customer.display_name, customer.language, customer.value_tier,
@@ -182,6 +191,18 @@ class Fallback(Exception):
     caller takes the ORM path, which handles both."""
 
 
+_NO_KEY = {f"key_{name}": None for name in ("scope", "owner", "key", "request_hash", "expires_at")}
+
+
+def _key_params(claim: idempotency.Claim | None, interaction_id: uuid.UUID, now: datetime) -> dict[str, Any]:
+    """The key row's values as the statement's ``:key_*`` parameters (the same row ``record``
+    inserts on the ORM path); all None without a key, and the CTE then inserts nothing."""
+    if claim is None:
+        return _NO_KEY
+    row = idempotency.row_params(claim, interaction_id, now)
+    return {f"key_{name}": row[name] for name in ("scope", "owner", "key", "request_hash", "expires_at")}
+
+
 def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
@@ -201,8 +222,10 @@ async def create(
     default_region: str,
     agent_id: uuid.UUID | None = None,
     now: datetime | None = None,
+    claim: idempotency.Claim | None = None,
 ) -> Created:
-    """One statement on PostgreSQL; raises Invalid (nothing written) or Fallback (nothing written)."""
+    """One statement on PostgreSQL; raises Invalid (nothing written) or Fallback (nothing written,
+    e.g. ``claim``'s key taken by a twin request meanwhile: the ORM path then replays it)."""
     now = now or utcnow()
     kind = data.identity.kind
     value = normalised_identity(kind, data.identity.value, default_region)
@@ -252,6 +275,7 @@ async def create(
         "actor_id": actor_id,
         "created_data": _json(created_data),
         "queued_data": _json(queued_data) if queued_data is not None else None,
+        **_key_params(claim, interaction_id, now),
     }
     try:
         # Autocommit on a held connection: one round trip, atomic as a single statement.

@@ -116,3 +116,23 @@ class Message(Base):
     # Email threading (Message-ID) and carrier/channel ids; unique per channel source when present.
     external_id: Mapped[str | None] = mapped_column(String(255), index=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class IdempotencyKey(Base):
+    """A client's ``Idempotency-Key`` and the interaction its first request created.
+
+    The primary key (scope, owner, key) is what makes a retry race-free across processes: two
+    requests with one key insert the same row, the database lets one commit and the other fails
+    and replays (interactions.idempotency). Kept ``KEY_TTL`` (24 h), then purged.
+    """
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (Index("ix_idempotency_keys_expires", "expires_at"),)
+
+    scope: Mapped[str] = mapped_column(String(40), primary_key=True)  # which create, e.g. "interactions"
+    owner: Mapped[str] = mapped_column(String(80), primary_key=True)  # whose key, e.g. "user:<uuid>"
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))  # sha256 of the request body, canonical
+    interaction_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("interactions.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from customers.models import Customer, Identity
-from interactions import service
+from interactions import lean_create, service
 from interactions.models import ActorType, Interaction, Message, TimelineEvent
 from interactions.schemas import InteractionCreate
 from interactions.states import TRANSITIONS, State
@@ -127,3 +127,26 @@ def customer_user(make_user: Callable[..., Any], db: Database) -> Callable[..., 
         return user, headers
 
     return factory
+
+
+@pytest.fixture
+def lean_outcomes(monkeypatch: pytest.MonkeyPatch, db: Any) -> list[str]:
+    """What each call of the lean statement came to ("created", "fallback", "invalid"); on
+    PostgreSQL the API must go through it, on SQLite never."""
+    outcomes: list[str] = []
+    real = lean_create.create
+
+    async def recording(*args: Any, **kwargs: Any) -> Any:
+        try:
+            created = await real(*args, **kwargs)
+        except lean_create.Fallback:
+            outcomes.append("fallback")
+            raise
+        except Exception:
+            outcomes.append("invalid")
+            raise
+        outcomes.append("created")
+        return created
+
+    monkeypatch.setattr(lean_create, "create", recording)
+    return outcomes

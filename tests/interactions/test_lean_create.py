@@ -29,29 +29,6 @@ from tests.interactions.conftest import count_rows, make_queue
 VOLATILE = {"id", "customer_id", "created_at", "virtual_start_at", "queued_at", "updated_at"}
 
 
-@pytest.fixture
-def lean_outcomes(monkeypatch: pytest.MonkeyPatch, db: Any) -> list[str]:
-    """What each call of the lean statement came to ("created", "fallback", "invalid"); on
-    PostgreSQL the API must go through it, on SQLite never."""
-    outcomes: list[str] = []
-    real = lean_create.create
-
-    async def recording(*args: Any, **kwargs: Any) -> Any:
-        try:
-            created = await real(*args, **kwargs)
-        except lean_create.Fallback:
-            outcomes.append("fallback")
-            raise
-        except Exception:
-            outcomes.append("invalid")
-            raise
-        outcomes.append("created")
-        return created
-
-    monkeypatch.setattr(lean_create, "create", recording)
-    return outcomes
-
-
 def _body(phone: str, **extra: Any) -> dict[str, Any]:
     return {
         "channel": "voice",
