@@ -1,24 +1,25 @@
 """Commands into the routing engine: one ordered Redis Stream per partition.
 
 API processes never assign on their own (DESIGN §3): they append a command and, when the caller
-needs the outcome (an agent clicking Accept), wait for the engine's reply on a per-request list.
+needs the outcome (an agent clicking Accept), wait for the engine's reply (``routing.replies``).
 Commands are idempotent against SQL, so the engine may re-read a few after a crash.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
 from typing import Any
 
 import redis.asyncio as aioredis
-import redis.exceptions
+
+from routing import replies
 
 log = logging.getLogger(__name__)
 
 STREAM_MAXLEN = 100_000
-REPLY_TTL_SECONDS = 60
 
 
 def stream_key(partition: str = "default") -> str:
@@ -29,12 +30,13 @@ def cursor_key(partition: str = "default") -> str:
     return f"sb:routing:{partition}:cursor"
 
 
-def reply_key(request_id: str) -> str:
-    return f"sb:routing:reply:{request_id}"
-
-
 class EngineUnavailable(Exception):
-    """No engine answered in time (none holds the lease, or it is rebuilding)."""
+    """No engine answered in time (none holds the lease, or it is rebuilding). The command was
+    sent: ``request_id`` is where its outcome appears if an engine applies it later."""
+
+    def __init__(self, detail: str, request_id: str | None = None) -> None:
+        super().__init__(detail)
+        self.request_id = request_id
 
 
 async def send(client: aioredis.Redis, command: dict[str, Any], *, partition: str = "default") -> str:
@@ -57,21 +59,25 @@ async def notify_enqueued(client: aioredis.Redis, interaction_id: object) -> Non
 async def call(
     client: aioredis.Redis, command: dict[str, Any], *, wait_seconds: float = 4.0, partition: str = "default"
 ) -> dict[str, Any]:
-    """Append a command and wait for the engine's reply ``{"ok": bool, ...}``."""
-    request_id = await send(client, {**command, "reply": True}, partition=partition)
-    # Stay under the client's socket timeout (redis-py defaults it to 5 s) so "no answer" is ours to report.
-    try:
-        popped = await client.blpop([reply_key(request_id)], timeout=wait_seconds)
-    except redis.exceptions.TimeoutError:
-        popped = None
-    if popped is None:
-        raise EngineUnavailable("the routing engine did not answer in time")
-    return json.loads(popped[1])
+    """Append a command and wait for the engine's reply ``{"ok": bool, ...}``.
+
+    The wait holds no Redis connection: the process's one reply listener (``routing.replies``)
+    resolves it. No answer in time raises ``EngineUnavailable`` naming the request: the command
+    stays in the stream and may still be applied; its outcome is kept under that id."""
+    listener = replies.listener_for(client)
+    request_id = listener.new_request_id()
+    with listener.expect(request_id) as answer:
+        await send(client, {**command, "request_id": request_id, "reply": True}, partition=partition)
+        try:
+            return await asyncio.wait_for(answer, timeout=wait_seconds)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # our caller is being cancelled; the listener stopping lands below
+        except TimeoutError:
+            pass
+    raise EngineUnavailable("the routing engine did not answer in time", request_id)
 
 
 async def reply(client: aioredis.Redis, request_id: str, body: dict[str, Any]) -> None:
-    key = reply_key(request_id)
-    async with client.pipeline(transaction=True) as pipe:
-        pipe.rpush(key, json.dumps(body, default=str))
-        pipe.expire(key, REPLY_TTL_SECONDS)
-        await pipe.execute()
+    await replies.deliver(client, request_id, body)

@@ -27,6 +27,7 @@ from interactions.tickets import router as tickets_router
 from interactions.timeline import publish_after_commit
 from interactions.voice.api import router as voice_router
 from interactions.voice.twilio import router as twilio_router
+from routing import replies
 from routing.api import router as routing_router
 from routing.heartbeats import BeatBatcher
 from routing.host import EngineHost
@@ -71,6 +72,11 @@ def create_app(settings: Settings | None = None, *, redis_handle: RedisHandle | 
         app.state.db = db
         app.state.redis = handle
         app.state.redis_client = handle.async_client()
+        # Engine calls wait through one listener with its own connection (routing.replies), so
+        # waiting callers hold none of the pool health checks, creates and heartbeats share.
+        app.state.replies = replies.ReplyListener(handle.async_client())
+        replies.register(app.state.redis_client, app.state.replies)
+        app.state.replies.start()
         # Committed timeline events go live on their customer's topic (desktops' customer 360).
         publish_after_commit(db.sessionmaker, app.state.redis_client)
         app.state.event_hub = EventHub(handle.async_client())
@@ -119,6 +125,8 @@ def create_app(settings: Settings | None = None, *, redis_handle: RedisHandle | 
                 await _finish(engine_task)
             await app.state.user_cache.stop()
             await app.state.event_hub.stop()
+            replies.unregister(app.state.redis_client)
+            await app.state.replies.stop()
             await app.state.redis_client.aclose()
             if owns_redis:
                 await handle.close()

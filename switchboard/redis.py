@@ -18,6 +18,9 @@ import redis.asyncio as aioredis
 
 log = logging.getLogger(__name__)
 
+POOL_SIZE = 100  # per client; redis-py's own default
+POOL_WAIT_SECONDS = 2.0
+
 
 @dataclass
 class RedisHandle:
@@ -28,7 +31,13 @@ class RedisHandle:
     _clients: list[aioredis.Redis] = field(default_factory=list)
 
     def async_client(self, *, decode_responses: bool = True) -> aioredis.Redis:
-        client = aioredis.Redis.from_url(self.url, decode_responses=decode_responses)
+        # A blocking pool: a burst past its size waits briefly for a connection instead of failing
+        # at once ("Too many connections"); still none after POOL_WAIT_SECONDS is a ConnectionError,
+        # which the API answers as 503 (switchboard.errors), like Redis being down.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            self.url, decode_responses=decode_responses, max_connections=POOL_SIZE, timeout=POOL_WAIT_SECONDS
+        )
+        client = aioredis.Redis.from_pool(pool)  # closing the client closes its pool
         self._clients.append(client)
         return client
 
