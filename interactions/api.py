@@ -11,13 +11,12 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from interactions import idempotency, lean_create, service
-from interactions.models import ActorType, MessageSender
+from interactions.models import ActorType, Interaction, MessageSender
 from interactions.schemas import (
     DispositionUpdate,
     InteractionCreate,
@@ -234,17 +233,14 @@ async def _create_through_orm(
     claim: idempotency.Claim | None,
 ) -> Response:
     """SQLite, and the rare PostgreSQL request the lean statement hands back (see lean_create)."""
-    if claim is not None:
-        first = await idempotency.replayed(session, claim)
-        if first is not None:
-            return await _replay(session, first)
-    viewer = await viewer_for(session, user)
-    agent_id: uuid.UUID | None = None
-    if user.role is Role.AGENT:
-        agent_id = await session.scalar(select(Agent.id).where(Agent.user_id == user.id))
-        if agent_id is None:
-            raise Forbidden("This user has no agent profile")
-    try:
+
+    async def create() -> tuple[Interaction, uuid.UUID]:
+        viewer = await viewer_for(session, user)
+        agent_id: uuid.UUID | None = None
+        if user.role is Role.AGENT:
+            agent_id = await session.scalar(select(Agent.id).where(Agent.user_id == user.id))
+            if agent_id is None:
+                raise Forbidden("This user has no agent profile")
         interaction = await service.create_interaction(
             session,
             data=body,
@@ -253,23 +249,16 @@ async def _create_through_orm(
             agent_id=agent_id,
             savepoint=False,  # any error below rolls the whole request transaction back
         )
-        if claim is not None:
-            await idempotency.record(session, claim, interaction.id)
-        await session.commit()
-    except IntegrityError:
-        if claim is None:
-            raise
-        # A twin with the same key committed first: nothing of ours stays, answer with theirs.
-        await session.rollback()
-        session.expunge_all()  # rolled-back rows must not be read back from the identity map
-        first = await idempotency.replayed(session, claim)
-        if first is None:  # pragma: no cover - the violation was not the key's
-            raise
-        return await _replay(session, first)
-    if interaction.state is State.QUEUED:
+        return interaction, interaction.id
+
+    async def replay(interaction_id: uuid.UUID) -> Interaction:
+        return await service.get_interaction(session, interaction_id)
+
+    interaction, replayed = await idempotency.once(session, claim, create, replay)
+    if not replayed and interaction.state is State.QUEUED:
         await routing_commands.notify_enqueued(request.app.state.redis_client, interaction.id)
     read = (await service.read_models(session, [interaction]))[0]
-    return _created(read.model_dump_json().encode(), read.id)
+    return _created(read.model_dump_json().encode(), read.id, replayed=replayed)
 
 
 @router.get("/api/interactions", response_model=InteractionPage)

@@ -196,6 +196,23 @@ async def start_chat(
     return StartedChat(interaction=interaction, customer=customer, access_token=token, returning=returning)
 
 
+async def restart_chat(session: AsyncSession, *, interaction_id: uuid.UUID) -> StartedChat:
+    """A retried start (same ``Idempotency-Key``): the chat it started, under a NEW access token.
+
+    Only the token's hash is stored, so the first answer's token cannot be sent again; the retry
+    means that answer never arrived, and the new token replaces it (the old one stops working).
+    """
+    row = await session.scalar(select(ChatSession).where(ChatSession.interaction_id == interaction_id))
+    interaction = await session.get(Interaction, interaction_id)
+    assert row is not None and interaction is not None  # the key row is written with both
+    customer = await session.get(Customer, interaction.customer_id)
+    assert customer is not None
+    token = secrets.token_urlsafe(32)
+    row.token_sha256 = _token_hash(token)
+    await session.flush()
+    return StartedChat(interaction=interaction, customer=customer, access_token=token, returning=False)
+
+
 async def authorise(session: AsyncSession, *, interaction_id: uuid.UUID, token: str) -> ChatSession:
     """The chat row if ``token`` is this interaction's access token; NotFound otherwise.
 

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Header, Request, WebSocket, WebSocketDisconnect, 
 from fastapi.responses import HTMLResponse, Response
 from starlette.websockets import WebSocketState
 
-from interactions import chat
+from interactions import chat, idempotency
 from interactions.feedback_models import ChatSession
 from interactions.models import Message
 from interactions.states import State
@@ -119,18 +119,42 @@ async def widget_js(request: Request) -> Response:
 
 
 @router.post("/chat/start", status_code=status.HTTP_201_CREATED)
-async def start(body: chat.ChatStart, request: Request, session: DbSession, settings: AppSettings) -> dict:
-    """Start a chat. The response carries the access token once; the page keeps it in sessionStorage."""
+async def start(
+    body: chat.ChatStart, request: Request, response: Response, session: DbSession, settings: AppSettings
+) -> dict:
+    """Start a chat. The response carries the access token once; the page keeps it in sessionStorage.
+
+    With an ``Idempotency-Key`` (at least 16 characters: nothing else ties a retry to its first
+    request here) a retry answers the chat it started, with a new token (``chat.restart_chat``).
+    """
     _refuse_foreign_origin(request, settings)
-    started = await chat.start_chat(
-        session,
-        data=body,
-        secret=settings.secret_key,
-        issuer=settings.jwt_issuer,
-        default_region=settings.default_phone_region,
+    claim = idempotency.claim_from(
+        request.headers,
+        scope="chat",
+        owner=idempotency.PUBLIC,
+        body=body,
+        min_chars=idempotency.PUBLIC_MIN_CHARS,
     )
-    await session.commit()
-    if started.interaction.state is State.QUEUED:
+
+    async def create() -> tuple[chat.StartedChat, uuid.UUID]:
+        started = await chat.start_chat(
+            session,
+            data=body,
+            secret=settings.secret_key,
+            issuer=settings.jwt_issuer,
+            default_region=settings.default_phone_region,
+        )
+        return started, started.interaction.id
+
+    async def replay(interaction_id: uuid.UUID) -> chat.StartedChat:
+        restarted = await chat.restart_chat(session, interaction_id=interaction_id)
+        await session.commit()
+        return restarted
+
+    started, replayed = await idempotency.once(session, claim, create, replay)
+    if replayed:
+        response.headers[idempotency.REPLAYED_HEADER] = "true"
+    elif started.interaction.state is State.QUEUED:
         await routing_commands.notify_enqueued(request.app.state.redis_client, started.interaction.id)
     return {
         "interaction_id": str(started.interaction.id),

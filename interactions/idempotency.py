@@ -23,13 +23,14 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interactions.models import IdempotencyKey
@@ -41,6 +42,9 @@ FIELD = f"header.{HEADER}"
 REPLAYED_HEADER = "Idempotent-Replayed"  # "true" on an answer that created nothing (Stripe's name)
 KEY_TTL = timedelta(hours=24)
 MAX_KEY_CHARS = 255
+PUBLIC_MIN_CHARS = 16  # the public intake (chat, tickets): the key alone ties a retry to its request
+PUBLIC = "public"  # the owner of keys sent without signing in
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +129,37 @@ async def record(
     commit) raise IntegrityError, and the caller rolls back and asks ``replayed`` again."""
     session.add(IdempotencyKey(**row_params(claim, interaction_id, now or utcnow())))
     await session.flush()
+
+
+async def once(
+    session: AsyncSession,
+    claim: Claim | None,
+    create: Callable[[], Awaitable[tuple[T, uuid.UUID]]],
+    replay: Callable[[uuid.UUID], Awaitable[T]],
+) -> tuple[T, bool]:
+    """The plan on an ORM session: ``create`` (returning its result and the interaction it made)
+    and commit, at most once per key; else ``replay`` the first request's interaction. Returns
+    (result, replayed). Without a claim, just ``create`` and commit."""
+    if claim is not None:
+        first = await replayed(session, claim)
+        if first is not None:
+            return await replay(first), True
+    try:
+        result, interaction_id = await create()
+        if claim is not None:
+            await record(session, claim, interaction_id)
+        await session.commit()
+    except IntegrityError:
+        if claim is None:
+            raise
+        # A twin with the same key committed first: nothing of ours stays, answer with theirs.
+        await session.rollback()
+        session.expunge_all()  # rolled-back rows must not be read back from the identity map
+        first = await replayed(session, claim)
+        if first is None:  # pragma: no cover - the violation was not the key's
+            raise
+        return await replay(first), True
+    return result, False
 
 
 async def purge_expired(session: AsyncSession, *, now: datetime | None = None) -> int:

@@ -6,6 +6,7 @@ import uuid
 
 from fastapi import APIRouter, Request, Response, status
 
+from interactions import idempotency
 from interactions.api import _require_assigned_or_supervisor
 from interactions.email import outbound
 from interactions.email import service as email_service
@@ -22,16 +23,28 @@ router = APIRouter(tags=["tickets"])
 
 
 async def submit_ticket(
-    request: Request, session: DbSession, settings: AppSettings, data: TicketCreate
+    request: Request,
+    session: DbSession,
+    settings: AppSettings,
+    data: TicketCreate,
+    claim: idempotency.Claim | None = None,
 ) -> email_service.Ingested:
-    """Shared by the JSON route and the HTML form: store, commit, then tell routing."""
-    result = await email_service.create_web_ticket(
-        session,
-        data=data,
-        default_region=settings.default_phone_region,
-        id_domain=id_domain(settings.smtp_from),
-    )
-    await session.commit()
+    """Shared by the JSON route and the HTML form: store, commit, then tell routing. A retry is
+    recognised by ``data.submission_id`` (the form's) or ``claim`` (an ``Idempotency-Key``)."""
+
+    async def create() -> tuple[email_service.Ingested, uuid.UUID]:
+        result = await email_service.create_web_ticket(
+            session,
+            data=data,
+            default_region=settings.default_phone_region,
+            id_domain=id_domain(settings.smtp_from),
+        )
+        return result, result.interaction.id
+
+    async def replay(interaction_id: uuid.UUID) -> email_service.Ingested:
+        return await email_service.submitted_ticket(session, interaction_id)
+
+    result, _ = await idempotency.once(session, claim, create, replay)
     if result.opened and result.interaction.state is State.QUEUED:
         await routing_commands.notify_enqueued(request.app.state.redis_client, result.interaction.id)
     return result
@@ -43,11 +56,21 @@ async def create_ticket(
 ) -> TicketCreated:
     """Public: file a ticket (no sign-in). The answer comes by email to ``email``.
 
-    A repeated ``submission_id`` returns the first ticket (200) instead of filing another.
+    A repeated ``submission_id``, or ``Idempotency-Key`` (16+ characters; the same key with another
+    body is a 422), returns the first ticket (200, ``Idempotent-Replayed: true``) instead of
+    filing another.
     """
-    result = await submit_ticket(request, session, settings, body)
+    claim = idempotency.claim_from(
+        request.headers,
+        scope="tickets",
+        owner=idempotency.PUBLIC,
+        body=body,
+        min_chars=idempotency.PUBLIC_MIN_CHARS,
+    )
+    result = await submit_ticket(request, session, settings, body, claim)
     if result.duplicate:
         response.status_code = status.HTTP_200_OK
+        response.headers[idempotency.REPLAYED_HEADER] = "true"
     return TicketCreated(
         id=result.interaction.id, reference=result.reference, channel=result.interaction.channel
     )

@@ -170,6 +170,16 @@ async def ingest_email(
     return Ingested(target, message, opened=opened)
 
 
+async def submitted_ticket(session: AsyncSession, interaction_id: uuid.UUID) -> Ingested:
+    """A ticket filed before (a retried submission): its interaction and first message."""
+    interaction = await get_interaction(session, interaction_id)
+    first = await session.scalar(
+        select(Message).where(Message.interaction_id == interaction_id).order_by(Message.id).limit(1)
+    )
+    assert first is not None  # a web ticket is created with its message
+    return Ingested(interaction, first, opened=False, duplicate=True)
+
+
 async def create_web_ticket(
     session: AsyncSession,
     *,

@@ -17,11 +17,13 @@ from httpx import ASGITransport, AsyncClient
 from sqlalchemy import func, select, update
 
 from customers.models import Customer
-from interactions import idempotency
+from interactions import chat, idempotency
 from interactions.models import IdempotencyKey, Interaction
+from interactions.states import Channel
 from switchboard.app import create_app
 from switchboard.auth.models import Role
 from switchboard.db import utcnow
+from switchboard.errors import NotFound
 from tests.interactions.conftest import make_queue
 
 PATHS = ["lean", "orm"]
@@ -185,3 +187,62 @@ async def test_an_expired_key_is_free_again_and_purged(session, client, make_use
     assert await idempotency.purge_expired(session, now=utcnow() + idempotency.KEY_TTL) == 1
     assert await _keys(session) == 0
     assert await _interactions_of(session, "old") == 1 and await _interactions_of(session, "new") == 1
+
+
+async def _chats(session: Any) -> int:
+    count = await session.scalar(
+        select(func.count()).select_from(Interaction).where(Interaction.channel == Channel.CHAT)
+    )
+    await session.commit()
+    return int(count or 0)
+
+
+async def test_a_retried_chat_start_answers_the_same_chat_under_a_new_token(session, client):
+    await make_queue(session)
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    body = {"name": "Edith Moss", "contact": "+44 7911 200006", "topic": "cards"}
+    first = await client.post("/chat/start", json=body, headers=key)
+    assert first.status_code == 201, first.text
+    again = await client.post("/chat/start", json=body, headers=key)
+    assert again.status_code == 201, again.text
+    assert again.headers[idempotency.REPLAYED_HEADER] == "true"
+    assert again.json()["interaction_id"] == first.json()["interaction_id"]
+    assert await _chats(session) == 1
+    # The first answer's token was lost with it: the retry's token is the chat's now.
+    chat_id = uuid.UUID(first.json()["interaction_id"])
+    await chat.authorise(session, interaction_id=chat_id, token=again.json()["token"])
+    with pytest.raises(NotFound):
+        await chat.authorise(session, interaction_id=chat_id, token=first.json()["token"])
+    await session.commit()
+
+    other = await client.post("/chat/start", json={**body, "topic": "mortgages"}, headers=key)
+    assert other.status_code == 422 and other.json()["errors"][0]["field"] == "header.Idempotency-Key"
+    short = await client.post("/chat/start", json=body, headers={"Idempotency-Key": "guessable"})
+    assert short.status_code == 422 and short.json()["errors"][0]["field"] == "header.Idempotency-Key"
+    assert await _chats(session) == 1
+
+
+async def test_a_retried_ticket_returns_the_first_ticket(session, client):
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    body = {
+        "name": "Wang Fang",
+        "email": "wang@example.com",
+        "subject": "Statement",
+        "message": "My statement is missing.",
+    }
+    first = await client.post("/api/tickets", json=body, headers=key)
+    assert first.status_code == 201, first.text
+    assert idempotency.REPLAYED_HEADER not in first.headers
+    responses = await asyncio.gather(*(client.post("/api/tickets", json=body, headers=key) for _ in range(2)))
+    for again in responses:
+        assert again.status_code == 200, again.text
+        assert again.headers[idempotency.REPLAYED_HEADER] == "true"
+        assert again.json() == first.json()
+    other = await client.post(
+        "/api/tickets", json={**body, "message": "Another statement is missing."}, headers=key
+    )
+    assert other.status_code == 422 and other.json()["errors"][0]["field"] == "header.Idempotency-Key"
+    count = await session.scalar(
+        select(func.count()).select_from(Interaction).where(Interaction.channel == Channel.TICKET)
+    )
+    assert count == 1
