@@ -7,7 +7,6 @@ import uuid
 from typing import Annotated
 
 import redis
-import rq
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
@@ -27,6 +26,7 @@ from customers.schemas import (
     TierPolicyUpdated,
 )
 from customers.tier_policy import TierPolicy
+from switchboard import jobs
 from switchboard.deps import AppSettings, CurrentUser, DbSession, RequireAgent, RequireSupervisor
 from switchboard.redis import RedisHandle
 
@@ -38,7 +38,7 @@ router = APIRouter(prefix="/api/customers", tags=["customers"])
 def _enqueue_recompute(handle: RedisHandle) -> str:
     connection = handle.sync_client()
     try:
-        return rq.Queue("default", connection=connection).enqueue(recompute_all_tiers_job).id
+        return jobs.enqueue(connection, recompute_all_tiers_job).id
     finally:
         connection.close()
 

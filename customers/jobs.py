@@ -2,51 +2,43 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Coroutine
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
 
 from customers.service import recompute_all_tiers
 from switchboard.db import Database
+from switchboard.jobs import run_async
 from switchboard.settings import get_settings
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    """asyncio.run, also when called from a thread that already runs a loop (an in-process
-    SimpleWorker inside an async app or test): then the job gets a private thread and loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="customers-job") as pool:
-        return pool.submit(asyncio.run, coro).result()
-
-
-async def _recompute(url: str, schema: str | None) -> dict[str, int]:
+async def _recompute(url: str, schema: str | None, batch_size: int, pause_seconds: float) -> dict[str, int]:
     db = Database(url, schema=schema)
     try:
         async with db.sessionmaker() as session:
-            return await recompute_all_tiers(session)
+            return await recompute_all_tiers(session, batch_size=batch_size, pause_seconds=pause_seconds)
     finally:
         await db.dispose()
 
 
 def recompute_all_tiers_job(
-    database_url: str | None = None, database_schema: str | None = None
+    database_url: str | None = None,
+    database_schema: str | None = None,
+    *,
+    batch_size: int = 500,
+    pause_seconds: float = 0.0,
 ) -> dict[str, int]:
     """Re-tier every customer under the live policy (enqueued when a supervisor saves a policy).
 
-    Idempotent: a second run finds nothing to change and appends no events. ``database_url`` /
-    ``database_schema`` override the settings (tests, one-off runs against another database).
+    Safe to run again, also after being killed half-way (RQ retries it): each batch commits on its
+    own and an unchanged customer is not written, so a re-run skips what was done and finishes the
+    rest; its counts then cover only the rest. ``database_url`` / ``database_schema`` override the
+    settings (tests, one-off runs against another database); ``pause_seconds`` between batches
+    spreads a large recompute's load on the database.
     """
     if database_url is None:
         settings = get_settings()
         database_url, database_schema = settings.resolved_database_url, settings.database_schema
-    counts = _run(_recompute(database_url, database_schema))
+    counts = run_async(_recompute(database_url, database_schema, batch_size, pause_seconds))
     log.info("tier recompute: %s", counts)
     return counts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import Iterable
@@ -247,12 +248,15 @@ async def recompute_all_tiers(
     batch_size: int = 500,
     today: date | None = None,
     commit: bool = True,
+    pause_seconds: float = 0.0,
 ) -> dict[str, int]:
     """Re-score every live (not merged) customer under the live policy, in keyset batches.
 
     Idempotent: an unchanged result writes nothing and appends no event. With ``commit`` each
     batch commits on its own, so a long run never holds one huge transaction and a crash
-    midway keeps the batches already done (running again finishes the rest).
+    midway keeps the batches already done (running again finishes the rest). A batch's rows are
+    locked while it is re-scored (PostgreSQL; SQLite serialises writers anyway), so two runs at
+    once (a retried job beside a new one) cannot both move a tier and both append its event.
     """
     await session.flush()  # the session does not autoflush: include rows the caller just added
     live = await get_live_policy(session)
@@ -261,7 +265,13 @@ async def recompute_all_tiers(
     last_id: uuid.UUID | None = None
     while True:
         query = (
-            select(Customer).where(Customer.merged_into_id.is_(None)).order_by(Customer.id).limit(batch_size)
+            select(Customer)
+            .where(Customer.merged_into_id.is_(None))
+            .order_by(Customer.id)
+            .limit(batch_size)
+            .with_for_update()
+            # The row as the lock returns it (a concurrent run may just have re-scored it).
+            .execution_options(populate_existing=True)
         )
         if last_id is not None:
             query = query.where(Customer.id > last_id)
@@ -280,6 +290,8 @@ async def recompute_all_tiers(
             await session.flush()
         if len(batch) < batch_size:
             break
+        if pause_seconds:
+            await asyncio.sleep(pause_seconds)
     return counts
 
 

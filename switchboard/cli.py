@@ -55,15 +55,11 @@ def serve(settings: Settings) -> None:
 
 def worker(settings: Settings, *, burst: bool = False) -> None:
     """An RQ worker for background jobs (tier recomputation, surveys, alerts); ``burst`` drains the
-    queues and exits (one-off runs, tests)."""
-    from rq import Queue, Worker
+    queues and exits (one-off runs, tests). Retries, prompt re-queueing of a dead worker's job and
+    the maintenance pass: switchboard.jobs."""
+    from switchboard.jobs import run_worker
 
-    from switchboard.redis import open_redis
-
-    handle = open_redis(settings.redis_url, settings.data_dir)
-    connection = handle.sync_client()
-    queues = [Queue(name, connection=connection) for name in ("default", "feedback")]
-    Worker(queues, connection=connection).work(with_scheduler=False, burst=burst)
+    run_worker(settings, burst=burst)
 
 
 def smtp(settings: Settings) -> None:
