@@ -3,8 +3,9 @@ failed ones listed for admins (switchboard.jobs_admin) until retried or discarde
 
 * **Retries.** ``enqueue`` gives every job ``retry_policy()``: up to 3 more runs after a failure
   or a dead worker, the first at once (a dead worker's job should not wait, and a transient
-  error often passes), then 1 min and 5 min later. Jobs must therefore be safe to run again (the tier recompute is: it commits
-  per batch, writes only what changed and locks the rows it re-scores).
+  error often passes), then 1 min and 5 min later. Jobs must therefore be safe to run again
+  (the tier recompute is: it commits per batch, writes only what changed and locks the rows it
+  re-scores).
 * **A dead worker's job is back within ~25 s, not minutes.** RQ lists a running job in the
   queue's StartedJobRegistry with a lease its worker renews every ``JOB_MONITORING_INTERVAL``;
   stock RQ lets it lapse 60 s after the last renewal and looks for lapsed leases every 10 min. Our
