@@ -219,15 +219,3 @@ async def rollback(
     if row.status is not RuleSetStatus.PUBLISHED:
         raise Conflict(f"Version {to_version} was never published", field="to_version")
     return await _make_live(session, row=row, action="rule_set.rolled_back", actor_id=actor_id)
-
-
-async def ensure_default_rule_set(session: AsyncSession, *, actor_id: uuid.UUID | None = None) -> bool:
-    """Publish the shipped default rule set when no rule set exists yet (demo bank, fresh install)."""
-    from routing.rules import DEFAULT_RULE_SET
-
-    if await session.scalar(select(func.count()).select_from(RuleSetVersion)):
-        return False
-    body = DEFAULT_RULE_SET.model_dump(mode="json", exclude={"version"})
-    draft = await create_draft(session, body=body, comment="Shipped default rule set", actor_id=actor_id)
-    await publish(session, version=draft.version, actor_id=actor_id)
-    return True

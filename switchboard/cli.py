@@ -30,7 +30,7 @@ def migrate(settings: Settings) -> None:
 
 
 def seed(settings: Settings, *, force: bool = False) -> bool:
-    from switchboard.demo import seed_demo_bank
+    from demo.bank import seed_demo_bank
 
     return asyncio.run(
         seed_demo_bank(settings.resolved_database_url, schema=settings.database_schema, force=force)
@@ -69,6 +69,14 @@ def smtp(settings: Settings) -> None:
     from interactions.email.inbound import serve as serve_smtp
 
     async def email_process() -> None:
+        sink = None
+        if settings.runs_smtp_sink:  # demo: replies land under data_dir/outbox instead of a relay
+            from demo.smtp_sink import SmtpSink
+
+            outbox = settings.data_dir / "outbox"
+            sink = SmtpSink(host=settings.smtp_out_host, port=settings.smtp_out_port, directory=outbox)
+            await sink.start()
+            log.info("outbound sink on %s:%d keeps mail in %s", settings.smtp_out_host, sink.port, outbox)
         mailer = asyncio.create_task(run_mailer(settings), name="transcript-mailer")
         try:
             await serve_smtp(settings)
@@ -76,6 +84,8 @@ def smtp(settings: Settings) -> None:
             mailer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await mailer
+            if sink is not None:
+                await sink.stop()
 
     asyncio.run(email_process())
 
@@ -89,7 +99,7 @@ def dialer(settings: Settings) -> None:
 
 def traffic(settings: Settings) -> None:
     """Simulated customers (chat, voice through the carrier simulator, email by SMTP) until SIGTERM."""
-    from interactions.traffic import run_traffic
+    from demo.traffic import run_traffic
 
     asyncio.run(run_traffic(settings))
 

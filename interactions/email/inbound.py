@@ -115,27 +115,13 @@ class EmailListener:
 
 
 async def serve(settings: Settings) -> None:
-    """``switchboard smtp``: the listener (and, when configured, the outbound sink) until SIGTERM."""
-    from interactions.email.sink import SmtpSink
-
+    """``switchboard smtp``: the listener until SIGTERM (the CLI adds the demo's outbound sink)."""
     db = Database(settings.resolved_database_url, schema=settings.database_schema)
     # Without a shared Redis, routing's reconcile pass (every 2 s) picks new interactions up anyway.
     redis = aioredis.from_url(settings.redis_url, decode_responses=True) if settings.redis_url else None
     if redis is not None:  # an email arriving shows at once in any desktop open on that customer
         publish_after_commit(db.sessionmaker, redis)
     listener = EmailListener(db=db, settings=settings, redis=redis)
-    sink = None
-    if settings.runs_smtp_sink:
-        sink = SmtpSink(
-            host=settings.smtp_out_host, port=settings.smtp_out_port, directory=settings.data_dir / "outbox"
-        )
-        await sink.start()
-        log.info(
-            "outbound sink on %s:%d keeps mail in %s",
-            settings.smtp_out_host,
-            sink.port,
-            settings.data_dir / "outbox",
-        )
     await listener.start()
     log.info("inbound SMTP listener on %s:%d", settings.smtp_host, listener.port)
     stop = asyncio.Event()
@@ -146,8 +132,6 @@ async def serve(settings: Settings) -> None:
         await stop.wait()
     finally:
         await listener.stop()
-        if sink is not None:
-            await sink.stop()
         if redis is not None:
             await redis.aclose()
         await db.dispose()

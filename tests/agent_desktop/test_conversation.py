@@ -463,8 +463,8 @@ async def test_timeline_event_for_a_held_customer_updates_every_panel(app, db, m
 
 async def test_twilio_call_control_against_the_simulators_rest_peer() -> None:
     """The carrier simulator (demo) accepts what the desktop sends, with the carrier's Basic auth."""
+    from demo.carrier import FakeCarrierApi
     from interactions.voice.control import TwilioCallControl
-    from interactions.voice.simulator import FakeCarrierApi
     from interactions.voice.twilio import TwilioAdapter
     from switchboard.errors import ServiceUnavailable
 

@@ -21,12 +21,12 @@ import pytest
 from sqlalchemy import select
 
 from customers.models import Customer, Identity, IdentityKind, ValueTier
+from demo.carrier import CarrierSimulator
+from demo.smtp_sink import SmtpSink
 from interactions.email.inbound import EmailListener
-from interactions.email.sink import SmtpSink
 from interactions.models import Interaction, TimelineEvent
 from interactions.states import Channel, State
 from interactions.timeline import publish_after_commit
-from interactions.voice.simulator import CarrierSimulator
 from routing import service as routing_service
 from routing.models import Agent, Presence, Queue, QueueMember
 from switchboard.auth.models import Role

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from demo.smtp_sink import SmtpSink
 from interactions.email.inbound import EmailListener
-from interactions.email.sink import SmtpSink
 from switchboard.db import Database
 from switchboard.redis import RedisHandle
 from switchboard.settings import Settings

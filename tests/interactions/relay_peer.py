@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from interactions.email.sink import SinkHandler
+from demo.smtp_sink import SinkHandler
 
 RELAY_USER = "switchboard"
 RELAY_PASSWORD = "relay-secret-42"

@@ -20,10 +20,9 @@ import websockets
 from sqlalchemy import select
 from websockets.exceptions import ConnectionClosed
 
+from demo.rules import DEMO_OVERFLOW, DEMO_SKILLS, ensure_default_rule_set
 from interactions.feedback_models import CustomerFeedback
 from routing.models import Agent, Presence, Queue, QueueMember, Skill
-from routing.rules import DEMO_OVERFLOW, DEMO_SKILLS
-from routing.service import ensure_default_rule_set
 from switchboard.auth.models import Role
 from switchboard.auth.service import create_user, token_for
 from switchboard.db import Database

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from demo.traffic import TrafficConfig
 from interactions.models import Interaction
-from interactions.traffic import TrafficConfig
 from switchboard.cli import demo_carrier
 from switchboard.db import Database
 from switchboard.settings import PROJECT_ROOT, Settings

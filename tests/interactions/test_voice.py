@@ -11,10 +11,10 @@ from httpx import AsyncClient
 from sqlalchemy import func, select
 
 from customers.models import Customer, Identity, IdentityKind
+from demo.carrier import Call, CarrierSimulator
 from interactions.models import Interaction, TimelineEvent
 from interactions.states import Channel, Direction, State
 from interactions.voice.models import CarrierEvent
-from interactions.voice.simulator import Call, CarrierSimulator
 from interactions.voice.twilio import SIGNATURE_HEADER, compute_signature
 from switchboard.auth.models import Role
 from switchboard.db import Database

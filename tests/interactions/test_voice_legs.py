@@ -16,11 +16,11 @@ import pytest
 from sqlalchemy import func, select
 
 from customers.models import Identity, IdentityKind
+from demo.carrier import CarrierSimulator, FakeCarrierApi
 from interactions.models import Interaction, TimelineEvent
 from interactions.states import Channel, State
 from interactions.voice import dialer
 from interactions.voice.models import CarrierEvent
-from interactions.voice.simulator import CarrierSimulator, FakeCarrierApi
 from interactions.voice.twilio import CALLBACK_GREETING
 from switchboard.auth.models import Role
 from switchboard.db import Database

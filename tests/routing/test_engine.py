@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from demo.rules import DEFAULT_RULE_SET, DEMO_QUEUES
 from routing.engine import (
     Abandoned,
     AgentStatusChanged,
@@ -31,7 +32,7 @@ from routing.engine import (
     Transferred,
 )
 from routing.models import Presence, SelectionStrategy
-from routing.rules import DEFAULT_RULE_SET, DEMO_QUEUES, Filter, RuleSet, Step
+from routing.rules import Filter, RuleSet, Step
 
 AV = Presence.AVAILABLE
 

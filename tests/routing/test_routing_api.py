@@ -101,7 +101,7 @@ async def test_agent_works_an_interaction_through_the_api(routed, db, make_user)
 
 async def test_dry_run_explains_ranked_agents(routed, db, make_user):
     app, client = routed
-    from routing.rules import DEFAULT_RULE_SET
+    from demo.rules import DEFAULT_RULE_SET
     from tests.routing.test_rule_sets_api import _catalogue
 
     await _catalogue(db)
@@ -258,7 +258,7 @@ async def test_publish_preview_and_explicit_reevaluation_keep_place(routed, db, 
     """v1 sends everyone to retail; v2 (the default rules) sends seniors to the seniors queue.
     Publishing alone moves nothing; the preview names what would move; re-evaluation moves it."""
     _, client = routed
-    from routing.rules import DEFAULT_RULE_SET
+    from demo.rules import DEFAULT_RULE_SET
     from tests.routing.test_rule_sets_api import _catalogue
 
     await _catalogue(db)

@@ -6,8 +6,8 @@ import copy
 
 from sqlalchemy import select
 
+from demo.rules import DEFAULT_RULE_SET, DEMO_SKILLS
 from routing.models import Queue, RoutingPartition, Skill
-from routing.rules import DEFAULT_RULE_SET, DEMO_SKILLS
 from switchboard.audit import AuditEntry
 from switchboard.auth.models import Role
 

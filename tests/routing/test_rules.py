@@ -6,11 +6,8 @@ from typing import Any
 
 import pytest
 
+from demo.rules import DEFAULT_RULE_SET, DEMO_OVERFLOW, DEMO_QUEUES, DEMO_SKILLS
 from routing.rules import (
-    DEFAULT_RULE_SET,
-    DEMO_OVERFLOW,
-    DEMO_QUEUES,
-    DEMO_SKILLS,
     Filter,
     RuleSet,
     Step,

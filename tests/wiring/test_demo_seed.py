@@ -12,12 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from customers.models import Customer, Identity, IdentityKind, ValueTier
 from customers.tier_policy import DEFAULT_TIER_POLICY, compute_tier
-from interactions.models import Interaction, Message, TimelineEvent
-from interactions.states import State
-from routing.models import Agent, AgentSkill, Queue, QueueMember, Skill
-from switchboard.auth.models import Role, User
-from switchboard.db import Database
-from switchboard.demo import (
+from demo.bank import (
     ABANDONED_HISTORY,
     COMPLETED_HISTORY,
     CUSTOMER_COUNT,
@@ -26,6 +21,11 @@ from switchboard.demo import (
     build_demo_plan,
     seed_demo_bank,
 )
+from interactions.models import Interaction, Message, TimelineEvent
+from interactions.states import State
+from routing.models import Agent, AgentSkill, Queue, QueueMember, Skill
+from switchboard.auth.models import Role, User
+from switchboard.db import Database
 from switchboard.security import verify_password
 
 TODAY = date(2026, 11, 23)

@@ -10,7 +10,7 @@ test or the demo traffic generator exercises exactly what a real carrier would. 
     await sim.wait(call)                # hold loop; Call.agent_client once bridged
     await sim.hang_up(call)             # status callback "completed"
 
-``python -m interactions.voice.simulator --calls 5`` drives demo traffic into a running app.
+``python -m demo.carrier --calls 5`` drives demo traffic into a running app.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 import websockets
 
-from interactions.voice.simulator import Call, CarrierSimulator, FakeCarrierApi, PlacedCall
+from demo.carrier import Call, CarrierSimulator, FakeCarrierApi, PlacedCall
 from switchboard.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ class TrafficConfig:
 
 def demo_customers() -> list[Customer]:
     """The demo bank's customers (the same deterministic plan the seed used), so contacts are recognised."""
-    from switchboard.demo import build_demo_plan
+    from demo.bank import build_demo_plan
 
     plan = build_demo_plan()
     return [Customer(c.display_name, c.phone, c.email) for c in plan.customers if not c.do_not_contact]

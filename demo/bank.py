@@ -33,6 +33,7 @@ from customers.models import ContactChannel, Customer, Identity, IdentityKind, V
 from customers.schemas import CustomerCreate, IdentityCreate
 from customers.service import create_customer, recompute_all_tiers
 from customers.tier_policy import DEFAULT_TIER_POLICY, TierInputs, compute_tier
+from demo.rules import ensure_default_rule_set
 from interactions.models import ActorType, MessageSender
 from interactions.schemas import IdentityRef, InteractionCreate
 from interactions.service import (
@@ -45,7 +46,6 @@ from interactions.service import (
 )
 from interactions.states import Channel, State
 from routing.models import Agent, AgentSkill, Presence, Queue, QueueMember, SelectionStrategy, Skill
-from routing.service import ensure_default_rule_set
 from switchboard.auth.models import Role, User
 from switchboard.db import Database, utcnow
 from switchboard.errors import Invalid
