@@ -6,8 +6,8 @@ import asyncio
 
 import redis.asyncio as aioredis
 
+from demo.rules import DEFAULT_RULE_SET
 from routing import commands, replies
-from routing.rules import DEFAULT_RULE_SET
 from switchboard.auth.models import Role
 from tests.routing.test_host import running_host
 from tests.routing.test_rule_sets_api import _catalogue
