@@ -56,7 +56,18 @@ PG_SKIP_REASON = _pg_available()
 BACKENDS = ["sqlite", "postgresql"]
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-screenshots",
+        action="store_true",
+        help="let browser tests rewrite the images in docs/screenshots (otherwise they are left alone)",
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    from tests import live_app
+
+    live_app.UPDATE_SCREENSHOTS = bool(config.getoption("--update-screenshots"))
     # Browser assertions poll up to 15 s (Playwright's default is 5 s): CI runs the suite on two cores
     # beside PostgreSQL, Redis, uvicorn subprocesses and chromium, and a slow first paint is not a bug.
     try:

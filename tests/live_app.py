@@ -16,6 +16,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -33,9 +34,31 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 
-needs_chromium = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="Debian chromium is not installed at /usr/bin/chromium"
-)
+VENDOR_ASSETS = [PROJECT_ROOT / "static" / "vendor" / name for name in ("htmx.min.js", "htmx-ext-ws.js")]
+
+
+def _browser_missing() -> str | None:
+    """Why browser tests cannot run here, or None. Without the npm assets every page loads without
+    htmx and the tests would fail far from the cause."""
+    if not CHROMIUM.exists():
+        return "Debian chromium is not installed at /usr/bin/chromium (scripts/setup --test installs it)"
+    missing = [str(path.relative_to(PROJECT_ROOT)) for path in VENDOR_ASSETS if not path.exists()]
+    if missing:
+        return f"browser assets missing ({', '.join(missing)}): scripts/setup installs them from npm"
+    return None
+
+
+needs_chromium = pytest.mark.skipif(_browser_missing() is not None, reason=_browser_missing() or "")
+
+# Set by ``--update-screenshots`` (tests/conftest.py): only then do browser tests rewrite the images
+# in docs/screenshots; otherwise they still render the screenshot (the page must paint) and keep it.
+UPDATE_SCREENSHOTS = False
+
+
+async def screenshot(target: Any, path: Path) -> None:
+    """Take ``target``'s (a Playwright page or locator) screenshot; write it to ``path`` only when asked."""
+    image = await target.screenshot(path=str(path) if UPDATE_SCREENSHOTS else None)
+    assert image, "the browser rendered no image"
 
 
 def free_port() -> int:

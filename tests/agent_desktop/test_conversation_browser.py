@@ -37,7 +37,7 @@ from tests.agent_desktop.test_conversation import ACCOUNT, CALL_SID, FakeCarrier
 from tests.agent_desktop.test_work_browser import _sign_in
 from tests.conftest import TEST_PASSWORD, _truncate, db_schema_for
 from tests.interactions.email_helpers import customer_email, smtp_send
-from tests.live_app import CHROMIUM, CHROMIUM_ARGS, needs_chromium, stop_app
+from tests.live_app import CHROMIUM, CHROMIUM_ARGS, needs_chromium, screenshot, stop_app
 from tests.live_app import free_port as _free_port
 from tests.live_app import start_app as _start
 from tests.live_app import wait_for_leader as _wait_for_leader
@@ -272,8 +272,7 @@ async def test_email_offered_accepted_thread_shown_and_reply_sent(server: Server
             await expect(thread.locator(".thread-message")).to_have_count(3)
 
             await thread.evaluate("el => el.scrollIntoView({block: 'start'})")  # thread and reply in view
-            EMAIL_SHOT.parent.mkdir(parents=True, exist_ok=True)
-            await page.screenshot(path=str(EMAIL_SHOT))
+            await screenshot(page, EMAIL_SHOT)
         finally:
             await browser.close()
 
@@ -332,7 +331,7 @@ async def test_voice_panel_live_360_and_call_controls(server: Server) -> None:
             await expect(timeline).to_contain_text("hold")
 
             await call_panel.evaluate("el => el.scrollIntoView({block: 'start'})")  # call and 360 in view
-            await page.screenshot(path=str(VOICE_SHOT))
+            await screenshot(page, VOICE_SHOT)
 
             await page.keyboard.press("Enter")  # resume, still focused
             await expect(call_panel.locator(".call-badge")).to_have_text("Connected", timeout=10_000)

@@ -27,7 +27,7 @@ from switchboard.auth.service import create_user, token_for
 from switchboard.db import Database
 from switchboard.settings import PROJECT_ROOT, Settings
 from tests.conftest import TEST_PASSWORD, _truncate
-from tests.live_app import CHROMIUM, CHROMIUM_ARGS, live_settings, needs_chromium, running_app
+from tests.live_app import CHROMIUM, CHROMIUM_ARGS, live_settings, needs_chromium, running_app, screenshot
 
 SCREENSHOT = PROJECT_ROOT / "docs" / "screenshots" / "desktop.png"
 CUSTOMER_PHONE = "+447400123456"
@@ -194,8 +194,7 @@ async def test_offer_accepted_from_the_keyboard_shows_the_customer_360(server: S
                     "Owen Price", timeout=10_000
                 )
                 await page.locator("#desktop-status").focus()  # neutral focus for the picture
-                SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-                await page.screenshot(path=str(SCREENSHOT))
+                await screenshot(page, SCREENSHOT)
 
                 # Rejecting with "R" withdraws the toast and says why.
                 await page.keyboard.press("r")

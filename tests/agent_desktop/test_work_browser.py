@@ -28,7 +28,7 @@ from switchboard.auth.service import create_user, token_for
 from switchboard.db import Database
 from switchboard.settings import PROJECT_ROOT, Settings
 from tests.conftest import TEST_PASSWORD, _truncate
-from tests.live_app import CHROMIUM, CHROMIUM_ARGS, live_settings, needs_chromium, running_app
+from tests.live_app import CHROMIUM, CHROMIUM_ARGS, live_settings, needs_chromium, running_app, screenshot
 
 SCREENSHOT = PROJECT_ROOT / "docs" / "screenshots" / "desktop-wrapup.png"
 CUSTOMER_PHONE = "+447400777001"
@@ -169,8 +169,7 @@ async def test_note_wrap_up_with_code_complete_and_pulse(server: Server) -> None
             await expect(complete).to_be_enabled()
 
             await panel.get_by_label("Wrap-up code").focus()
-            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-            await page.screenshot(path=str(SCREENSHOT))
+            await screenshot(page, SCREENSHOT)
 
             await complete.click()
             await expect(page.locator(f"#tab-{interaction_id}")).to_have_count(0, timeout=10_000)

@@ -28,7 +28,7 @@ from switchboard.auth.service import create_user, token_for
 from switchboard.db import Database
 from switchboard.settings import PROJECT_ROOT, Settings
 from tests.conftest import TEST_PASSWORD, _truncate
-from tests.live_app import CHROMIUM, CHROMIUM_ARGS, live_settings, needs_chromium, running_app
+from tests.live_app import CHROMIUM, CHROMIUM_ARGS, live_settings, needs_chromium, running_app, screenshot
 
 SCREENSHOT = PROJECT_ROOT / "docs" / "screenshots" / "chat-senior.png"
 
@@ -252,8 +252,7 @@ async def test_customer_and_agent_chat_end_to_end(server: ChatServer) -> None:
                 "aria-pressed", "true"
             )
             await expect(senior.get_by_role("heading", level=1)).to_have_accessible_name("Talk to us")
-            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-            await senior.screenshot(path=str(SCREENSHOT))
+            await screenshot(senior, SCREENSHOT)
             # One tap starts the chat, marked as a request for a person.
             await senior.get_by_label("Lost card or fraud").check()
             await senior.get_by_role("button", name="Talk to a person").click()
