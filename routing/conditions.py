@@ -505,11 +505,3 @@ class Condition:
 def compile_condition(text: str, schema: Schema = INTERACTION_SCHEMA) -> Condition:
     """Parse and type-check ``text`` against ``schema``; raises :class:`ConditionError`."""
     return Condition(text, schema)
-
-
-def check_condition(text: str, schema: Schema = INTERACTION_SCHEMA) -> ConditionError | None:
-    try:
-        Condition(text, schema)
-    except ConditionError as exc:
-        return exc
-    return None

@@ -47,10 +47,6 @@ def _bearer_token(request: Request) -> str | None:
     return None
 
 
-async def user_from_token(session: AsyncSession, settings: Settings, token: str) -> User:
-    return (await _checked_user(session, settings, token))[0]
-
-
 async def _checked_user(session: AsyncSession, settings: Settings, token: str) -> tuple[User, TokenClaims]:
     try:
         claims = decode_token(
@@ -193,7 +189,3 @@ async def get_agent_profile(user: RequireAgent, session: DbSession) -> Agent | N
 
 
 MaybeAgent = Annotated[Agent | None, Depends(get_agent_profile)]
-
-
-async def get_redis(request: Request):
-    return request.app.state.redis_client
