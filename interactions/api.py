@@ -49,7 +49,7 @@ from switchboard.deps import (
     check_staff,
     get_current_user,
 )
-from switchboard.errors import Conflict, DomainError, Forbidden, Invalid
+from switchboard.errors import Conflict, DomainError, Forbidden, Invalid, is_outage, outage_problem
 
 router = APIRouter(tags=["interactions"])
 
@@ -160,6 +160,10 @@ class CreateShortcut:
             if exc.status_code == status.HTTP_413_CONTENT_TOO_LARGE:
                 raise  # BodySizeLimit answers it
             response = await _handled(request, exc)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            response = outage_problem(request, exc)  # 503 + Retry-After, as the app's handlers
         await response(scope, receive, send)
 
 

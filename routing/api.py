@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, status
-from sqlalchemy import select
+from fastapi import APIRouter, Path, Query, Request, status
+from fastapi.responses import JSONResponse
+from sqlalchemy import select, update
 
 from interactions.models import Interaction
-from routing import commands, history, service
+from routing import commands, history, replies, service
 from routing import transfer as transfers
 from routing.host import stats_key
 from routing.lease import LeaseManager
@@ -33,8 +34,15 @@ from routing.schemas import (
 )
 from switchboard.audit import record_audit
 from switchboard.db import utcnow
-from switchboard.deps import DbSession, MaybeAgent, RequireSupervisor
-from switchboard.errors import Conflict, Invalid, NotFound, ServiceUnavailable
+from switchboard.deps import CurrentUser, DbSession, MaybeAgent, RequireSupervisor
+from switchboard.errors import (
+    OUTAGE_ERRORS,
+    Conflict,
+    Invalid,
+    NotFound,
+    ServiceUnavailable,
+    StillProcessing,
+)
 
 router = APIRouter(prefix="/api/routing", tags=["routing"])
 
@@ -95,7 +103,7 @@ async def reevaluate_waiting(request: Request, session: DbSession, user: Require
             "No routing engine is running; waiting work stays on the rule-set version that routed "
             "it. Re-evaluate once an engine is running."
         )
-    reply = await _engine_call(request, {"type": "reevaluate"})
+    reply = await _engine_call(request, {"type": "reevaluate"}, owner=user.id)
     _result(reply, subject="Cannot re-evaluate")
     record_audit(
         session,
@@ -155,17 +163,52 @@ async def publish_rule_set(
 # ---------------------------------------------------------------------- agents at work
 
 
-async def _engine_call(request: Request, command: dict[str, Any]) -> dict[str, Any]:
+async def _engine_call(
+    request: Request, command: dict[str, Any], *, owner: uuid.UUID | None = None
+) -> dict[str, Any]:
+    """The engine's reply. ``owner``: the user a changing command acts for. If the engine does not
+    answer in time, such a command is still in its stream and may be applied later, so the answer
+    is 202 with a status link only ``owner`` can follow (as Genesys Cloud answers participant
+    changes 202 and the desktop learns the outcome from its notifications: ours from its socket).
+    A read-only query (no owner) changes nothing later: 503 with Retry-After."""
+    client = request.app.state.redis_client
     try:
-        return await commands.call(request.app.state.redis_client, command)
+        return await commands.call(client, command)
     except commands.EngineUnavailable as exc:
-        raise ServiceUnavailable(str(exc)) from exc
+        if owner is None or exc.request_id is None:
+            raise ServiceUnavailable(str(exc)) from exc
+        await replies.remember_pending(client, exc.request_id, owner=str(owner))
+        raise StillProcessing(
+            "The routing engine has not answered yet; the command will be applied when it does. "
+            "Follow status_url for the outcome.",
+            status_url=str(request.url_for("command_status", request_id=exc.request_id).path),
+            request_id=exc.request_id,
+        ) from exc
 
 
 def _result(reply: dict[str, Any], *, subject: str) -> CommandResult:
     if not reply.get("ok"):
         raise Conflict(f"{subject}: {reply.get('reason', 'refused')}", reason=reply.get("reason"))
     return CommandResult(ok=True)
+
+
+REQUEST_ID = Path(pattern=r"^[0-9a-f]{32}\.[0-9a-f]{32}$")
+
+
+@router.get("/commands/{request_id}", name="command_status")
+async def command_status(
+    user: CurrentUser, request: Request, request_id: Annotated[str, REQUEST_ID]
+) -> JSONResponse:
+    """The outcome of a command answered ``202 Accepted``: ``pending`` until the engine applies
+    it, then ``done`` with the engine's verdict (``ok``, ``reason`` and anything it returned, such
+    as a transfer's child). Only the user it was handed to can read it; kept for 10 minutes."""
+    client = request.app.state.redis_client
+    if await replies.pending_owner(client, request_id) != str(user.id):
+        raise NotFound("No such pending command (or its status has expired)", field="request_id")
+    result = await replies.stored_result(client, request_id)
+    if result is None:
+        return JSONResponse({"request_id": request_id, "status": "pending"}, headers={"Retry-After": "1"})
+    return JSONResponse({"request_id": request_id, "status": "done", **result})
 
 
 def _require_profile(agent: Agent | None) -> Agent:
@@ -199,13 +242,32 @@ async def _held_interaction(
 async def set_presence(
     body: PresenceUpdate, request: Request, session: DbSession, maybe_agent: MaybeAgent
 ) -> AgentStatusRead:
-    """The agent's own status. Routing reacts at once (offers start, stop or are rescinded)."""
+    """The agent's own status. Routing reacts at once (offers start, stop or are rescinded).
+
+    Saved only if routing can be told: Redis refusing the command undoes the change (503), so
+    the agent never shows one status while routing acts on another."""
     agent = await session.merge(_require_profile(maybe_agent))
+    before = {"presence": agent.presence, "presence_reason": agent.presence_reason}
+    before["presence_since"] = agent.presence_since
     agent.presence = Presence(body.presence)
     agent.presence_reason = body.reason
-    agent.presence_since = utcnow()
+    agent.presence_since = since = utcnow()
     await session.commit()
-    await commands.send(request.app.state.redis_client, {"type": "agent_changed", "agent_id": str(agent.id)})
+    try:
+        await commands.send(
+            request.app.state.redis_client, {"type": "agent_changed", "agent_id": str(agent.id)}
+        )
+    except OUTAGE_ERRORS as exc:
+        # Only our own change, and only if nothing changed it since (the engine, another tab).
+        await session.execute(
+            update(Agent)
+            .where(Agent.id == agent.id, Agent.presence_since == since)
+            .values(**before)
+            .execution_options(synchronize_session=False)
+        )
+        await session.commit()
+        detail = "Routing is unavailable: your status was not changed. Retry shortly."
+        raise ServiceUnavailable(detail) from exc
     return AgentStatusRead.model_validate(agent)
 
 
@@ -227,7 +289,9 @@ async def _offer_command(
 ) -> CommandResult:
     offer = await _own_offer(session, offer_id, agent)
     reply = await _engine_call(
-        request, {"type": kind, "offer_id": str(offer.id), "agent_id": str(offer.agent_id)}
+        request,
+        {"type": kind, "offer_id": str(offer.id), "agent_id": str(offer.agent_id)},
+        owner=agent.user_id if agent else None,
     )
     return _result(reply, subject=subject)
 
@@ -257,7 +321,9 @@ async def _work_command(
 ) -> CommandResult:
     held = await _held_interaction(session, interaction_id, agent)
     reply = await _engine_call(
-        request, {"type": kind, "interaction_id": str(held.id), "agent_id": str(held.agent_id)}
+        request,
+        {"type": kind, "interaction_id": str(held.id), "agent_id": str(held.agent_id)},
+        owner=agent.user_id if agent else None,
     )
     return _result(reply, subject=subject)
 
@@ -309,7 +375,7 @@ async def transfer(
         command["to_queue"] = body.to_queue
     if body.to_agent_id is not None:
         command["to_agent_id"] = str(body.to_agent_id)
-    reply = await _engine_call(request, command)
+    reply = await _engine_call(request, command, owner=agent.user_id if agent else None)
     _result(reply, subject="Cannot transfer")
     return TransferRead(
         ok=True, child_interaction_id=reply.get("child_interaction_id"), consult=reply.get("consult")
@@ -340,7 +406,9 @@ async def cancel_transfer(
     the customer. 409 when none is in progress (e.g. the target has just accepted)."""
     held = await _held_interaction(session, interaction_id, agent)
     reply = await _engine_call(
-        request, {"type": "cancel_consult", "interaction_id": str(held.id), "agent_id": str(held.agent_id)}
+        request,
+        {"type": "cancel_consult", "interaction_id": str(held.id), "agent_id": str(held.agent_id)},
+        owner=agent.user_id if agent else None,
     )
     _result(reply, subject="Cannot cancel the transfer")
     return await _transfer_status(session, held.id)
@@ -348,14 +416,16 @@ async def cancel_transfer(
 
 @router.post("/interactions/{interaction_id}/abandon", response_model=CommandResult)
 async def abandon(
-    interaction_id: uuid.UUID, request: Request, session: DbSession, _user: RequireSupervisor
+    interaction_id: uuid.UUID, request: Request, session: DbSession, user: RequireSupervisor
 ) -> CommandResult:
     """The customer gave up (channel adapters call the same command): it leaves the queue."""
     interaction = await session.get(Interaction, interaction_id)
     await session.commit()
     if interaction is None:
         raise NotFound("No such interaction", field="interaction_id")
-    reply = await _engine_call(request, {"type": "abandon", "interaction_id": str(interaction_id)})
+    reply = await _engine_call(
+        request, {"type": "abandon", "interaction_id": str(interaction_id)}, owner=user.id
+    )
     return _result(reply, subject="Cannot abandon")
 
 

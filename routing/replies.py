@@ -63,6 +63,19 @@ async def stored_result(client: aioredis.Redis, request_id: str) -> dict[str, An
     return None if raw is None else json.loads(raw)
 
 
+def pending_key(request_id: str) -> str:
+    return f"sb:routing:pending:{request_id}"
+
+
+async def remember_pending(client: aioredis.Redis, request_id: str, *, owner: str) -> None:
+    """A caller stopped waiting and was handed a status link: only ``owner`` may follow it."""
+    await client.set(pending_key(request_id), owner, ex=RESULT_TTL_SECONDS)
+
+
+async def pending_owner(client: aioredis.Redis, request_id: str) -> str | None:
+    return await client.get(pending_key(request_id))
+
+
 class ReplyListener:
     """One per process (per Redis client the app uses): one blocking read for all its waiters.
 

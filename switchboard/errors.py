@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import redis.exceptions
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -18,6 +20,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+RETRY_AFTER_SECONDS = 2  # what a 503 asks clients to wait: a Redis fail-over or a DB reconnect
+
+# A dependency that is down or unreachable: Redis (refused, reset, timed out, no pooled connection
+# free in time), the database (connection lost or refused, pool exhausted, SQLite busy) or a raw
+# socket error on the way to either. The request may be retried: 503, never 500.
+OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    redis.exceptions.ConnectionError,  # also BusyLoading and MaxConnections
+    redis.exceptions.TimeoutError,
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,  # no pooled database connection in time
+    ConnectionError,  # OSError: refused / reset / broken pipe before the driver wraps it
+)
 
 
 class DomainError(Exception):
@@ -56,6 +71,36 @@ class ServiceUnavailable(DomainError):
 
 class Unauthorized(DomainError):
     status, title, type_slug = 401, "Not authenticated", "unauthorized"
+
+
+class StillProcessing(Exception):
+    """Accepted but not finished in time (202): the work may complete later; ``status_url`` tells.
+
+    Not a DomainError: nothing went wrong, so the answer is not a problem document."""
+
+    def __init__(self, detail: str, *, status_url: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.status_url = status_url
+        self.extra = extra
+
+
+def is_outage(exc: BaseException) -> bool:
+    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OUTAGE_ERRORS)
+
+
+def outage_problem(request: Request, exc: BaseException) -> JSONResponse:
+    log.warning("dependency unavailable on %s %s: %r", request.method, request.url.path, exc)
+    return problem(
+        503,
+        "Service unavailable",
+        "A backing service (database or Redis) is unavailable; nothing was changed. Retry shortly.",
+        type_slug="unavailable",
+        instance=request.url.path,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 def problem(
@@ -119,9 +164,27 @@ def install_error_handlers(app: FastAPI) -> None:
             exc.detail,
             type_slug=exc.type_slug,
             instance=request.url.path,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)} if exc.status == 503 else None,
             errors=errors,
             **extra,
         )
+
+    @app.exception_handler(StillProcessing)
+    async def _still_processing(request: Request, exc: StillProcessing) -> JSONResponse:
+        headers = {"Location": exc.status_url, "Retry-After": "1"}
+        if request.headers.get("HX-Request"):
+            headers["HX-Reswap"] = "none"  # the desktop: the socket brings the outcome
+        body = {"status": "pending", "detail": exc.detail, "status_url": exc.status_url, **exc.extra}
+        return JSONResponse(body, status_code=202, headers=headers)
+
+    for outage in OUTAGE_ERRORS:
+        app.add_exception_handler(outage, outage_problem)
+
+    @app.exception_handler(sqlalchemy.exc.DBAPIError)
+    async def _database(request: Request, exc: sqlalchemy.exc.DBAPIError) -> JSONResponse:
+        if is_outage(exc):  # the connection died mid-statement
+            return outage_problem(request, exc)
+        raise exc  # a real fault (constraint, bad SQL): the 500 below, logged
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -151,6 +214,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if is_outage(exc):  # e.g. DBAPIError with connection_invalidated, or raised in a middleware
+            return outage_problem(request, exc)
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem(
             500,
