@@ -9,7 +9,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from switchboard.auth.models import Role, User
 from switchboard.errors import Conflict
-from switchboard.security import DUMMY_PASSWORD_HASH, hash_password, issue_token, verify_password
+from switchboard.security import (
+    DUMMY_PASSWORD_HASH,
+    hash_password_off_loop,
+    issue_token,
+    verify_password_off_loop,
+)
 from switchboard.settings import Settings
 
 
@@ -30,7 +35,7 @@ async def create_user(
         display_name=display_name,
         role=role,
         email=email,
-        password_hash=hash_password(password),
+        password_hash=await hash_password_off_loop(password),
     )
     session.add(user)
     await session.flush()
@@ -40,9 +45,10 @@ async def create_user(
 async def authenticate(session: AsyncSession, *, username: str, password: str) -> User | None:
     user = await session.scalar(select(User).where(User.username == username))
     if user is None:
-        verify_password(DUMMY_PASSWORD_HASH, password)  # same work as a real check: no user enumeration
+        # The same work as a real check: no user enumeration by timing.
+        await verify_password_off_loop(DUMMY_PASSWORD_HASH, password)
         return None
-    if not user.is_active or not verify_password(user.password_hash, password):
+    if not user.is_active or not await verify_password_off_loop(user.password_hash, password):
         return None
     return user
 
