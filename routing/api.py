@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -287,11 +288,13 @@ async def my_offers(session: DbSession, agent: MaybeAgent) -> list[OfferRead]:
 async def _offer_command(
     kind: str, offer_id: uuid.UUID, request: Request, session: DbSession, agent: Agent | None, subject: str
 ) -> CommandResult:
+    # The agent answered now: the engine judges the answer against the offer's expiry by this
+    # time, however long the command then waits behind others (``Engine._live_offer``).
+    received_at = time.time()
     offer = await _own_offer(session, offer_id, agent)
+    command = {"type": kind, "offer_id": str(offer.id), "agent_id": str(offer.agent_id)}
     reply = await _engine_call(
-        request,
-        {"type": kind, "offer_id": str(offer.id), "agent_id": str(offer.agent_id)},
-        owner=agent.user_id if agent else None,
+        request, {**command, "received_at": received_at}, owner=agent.user_id if agent else None
     )
     return _result(reply, subject=subject)
 

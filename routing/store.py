@@ -437,13 +437,18 @@ async def accept_offer(
     offer_id: uuid.UUID,
     agent_id: uuid.UUID,
     now: datetime,
+    received_at: datetime | None = None,
 ) -> Offer:
-    """Offer live, the agent's own and unexpired → accepted, interaction offered → connected."""
+    """Offer live, the agent's own and answered in time → accepted, interaction offered → connected.
+
+    "In time" is judged by when the API received the accept (``received_at``; ``now`` when not
+    known), as the engine judges it: an accept clicked before the expiry but processed after it
+    is honoured, as long as the offer is still live (fencing and the live-state check stand)."""
     await fence(session, partition=partition, epoch=epoch)
     offer = await _live_offer(session, offer_id)
     if offer.agent_id != agent_id:
         raise Conflict("This offer belongs to another agent", field="offer_id")
-    if offer.expires_at <= now:
+    if (received_at or now) > offer.expires_at:
         raise Conflict("The offer has expired", field="offer_id", offer_state="expired")
     offer.state, offer.decided_at, offer.reason = OfferState.ACCEPTED, now, "accepted"
     await session.flush()

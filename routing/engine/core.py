@@ -107,6 +107,7 @@ class Engine:
         self._ttl = dict(self.config.offer_ttl)
         self._rate = float(self.config.ageing_per_second)
         self._voice_blocks = self.config.voice_blocks_other_work
+        self._grace = float(self.config.answer_grace_seconds)
         self._queues: dict[str, QueueConfig] = {}
         self._strategies: dict[str, list[SelectionStrategy]] = {}
         self._avail: dict[tuple[str, str, SelectionStrategy], list[Entry]] = {}
@@ -648,7 +649,7 @@ class Engine:
         a.counts[c] += 1
         a.idle_since = self._now  # busy agents take turns under longest-idle
         self._stale[a.id] = a
-        self._push_timer(offer.expires_at, "offer", offer.id)
+        self._push_timer(offer.expires_at + self._grace, "offer", offer.id)
         self.stats.bump(it.queue, "offered")
         self._events.append(OfferCreated(offer.id, it.id, a.id, it.queue, offer.expires_at, trigger))
 
@@ -691,8 +692,16 @@ class Engine:
         it.declined.add(a.id)
         self.stats.bump(it.queue, "missed")
         self._events.append(OfferExpired(offer.id, it.id, a.id))
-        self._change_presence(a, self.config.missed_offer_presence, "missed offer")
+        if self._unresponsive(a, offer):
+            self._change_presence(a, self.config.missed_offer_presence, "missed offer")
         self._requeue(it, "missed")
+
+    @staticmethod
+    def _unresponsive(a: AgentState, offer: Offer) -> bool:
+        """Only silence from an agent waiting for work marks them not-responding: not a late
+        answer (their desktop is there), not while on break or the like (they chose a status),
+        not while they handle work they accepted (busy, not absent)."""
+        return not offer.answered and a.presence is AVAILABLE and not a.work
 
     def _rescind(self, offer: Offer, reason: str) -> Item:
         it, a = self._end_offer(offer)
@@ -704,21 +713,31 @@ class Engine:
 
     # ------------------------------------------------------------------ offer outcomes
 
-    def _live_offer(self, command: str, offer_id: str, agent_id: str) -> Offer | None:
+    def _live_offer(
+        self, command: str, offer_id: str, agent_id: str, received_at: float | None
+    ) -> Offer | None:
+        """The offer if this answer may decide it. An answer counts from when the API received it
+        (``received_at``; now if unknown): in time even if processed after the expiry (the offer
+        is kept live ``answer_grace_seconds`` for it), too late if received after."""
         offer = self._offers.get(offer_id)
         problem = None
         if offer is None:
             problem = "offer is no longer live" if offer_id in self._ended_offers else "unknown offer"
         elif offer.agent_id != agent_id:
             problem = "offer belongs to another agent"
+        elif (self._now if received_at is None else received_at) > offer.expires_at:
+            offer.answered = True  # late, but their desktop answered: it expires as missed, no more
+            problem = "offer expired before the answer"
         if problem is not None:
             self._events.append(CommandRejected(command, offer_id, problem))
             return None
         return offer
 
-    def accept(self, now: float, offer_id: str, agent_id: str) -> list[Event]:
+    def accept(
+        self, now: float, offer_id: str, agent_id: str, received_at: float | None = None
+    ) -> list[Event]:
         self._begin(now)
-        offer = self._live_offer("accept", offer_id, agent_id)
+        offer = self._live_offer("accept", offer_id, agent_id, received_at)
         if offer is not None:
             self._forget_offer(offer)
             it, a = self._items[offer.interaction_id], self._agents[agent_id]
@@ -728,12 +747,14 @@ class Engine:
             self.stats.bump(it.queue, "accepted")
             if now - it.vs <= self._queues[it.queue].sl_threshold_seconds:
                 self.stats.bump(it.queue, "answered_within_sl")
-            self._events.append(Assigned(offer.id, it.id, a.id))
+            self._events.append(Assigned(offer.id, it.id, a.id, received_at))
         return self._finish()
 
-    def reject(self, now: float, offer_id: str, agent_id: str) -> list[Event]:
+    def reject(
+        self, now: float, offer_id: str, agent_id: str, received_at: float | None = None
+    ) -> list[Event]:
         self._begin(now)
-        offer = self._live_offer("reject", offer_id, agent_id)
+        offer = self._live_offer("reject", offer_id, agent_id, received_at)
         if offer is not None:
             it, a = self._end_offer(offer)
             it.declined.add(a.id)

@@ -42,6 +42,7 @@ class Assigned(Event):
     offer_id: str
     interaction_id: str
     agent_id: str
+    received_at: float | None = None  # when the API received the accept (judged against expiry)
 
 
 @dataclass(frozen=True, slots=True)

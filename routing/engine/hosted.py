@@ -213,8 +213,10 @@ class HostedEngine(Engine):
         """The child of the consult in progress for ``parent_id``, if any."""
         return self._consult_of.get(parent_id)
 
-    def accept(self, now: float, offer_id: str, agent_id: str) -> list[Event]:
-        events = super().accept(now, offer_id, agent_id)
+    def accept(
+        self, now: float, offer_id: str, agent_id: str, received_at: float | None = None
+    ) -> list[Event]:
+        events = super().accept(now, offer_id, agent_id, received_at)
         consult = next(
             (
                 (self._consults[e.interaction_id], e.agent_id)

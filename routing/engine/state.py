@@ -32,6 +32,11 @@ class EngineConfig:
     # work gets a call (DESIGN §2 "voice blocks other work unless configured").
     voice_blocks_other_work: bool = True
     missed_offer_presence: Presence = Presence.NOT_RESPONDING
+    # An offer stays live this long past its expiry for answers already on their way: an accept
+    # or reject is judged by when the API received it (``received_at``), not when it is processed,
+    # so one clicked in time but queued behind other commands is still honoured. The host sets it;
+    # the pure engine expires offers on the dot.
+    answer_grace_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,17 @@ Entry = tuple[Any, ...]
 
 
 class Offer:
-    __slots__ = ("id", "interaction_id", "agent_id", "channel", "cost", "created_at", "expires_at", "live")
+    __slots__ = (
+        "id",
+        "interaction_id",
+        "agent_id",
+        "channel",
+        "cost",
+        "created_at",
+        "expires_at",
+        "live",
+        "answered",
+    )
 
     def __init__(
         self,
@@ -81,6 +96,7 @@ class Offer:
         self.created_at = created_at
         self.expires_at = expires_at
         self.live = True
+        self.answered = False  # the agent's desktop answered (if too late): it was not unresponsive
 
 
 class AgentState:

@@ -152,6 +152,31 @@ async def test_accept_foreign_or_expired_offer_is_409_and_changes_nothing(sessio
     assert (await session.get(Interaction, interaction, populate_existing=True)).state is State.OFFERED
 
 
+async def test_accept_received_before_expiry_is_honoured_when_written_after(session):
+    agent = (await _agent(session)).id
+    interaction = (await _interaction(session)).id
+    now = utcnow()
+    created = await store.create_offer(
+        session, partition="p", epoch=1, interaction_id=interaction, agent_id=agent, now=now, ttl=TTL
+    )
+    offer, expires = created.id, created.expires_at
+    await session.commit()
+    after = expires + timedelta(seconds=1)  # processed after the expiry...
+    with pytest.raises(Conflict, match="expired"):  # ...and received after it: refused
+        await store.accept_offer(
+            session, partition="p", epoch=1, offer_id=offer, agent_id=agent, now=after, received_at=after
+        )
+    await session.rollback()
+    in_time = expires - timedelta(seconds=1)  # received before it: the agent's
+    await store.accept_offer(
+        session, partition="p", epoch=1, offer_id=offer, agent_id=agent, now=after, received_at=in_time
+    )
+    await session.commit()
+    assert (await session.get(Offer, offer, populate_existing=True)).state is OfferState.ACCEPTED
+    it = await session.get(Interaction, interaction, populate_existing=True)
+    assert (it.state, it.agent_id) == (State.CONNECTED, agent)
+
+
 async def test_expired_offer_requeues_keeping_place(session):
     agent = await _agent(session)
     interaction = await _interaction(session)
