@@ -19,11 +19,11 @@ from typing import Any
 import redis.asyncio as aioredis
 from sqlalchemy import event as sa_event
 from sqlalchemy import insert, inspect
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from interactions.models import ActorType, TimelineEvent
-from switchboard.db import utcnow
+from switchboard.db import Database, utcnow
 from switchboard.events import customer_topic, publish
 
 log = logging.getLogger(__name__)
@@ -121,13 +121,16 @@ async def insert_events(session: AsyncSession, rows: list[dict[str, Any]]) -> No
         )
 
 
-def publish_after_commit(sessionmaker: async_sessionmaker[AsyncSession], client: aioredis.Redis) -> None:
-    """Make every session of this factory announce its committed timeline events on ``client``.
+def publish_after_commit(db: Database, client: aioredis.Redis) -> None:
+    """Make every session of ``db`` announce its committed timeline events on ``client``.
 
-    Called once per process by whoever owns the sessionmaker and a Redis client (the app factory,
-    the SMTP listener). A factory without it (RQ jobs, scripts) writes the same rows silently.
+    Called once per process by whoever owns the database and a Redis client (the app factory's
+    ``wire_sessions``, the SMTP listener). A database without it (RQ jobs, scripts) writes the same
+    rows silently.
     """
-    sessionmaker.configure(info={PUBLISHER_KEY: client})
+    db.set_session_info(PUBLISHER_KEY, client)
+    sa_event.listen(db.session_class, "after_commit", _after_commit)
+    sa_event.listen(db.session_class, "after_rollback", _after_rollback)
 
 
 def live_payloads(events: Sequence[TimelineEvent | InsertedEvent]) -> list[dict[str, Any]]:
@@ -148,7 +151,6 @@ def live_payloads(events: Sequence[TimelineEvent | InsertedEvent]) -> list[dict[
     ]
 
 
-@sa_event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
     pending: list[TimelineEvent] = session.info.pop(PENDING_KEY, None) or []
     inserted: list[InsertedEvent] = session.info.pop(ROWS_PENDING_KEY, None) or []
@@ -169,7 +171,6 @@ def _after_commit(session: Session) -> None:
     task.add_done_callback(_in_flight.discard)
 
 
-@sa_event.listens_for(Session, "after_rollback")
 def _after_rollback(session: Session) -> None:
     session.info.pop(PENDING_KEY, None)
     session.info.pop(ROWS_PENDING_KEY, None)

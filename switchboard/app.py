@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import redis.asyncio as aioredis
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
@@ -36,7 +37,7 @@ from routing.webhooks_api import router as webhooks_router
 from switchboard import health
 from switchboard.auth import api as auth_api
 from switchboard.auth import pages as auth_pages
-from switchboard.auth.cache import UserCache
+from switchboard.auth.cache import UserCache, watch_user_changes
 from switchboard.db import Database
 from switchboard.errors import install_error_handlers
 from switchboard.events import EventHub
@@ -60,6 +61,20 @@ async def _finish(task: asyncio.Task, *, grace_seconds: float = 10.0) -> None:
             await task
 
 
+def wire_sessions(db: Database, redis_client: aioredis.Redis) -> None:
+    """Every hook the product puts on SQLAlchemy sessions, in one place, on this database only.
+
+    - Committed changes to users invalidate every process's user cache (switchboard.auth.cache).
+    - Committed timeline events go live on their customer's topic (interactions.timeline), which
+      is how desktops' customer 360 updates.
+
+    Other processes wire what they need themselves: the SMTP listener publishes timeline events;
+    RQ jobs and scripts wire nothing (they change no users; their events are read on resync).
+    """
+    watch_user_changes(db.session_class, redis_client)
+    publish_after_commit(db, redis_client)
+
+
 def create_app(settings: Settings | None = None, *, redis_handle: RedisHandle | None = None) -> FastAPI:
     """Build the app. Tests pass their own settings and an already-open Redis handle."""
     settings = settings or get_settings()
@@ -77,8 +92,7 @@ def create_app(settings: Settings | None = None, *, redis_handle: RedisHandle | 
         app.state.replies = replies.ReplyListener(handle.async_client())
         replies.register(app.state.redis_client, app.state.replies)
         app.state.replies.start()
-        # Committed timeline events go live on their customer's topic (desktops' customer 360).
-        publish_after_commit(db.sessionmaker, app.state.redis_client)
+        wire_sessions(db, app.state.redis_client)
         app.state.event_hub = EventHub(handle.async_client())
         await app.state.event_hub.start()
         # Authenticated users cached per process, invalidated through Redis (switchboard.auth.cache).

@@ -11,7 +11,7 @@ from sqlalchemy import JSON, DateTime, MetaData, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
 
 # Stable constraint names so Alembic migrations are identical on SQLite and PostgreSQL.
@@ -93,8 +93,12 @@ def make_engine(url: str, *, echo: bool = False, schema: str | None = None) -> A
     )
 
 
-def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+def make_sessionmaker(
+    engine: AsyncEngine, session_class: type[Session] = Session
+) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(
+        engine, expire_on_commit=False, autoflush=False, sync_session_class=session_class
+    )
 
 
 class Database:
@@ -104,7 +108,17 @@ class Database:
         self.url = url
         self.schema = schema
         self.engine = make_engine(url, echo=echo, schema=schema)
-        self.sessionmaker = make_sessionmaker(self.engine)
+        # Its own Session class: session hooks are registered on it explicitly (see
+        # switchboard.app.wire_sessions), so they apply to this database's sessions only and never
+        # depend on which modules a process happened to import.
+        self.session_class: type[Session] = type("DatabaseSession", (Session,), {})
+        self.sessionmaker = make_sessionmaker(self.engine, self.session_class)
+
+    def set_session_info(self, key: str, value: Any) -> None:
+        """Put ``key`` in the ``info`` of every session this database opens from now on."""
+        info = dict(self.sessionmaker.kw.get("info") or {})
+        info[key] = value
+        self.sessionmaker.configure(info=info)
 
     @property
     def is_sqlite(self) -> bool:

@@ -21,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from switchboard.app import create_app
+from switchboard.auth.cache import watch_user_changes
 from switchboard.auth.models import Role, User
 from switchboard.auth.service import create_user, token_for
 from switchboard.db import Database
@@ -162,6 +163,9 @@ def backend_url(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 async def db(database_url: str) -> AsyncIterator[Database]:
     database = Database(database_url, schema=db_schema_for(database_url))
+    # The test writes users like another writer in the app's process: its commits invalidate the
+    # in-process app's user cache at once, as the app's own sessions do (switchboard.app.wire_sessions).
+    watch_user_changes(database.session_class, None)
     await _truncate(database)
     yield database
     await database.dispose()

@@ -120,7 +120,7 @@ async def serve(settings: Settings) -> None:
     # Without a shared Redis, routing's reconcile pass (every 2 s) picks new interactions up anyway.
     redis = aioredis.from_url(settings.redis_url, decode_responses=True) if settings.redis_url else None
     if redis is not None:  # an email arriving shows at once in any desktop open on that customer
-        publish_after_commit(db.sessionmaker, redis)
+        publish_after_commit(db, redis)
     listener = EmailListener(db=db, settings=settings, redis=redis)
     await listener.start()
     log.info("inbound SMTP listener on %s:%d", settings.smtp_host, listener.port)

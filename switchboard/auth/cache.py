@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -243,6 +244,14 @@ async def _publish(client: aioredis.Redis, message: str) -> None:
 # ---- SQLAlchemy hooks: every session that changes users announces it at commit ----------------
 
 
+def watch_user_changes(session_class: type[Session], client: aioredis.Redis | None) -> None:
+    """Make every session of ``session_class`` (a ``Database``'s) invalidate the user caches when
+    it commits a change to users: this process's at once, the others' through ``client``."""
+    sa_event.listen(session_class, "do_orm_execute", _on_execute)
+    sa_event.listen(session_class, "after_flush", _on_flush)
+    sa_event.listen(session_class, "after_commit", functools.partial(_on_commit, client=client))
+
+
 def _mark(session: Session, user_ids: Iterable[str] | str) -> None:
     current = session.info.get(CHANGED_KEY)
     if current == ALL or user_ids == ALL:
@@ -253,7 +262,6 @@ def _mark(session: Session, user_ids: Iterable[str] | str) -> None:
     session.info[CHANGED_KEY] = merged
 
 
-@sa_event.listens_for(Session, "do_orm_execute")
 def _on_execute(state: Any) -> None:
     if not (state.is_update or state.is_delete):
         return
@@ -262,21 +270,17 @@ def _on_execute(state: Any) -> None:
         _mark(state.session, ALL)
 
 
-@sa_event.listens_for(Session, "after_flush")
 def _on_flush(session: Session, _context: Any) -> None:
     changed = [obj.id for obj in (*session.dirty, *session.deleted) if isinstance(obj, User)]
     if changed:
         _mark(session, changed)
 
 
-@sa_event.listens_for(Session, "after_commit")
-def _on_commit(session: Session) -> None:
+def _on_commit(session: Session, *, client: aioredis.Redis | None) -> None:
     changed = session.info.pop(CHANGED_KEY, None)
     if changed is None:
         return
-    from interactions.timeline import PUBLISHER_KEY  # the app's Redis client, when configured
-
-    users_changed(changed, client=session.info.get(PUBLISHER_KEY))
+    users_changed(changed, client=client)
 
 
 # No after_rollback hook on purpose: a mark left by a rolled-back change only costs one more

@@ -122,7 +122,7 @@ async def server(backend_url, redis_handle, redis_sync, tmp_path, monkeypatch) -
     # The inbound listener is its own process in production (`switchboard smtp`); here it runs on
     # the test's loop with the same wiring: its commits publish live, its new work notifies routing.
     redis_client = redis_handle.async_client()
-    publish_after_commit(db.sessionmaker, redis_client)
+    publish_after_commit(db, redis_client)
     listener = EmailListener(db=db, settings=settings, redis=redis_client, host="127.0.0.1", port=0)
     await listener.start()
     for name, value in {

@@ -32,7 +32,7 @@ async def _drain(pubsub: Any, *, wait_s: float = 0.5) -> list[dict[str, Any]]:
 @pytest.fixture
 async def live_db(db: Database, redis_handle, redis_sync):
     client = redis_handle.async_client()
-    publish_after_commit(db.sessionmaker, client)
+    publish_after_commit(db, client)
     yield db, client
     await client.aclose()
 
