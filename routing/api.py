@@ -248,7 +248,7 @@ async def set_presence(
     Saved only if routing can be told: Redis refusing the command undoes the change (503), so
     the agent never shows one status while routing acts on another."""
     agent = await session.merge(_require_profile(maybe_agent))
-    before = {"presence": agent.presence, "presence_reason": agent.presence_reason}
+    before: dict[str, Any] = {"presence": agent.presence, "presence_reason": agent.presence_reason}
     before["presence_since"] = agent.presence_since
     agent.presence = Presence(body.presence)
     agent.presence_reason = body.reason

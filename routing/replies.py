@@ -73,7 +73,8 @@ async def remember_pending(client: aioredis.Redis, request_id: str, *, owner: st
 
 
 async def pending_owner(client: aioredis.Redis, request_id: str) -> str | None:
-    return await client.get(pending_key(request_id))
+    owner = await client.get(pending_key(request_id))
+    return owner.decode() if isinstance(owner, bytes) else owner
 
 
 class ReplyListener:

@@ -25,7 +25,7 @@ RETRY_AFTER_SECONDS = 2  # what a 503 asks clients to wait: a Redis fail-over or
 # A dependency that is down or unreachable: Redis (refused, reset, timed out, no pooled connection
 # free in time), the database (connection lost or refused, pool exhausted, SQLite busy) or a raw
 # socket error on the way to either. The request may be retried: 503, never 500.
-OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+OUTAGE_ERRORS: tuple[type[Exception], ...] = (
     redis.exceptions.ConnectionError,  # also BusyLoading and MaxConnections
     redis.exceptions.TimeoutError,
     sqlalchemy.exc.OperationalError,
