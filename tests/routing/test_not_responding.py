@@ -1,0 +1,116 @@
+"""Not-responding means not responding (issue #15 item 4), through a real engine host on SQL and
+Redis: only an offer that expired without any answer from an idle, available agent marks them;
+never on break, never while they work on something they accepted, never for a fail-over."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from sqlalchemy import select, update
+
+from interactions.models import Interaction
+from interactions.states import State
+from routing import commands
+from routing.engine import EngineConfig
+from routing.models import Agent, Offer, OfferState, Presence
+from tests.routing.test_host import eventually, live_offers, new_interaction, running_host, seed
+
+SHORT = EngineConfig(offer_ttl={"voice": 1.0, "chat": 1.0, "ticket": 1.0, "email": 1.0})
+
+
+async def _presence(db, agent_id: uuid.UUID) -> Presence:
+    async with db.sessionmaker() as s:
+        return (await s.get(Agent, agent_id, populate_existing=True)).presence
+
+
+async def _offer_states(db, interaction_id: uuid.UUID) -> list[OfferState]:
+    async with db.sessionmaker() as s:
+        rows = await s.scalars(select(Offer.state).where(Offer.interaction_id == interaction_id))
+        return list(rows)
+
+
+async def _has_offer(db, iid) -> bool:
+    return bool(await live_offers(db, iid))
+
+
+async def _set_presence(db, client, agent_id: uuid.UUID, presence: Presence) -> None:
+    """As the presence route does: SQL first, then the engine is told."""
+    async with db.sessionmaker() as s:
+        await s.execute(update(Agent).where(Agent.id == agent_id).values(presence=presence))
+        await s.commit()
+    await commands.send(client, {"type": "agent_changed", "agent_id": str(agent_id)})
+
+
+async def test_silence_from_an_idle_available_agent_marks_them(db, redis_handle, redis_sync):
+    (agent_id,), _ = await seed(db, agents=1)
+    async with running_host(db, redis_handle, engine_config=SHORT) as (host, client, _):
+        await asyncio.wait_for(host.is_leader.wait(), 10)
+        iid = await new_interaction(db, client, 1)
+        await eventually(lambda: _has_offer(db, iid), what="an offer")
+
+        async def marked() -> bool:
+            return await _presence(db, agent_id) is Presence.NOT_RESPONDING
+
+        await eventually(marked, what="the agent marked not-responding")
+        assert await _offer_states(db, iid) == [OfferState.EXPIRED]
+
+
+async def test_an_offer_missed_on_break_keeps_the_break(db, redis_handle, redis_sync):
+    (agent_id,), _ = await seed(db, agents=1)
+    async with running_host(db, redis_handle, engine_config=SHORT) as (host, client, _):
+        await asyncio.wait_for(host.is_leader.wait(), 10)
+        iid = await new_interaction(db, client, 1)
+        await eventually(lambda: _has_offer(db, iid), what="an offer")
+        await _set_presence(db, client, agent_id, Presence.BREAK)  # the offer stays, as designed
+
+        async def expired() -> bool:
+            return OfferState.EXPIRED in await _offer_states(db, iid)
+
+        await eventually(expired, what="the offer expired")
+        await asyncio.sleep(0.3)  # a few ticks more: nothing else follows
+        assert await _presence(db, agent_id) is Presence.BREAK
+
+
+async def test_an_offer_missed_while_busy_with_accepted_work_does_not_mark(db, redis_handle, redis_sync):
+    (agent_id,), _ = await seed(db, agents=1)
+    async with running_host(db, redis_handle, engine_config=SHORT) as (host, client, _):
+        await asyncio.wait_for(host.is_leader.wait(), 10)
+        first = await new_interaction(db, client, 1, notify=False)
+        second = await new_interaction(db, client, 2, notify=False)
+        await commands.notify_enqueued(client, first)
+        await eventually(lambda: _has_offer(db, first), what="the first offer")
+        (offer,) = await live_offers(db, first)
+        reply = await commands.call(
+            client, {"type": "accept", "offer_id": str(offer.id), "agent_id": str(agent_id)}
+        )
+        assert reply["ok"], reply
+        await commands.notify_enqueued(client, second)
+
+        async def second_missed() -> bool:
+            return OfferState.EXPIRED in await _offer_states(db, second)
+
+        await eventually(second_missed, what="the second offer missed")
+        await asyncio.sleep(0.3)
+        assert await _presence(db, agent_id) is Presence.AVAILABLE
+        async with db.sessionmaker() as s:
+            held = await s.get(Interaction, first)
+            assert (held.state, held.agent_id) == (State.CONNECTED, agent_id)
+
+
+async def test_a_fail_over_never_marks(db, redis_handle, redis_sync):
+    """Offers a dead leader left live are rescinded by the next one: nobody is unresponsive."""
+    agent_ids, _ = await seed(db, agents=2)
+    long_ttl = EngineConfig()  # the offers must outlive the hand-over, not expire during it
+    async with running_host(db, redis_handle, engine_config=long_ttl) as (host, client, _):
+        await asyncio.wait_for(host.is_leader.wait(), 10)
+        iids = [await new_interaction(db, client, n) for n in range(2)]
+        for iid in iids:
+            await eventually(lambda iid=iid: _has_offer(db, iid), what="offers")
+    async with running_host(db, redis_handle, engine_config=long_ttl) as (host, client, _):
+        await asyncio.wait_for(host.is_leader.wait(), 10)
+        await asyncio.sleep(0.5)
+        for iid in iids:
+            assert OfferState.RESCINDED in await _offer_states(db, iid)
+        for agent_id in agent_ids:
+            assert await _presence(db, agent_id) is Presence.AVAILABLE
