@@ -18,44 +18,86 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def postgres_cpu_seconds() -> float:
-    """CPU of every postgres process on the host (other users' queries included)."""
+def cpu_seconds_of(name: str) -> float:
+    """CPU of every process on the host whose command is ``name`` (other users' work included)."""
     total = 0.0
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
-                if (entry / "comm").read_text().strip() == "postgres":
+                if (entry / "comm").read_text().strip() == name:
                     total += cpu_seconds(int(entry.name))
     return total
 
 
-class Conn:
-    """One keep-alive HTTP/1.1 connection; one request at a time."""
+def postgres_cpu_seconds() -> float:
+    """CPU of every postgres process on the host (other users' queries included)."""
+    return cpu_seconds_of("postgres")
 
-    def __init__(self, port: int, token: str, path: str = "/api/interactions") -> None:
-        self.port = port
-        self.head = (
-            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
-        )
+
+def load_context() -> str:
+    """The host's load averages (1, 5, 15 min): the benches share two cores with other work."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+class Conn:
+    """One keep-alive HTTP/1.1 connection; one request at a time. ``token`` adds a Bearer header
+    to every request (API clients); without it, callers pass their own (a browser's cookie)."""
+
+    def __init__(self, port: int, token: str | None = None, path: str = "/api/interactions") -> None:
+        self.port, self.path = port, path
+        self.base = "Host: 127.0.0.1\r\n" + (f"Authorization: Bearer {token}\r\n" if token else "")
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
     async def post(self, body: bytes) -> tuple[int, bytes]:
+        status, _, reply = await self.request("POST", self.path, body, {"Content-Type": "application/json"})
+        return status, reply
+
+    async def request(
+        self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, list[str]], bytes]:
+        """Status, headers (lower-case names) and body. A kept-alive connection the server closed
+        while idle is reopened once: the request never reached it."""
+        extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+        raw = f"{method} {path} HTTP/1.1\r\n{self.base}{extra}Content-Length: {len(body)}\r\n\r\n".encode()
+        reused = self.writer is not None
+        try:
+            return await self._exchange(raw + body)
+        except (ConnectionError, asyncio.IncompleteReadError, OSError):
+            self.close()
+            if not reused:
+                raise
+            return await self._exchange(raw + body)
+
+    async def _exchange(self, raw: bytes) -> tuple[int, dict[str, list[str]], bytes]:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
         assert self.reader is not None
-        self.writer.write(f"{self.head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        self.writer.write(raw)
         status_line = await self.reader.readline()
         if not status_line:
             raise ConnectionError("server closed the connection")
         status = int(status_line.split()[1])
-        length = 0
+        headers: dict[str, list[str]] = {}
         while (line := await self.reader.readline()) not in (b"\r\n", b""):
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        return status, await self.reader.readexactly(length)
+            name, _, value = line.decode("latin-1").partition(":")
+            headers.setdefault(name.strip().lower(), []).append(value.strip())
+        if "chunked" in headers.get("transfer-encoding", []):
+            reply = await self._chunks()
+        else:
+            reply = await self.reader.readexactly(int(headers.get("content-length", ["0"])[0]))
+        if "close" in headers.get("connection", []):
+            self.close()
+        return status, headers, reply
+
+    async def _chunks(self) -> bytes:
+        assert self.reader is not None
+        parts = []
+        while size := int((await self.reader.readline()).split(b";")[0], 16):
+            parts.append(await self.reader.readexactly(size))
+            await self.reader.readline()
+        await self.reader.readline()  # the empty trailer
+        return b"".join(parts)
 
     def close(self) -> None:
         if self.writer is not None:
