@@ -162,6 +162,22 @@ async def work_item(
     return await _work_item(session, interaction)
 
 
+async def held_tab(
+    session: AsyncSession, *, interaction_id: uuid.UUID, agent_id: uuid.UUID
+) -> WorkItem | None:
+    """What a tab and a panel header show (the interaction and its customer's name): no 360."""
+    row = (
+        await session.execute(
+            select(Interaction, Customer)
+            .join(Customer, Customer.id == Interaction.customer_id)
+            .where(Interaction.id == interaction_id, Interaction.agent_id == agent_id)
+            .where(Interaction.state.in_(HELD_STATES))
+            .execution_options(populate_existing=True)
+        )
+    ).first()
+    return WorkItem(interaction=row[0], customer=row[1], timeline=[]) if row is not None else None
+
+
 async def held_work(session: AsyncSession, *, agent_id: uuid.UUID) -> list[WorkItem]:
     rows = await session.scalars(
         select(Interaction)

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from agent_desktop import canned, ex_service, pages, service, voice, work_service
 from routing import api as routing_api
@@ -32,7 +33,13 @@ def _profile(agent: Agent | None) -> Agent:
 
 
 async def _tools_context(session: DbSession, interaction_id: uuid.UUID, agent: Agent) -> dict[str, Any]:
-    ctx = await work_service.work_context(session, interaction_id=interaction_id, agent_id=agent.id)
+    return await tools_context(session, interaction_id=interaction_id, agent_id=agent.id)
+
+
+async def tools_context(
+    session: AsyncSession, *, interaction_id: uuid.UUID, agent_id: uuid.UUID
+) -> dict[str, Any]:
+    ctx = await work_service.work_context(session, interaction_id=interaction_id, agent_id=agent_id)
     queue_name = ctx.queue.name if ctx.queue is not None else None
     return {
         "tools": ctx,
@@ -205,9 +212,15 @@ async def cancel_transfer(
 
 
 async def _wrapup_bar(session: DbSession, agent: Agent, interaction_id: uuid.UUID) -> str:
+    return await wrapup_bar(session, agent_id=agent.id, interaction_id=interaction_id)
+
+
+async def wrapup_bar(session: AsyncSession, *, agent_id: uuid.UUID, interaction_id: uuid.UUID) -> str:
     """The wrap-up bar (transfer dialog or pending consult) re-rendered in place, out of band; the
     rest of the panel (reply being typed, scroll position) is left alone."""
-    html = pages.render("_wrapup.html", **await _tools_context(session, interaction_id, agent))
+    html = pages.render(
+        "_wrapup.html", **await tools_context(session, interaction_id=interaction_id, agent_id=agent_id)
+    )
     marker = '<section id="wrapup-'
     assert html.count(marker) == 1, "the wrap-up bar renders one section"
     return html.replace(marker, '<section hx-swap-oob="true" id="wrapup-')

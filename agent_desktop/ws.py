@@ -24,6 +24,7 @@ from starlette.websockets import WebSocketState
 
 from agent_desktop import chat as desk_chat
 from agent_desktop import live, pages, service
+from agent_desktop import work as desk_work
 from routing.models import Agent
 from switchboard.auth.models import STAFF_RANK, Role
 from switchboard.deps import SESSION_COOKIE, authenticated_user
@@ -268,6 +269,10 @@ class DesktopConnection:
         return ""
 
     async def _render_work(self, session: Any, kind: str, interaction_id: uuid.UUID) -> str:
+        if kind == "wrap_up_started" and interaction_id in self.shown_work:
+            light = await self._wrap_up_started(session, interaction_id)
+            if light is not None:
+                return light
         parts: list[str] = []
         if kind == "assigned":
             for offer_id, shown_for in list(self.shown_offers.items()):
@@ -293,6 +298,18 @@ class DesktopConnection:
         if agent is not None:
             parts.append(pages.capacity_fragment(await service.capacity(session, agent=agent)))
         return "".join(parts)
+
+    async def _wrap_up_started(self, session: Any, interaction_id: uuid.UUID) -> str | None:
+        """A chat panel changes on wrap-up only in its tab, its header's state and its wrap-up bar:
+        those three, replaced by id. Re-sending the whole panel made the browser re-load its tools,
+        transcript and thread (three requests, ~15 queries) and re-read the customer 360 here, for
+        every contact (desktop bench). Other channels' panels change more (reply box, call
+        controls): None, and they get the whole panel."""
+        item = await service.held_tab(session, interaction_id=interaction_id, agent_id=self.agent_id)
+        if item is None or item.interaction.channel.value != "chat":
+            return None
+        bar = await desk_work.wrapup_bar(session, agent_id=self.agent_id, interaction_id=interaction_id)
+        return pages.render("_tab.html", item=item) + pages.render("_state.html", item=item, oob=True) + bar
 
 
 def _card_from_event(offer_id: uuid.UUID, event: dict[str, Any]) -> service.OfferCard | None:

@@ -163,6 +163,12 @@ async def test_note_wrap_up_with_code_complete_and_pulse(server: Server) -> None
             clock = panel.locator(".acw-clock")
             await expect(clock).to_have_text(re.compile(r"^0:[0-4]\d left$"), timeout=10_000)
             await expect(page.locator(f"#tab-{interaction_id}")).to_contain_text("wrap-up")
+            # The socket updates the tab, the header's state and the wrap-up bar in place: the
+            # panel is not replaced, so the reply being typed is still there.
+            await expect(panel.locator(f"#state-{interaction_id}")).to_have_text("Wrap up")
+            await expect(panel.locator(f"#chat-reply-body-{interaction_id}")).to_have_value(
+                re.compile("arrive within 3-5 working days")
+            )
             complete = panel.get_by_role("button", name="Complete")
             await expect(complete).to_be_disabled()
             await panel.get_by_label("Wrap-up code").select_option("card_reissued")
