@@ -34,7 +34,7 @@ from routing.heartbeats import BeatBatcher
 from routing.host import EngineHost
 from routing.webhooks import WebhookDispatcher
 from routing.webhooks_api import router as webhooks_router
-from switchboard import health
+from switchboard import health, jobs_admin
 from switchboard.auth import api as auth_api
 from switchboard.auth import pages as auth_pages
 from switchboard.auth.cache import UserCache, watch_user_changes
@@ -178,6 +178,8 @@ def create_app(settings: Settings | None = None, *, redis_handle: RedisHandle | 
     app.include_router(chat_router)
     app.include_router(tickets_router)
     app.include_router(ticket_pages_router)
+    app.include_router(jobs_admin.router)
+    app.include_router(jobs_admin.pages)
 
     static_dir = PROJECT_ROOT / "static"
     static_dir.mkdir(exist_ok=True)

@@ -18,7 +18,9 @@ failed ones listed for admins (switchboard.jobs_admin) until retried or discarde
 * **Retries without a scheduler process.** The maintenance pass also moves retries that are due
   from the scheduled registry back to their queue (what RQ's separate scheduler process does), so
   nothing is left orphaned when a worker is killed.
-* It also deletes expired ``Idempotency-Key`` rows (interactions.idempotency).
+* Every ``PURGE_EVERY_SECONDS`` it queues ``purge_idempotency_keys_job`` (expired ``Idempotency-Key``
+  rows, interactions.idempotency) for a work horse: the worker process itself never opens the
+  database, and a purge that fails is listed with the other failed jobs.
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ LEASE_GRACE = 10
 MAINTENANCE_INTERVAL = 10
 WORKER_TTL = MAINTENANCE_INTERVAL + 15  # RQ blocks on an idle dequeue for WORKER_TTL - 15 s
 PR_SET_PDEATHSIG = 1
+PUBSUB_POLL_SECONDS = 1.0
+PURGE_EVERY_SECONDS = 600
+PURGE_LOCK_KEY = "switchboard:maintenance:purge-idempotency-keys"
 
 
 def retry_policy() -> Retry:
@@ -88,12 +93,11 @@ def _die_with(parent_pid: int) -> None:
 class SwitchboardWorker(Worker):
     """RQ's forking worker with short job leases and a maintenance pass of our own (module doc)."""
 
-    def __init__(self, *args: Any, settings: Settings | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("job_monitoring_interval", JOB_MONITORING_INTERVAL)
         kwargs.setdefault("maintenance_interval", MAINTENANCE_INTERVAL)
         kwargs.setdefault("worker_ttl", WORKER_TTL)
         super().__init__(*args, **kwargs)
-        self.settings = settings
         self._worker_pid = os.getpid()
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
@@ -101,6 +105,17 @@ class SwitchboardWorker(Worker):
         if job.timeout and job.timeout > 0:
             return int(min(job.timeout - working_time, self.job_monitoring_interval)) + LEASE_GRACE
         return self.job_monitoring_interval + LEASE_GRACE
+
+    def subscribe(self) -> None:
+        # RQ's, with the command listener polling every second instead of every 60 s: stopping the
+        # worker joins that thread, and redis-py may hold it in a 60 s wait for the subscription
+        # (a short burst run then took a minute to exit).
+        self.log.info("Worker %s: subscribing to channel %s", self.name, self.pubsub_channel_name)
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(
+            sleep_time=PUBSUB_POLL_SECONDS, daemon=True, exception_handler=self._pubsub_exception_handler
+        )
 
     def main_work_horse(self, job: Job, queue: Queue) -> None:
         _die_with(self._worker_pid)
@@ -110,16 +125,11 @@ class SwitchboardWorker(Worker):
         super().run_maintenance_tasks()  # lapsed leases: re-queued (retries left) or failed
         try:
             enqueue_due_retries(self.connection, [q.name for q in self.queues])
+            # One purge per period across all workers (the key is the lock).
+            if self.connection.set(PURGE_LOCK_KEY, "1", nx=True, ex=PURGE_EVERY_SECONDS):
+                Queue("default", connection=self.connection).enqueue(purge_idempotency_keys_job)
         except redis.RedisError:
-            log.exception("maintenance: due retries not moved (next pass tries again)")
-        if self.settings is not None:
-            try:
-                purged = run_async(_purge_idempotency_keys(self.settings))
-            except Exception:  # noqa: BLE001 - a database outage must not stop the worker
-                log.exception("maintenance: expired idempotency keys not purged (next pass tries again)")
-            else:
-                if purged:
-                    log.info("maintenance: %d expired idempotency keys deleted", purged)
+            log.exception("maintenance: not done (the next pass tries again)")
 
 
 def enqueue_due_retries(connection: redis.Redis, queue_names: list[str]) -> None:
@@ -145,12 +155,19 @@ async def _purge_idempotency_keys(settings: Settings) -> int:
         await db.dispose()
 
 
+def purge_idempotency_keys_job() -> int:
+    """Delete expired ``Idempotency-Key`` rows (queued by the maintenance pass); returns how many."""
+    from switchboard.settings import get_settings
+
+    purged = run_async(_purge_idempotency_keys(get_settings()))
+    log.info("expired idempotency keys deleted: %d", purged)
+    return purged
+
+
 def run_worker(settings: Settings, *, burst: bool = False) -> None:
     from switchboard.redis import open_redis
 
     handle = open_redis(settings.redis_url, settings.data_dir)
     connection = handle.sync_client()
     queues = [Queue(name, connection=connection) for name in QUEUES]
-    SwitchboardWorker(queues, connection=connection, settings=settings).work(
-        with_scheduler=False, burst=burst
-    )
+    SwitchboardWorker(queues, connection=connection).work(with_scheduler=False, burst=burst)

@@ -76,6 +76,12 @@ ROUTE_MIN_ROLE: dict[tuple[str, str], str] = {
     ("POST", "/api/auth/token"): "public",
     ("GET", "/api/auth/me"): "customer",
     ("POST", "/api/auth/users"): "admin",
+    # failed background jobs (switchboard.jobs_admin)
+    ("GET", "/api/admin/jobs"): "admin",
+    ("POST", "/api/admin/jobs/{job_id}/{action}"): "admin",
+    ("GET", "/admin/jobs"): "admin",
+    ("POST", "/admin/jobs/{job_id}/retry"): "admin",
+    ("POST", "/admin/jobs/{job_id}/discard"): "admin",
     ("GET", "/login"): "public",
     ("POST", "/login"): "public",
     ("POST", "/logout"): "public",
