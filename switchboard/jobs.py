@@ -18,7 +18,7 @@ failed ones listed for admins (switchboard.jobs_admin) until retried or discarde
 * **Retries without a scheduler process.** The maintenance pass also moves retries that are due
   from the scheduled registry back to their queue (what RQ's separate scheduler process does), so
   nothing is left orphaned when a worker is killed.
-* Every ``PURGE_EVERY_SECONDS`` it queues ``purge_idempotency_keys_job`` (expired ``Idempotency-Key``
+* Every ``PURGE_EVERY_SECONDS`` it queues ``PURGE_JOB`` (expired ``Idempotency-Key``
   rows, interactions.idempotency) for a work horse: the worker process itself never opens the
   database, and a purge that fails is listed with the other failed jobs.
 """
@@ -55,6 +55,7 @@ PR_SET_PDEATHSIG = 1
 PUBSUB_POLL_SECONDS = 1.0
 PURGE_EVERY_SECONDS = 600
 PURGE_LOCK_KEY = "switchboard:maintenance:purge-idempotency-keys"
+PURGE_JOB = "interactions.jobs.purge_idempotency_keys_job"  # by name: the core imports no domain
 
 
 def retry_policy() -> Retry:
@@ -127,7 +128,7 @@ class SwitchboardWorker(Worker):
             enqueue_due_retries(self.connection, [q.name for q in self.queues])
             # One purge per period across all workers (the key is the lock).
             if self.connection.set(PURGE_LOCK_KEY, "1", nx=True, ex=PURGE_EVERY_SECONDS):
-                Queue("default", connection=self.connection).enqueue(purge_idempotency_keys_job)
+                Queue("default", connection=self.connection).enqueue(PURGE_JOB)
         except redis.RedisError:
             log.exception("maintenance: not done (the next pass tries again)")
 
@@ -141,27 +142,6 @@ def enqueue_due_retries(connection: redis.Redis, queue_names: list[str]) -> None
             scheduler.enqueue_scheduled_jobs()
         finally:
             scheduler.release_locks()
-
-
-async def _purge_idempotency_keys(settings: Settings) -> int:
-    from interactions.idempotency import purge_expired
-    from switchboard.db import Database
-
-    db = Database(settings.resolved_database_url, schema=settings.database_schema)
-    try:
-        async with db.sessionmaker() as session:
-            return await purge_expired(session)
-    finally:
-        await db.dispose()
-
-
-def purge_idempotency_keys_job() -> int:
-    """Delete expired ``Idempotency-Key`` rows (queued by the maintenance pass); returns how many."""
-    from switchboard.settings import get_settings
-
-    purged = run_async(_purge_idempotency_keys(get_settings()))
-    log.info("expired idempotency keys deleted: %d", purged)
-    return purged
 
 
 def run_worker(settings: Settings, *, burst: bool = False) -> None:

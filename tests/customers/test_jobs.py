@@ -5,7 +5,6 @@ run again by the next worker and leave its effect exactly once (counted in SQL).
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 import time
@@ -25,6 +24,7 @@ from customers.tier_policy import DEFAULT_TIER_POLICY, TierPolicy
 from interactions.models import TimelineEvent
 from switchboard import jobs
 from tests.customers.factories import make_customer
+from tests.workers import worker_env
 
 CUSTOMERS = 6
 BATCH = 2
@@ -38,13 +38,7 @@ RERUN_WITHIN_SECONDS = 45
 async def start_worker(settings, redis_handle, tmp_path: Path) -> AsyncIterator[Callable[[], Any]]:
     """``await start_worker()`` -> a running ``switchboard worker`` process on the test database."""
     processes: list[asyncio.subprocess.Process] = []
-    env = {
-        **os.environ,
-        "SWITCHBOARD_REDIS_URL": redis_handle.url,
-        "SWITCHBOARD_DATABASE_URL": settings.database_url,
-    }
-    if settings.database_schema:
-        env["SWITCHBOARD_DATABASE_SCHEMA"] = settings.database_schema
+    env = worker_env(settings)
 
     async def start() -> asyncio.subprocess.Process:
         log = (tmp_path / f"worker-{len(processes)}.log").open("wb")

@@ -25,6 +25,7 @@ from switchboard.auth.models import Role
 from switchboard.db import utcnow
 from switchboard.errors import NotFound
 from tests.interactions.conftest import make_queue
+from tests.workers import run_burst_worker
 
 PATHS = ["lean", "orm"]
 
@@ -246,3 +247,28 @@ async def test_a_retried_ticket_returns_the_first_ticket(session, client):
         select(func.count()).select_from(Interaction).where(Interaction.channel == Channel.TICKET)
     )
     assert count == 1
+
+
+async def test_the_worker_purges_expired_keys(session, client, make_user, settings, redis_sync):
+    """The worker's maintenance pass queues the purge (interactions.jobs), a work horse runs it."""
+    await make_queue(session)
+    _, headers = await make_user(Role.SUPERVISOR)
+    for key, subject in (("old-key", "expired"), ("new-key", "kept")):
+        response = await client.post(
+            "/api/interactions",
+            json=_body("+44 7911 200007", subject=subject),
+            headers={**headers, "Idempotency-Key": key},
+        )
+        assert response.status_code == 201
+    await session.execute(
+        update(IdempotencyKey)
+        .where(IdempotencyKey.key == "old-key")
+        .values(expires_at=utcnow() - timedelta(seconds=1))
+    )
+    await session.commit()
+    output = await run_burst_worker(settings)
+    assert "expired idempotency keys deleted: 1" in output
+    keys = (await session.scalars(select(IdempotencyKey.key))).all()
+    await session.commit()
+    assert keys == ["new-key"]
+    assert await _interactions_of(session, "expired") == 1  # the interaction stays

@@ -3,9 +3,6 @@ and in JSON, retried or discarded (audited), refused to everyone but admins."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 import uuid
 
 import pytest
@@ -17,29 +14,7 @@ from sqlalchemy import select
 from switchboard.audit import AuditEntry
 from switchboard.auth.models import Role
 from tests.wiring.failing_jobs import fail_with
-
-
-async def _work_off(settings) -> None:
-    """The real ``switchboard worker --burst`` process drains the queues (on the test's database:
-    its maintenance pass queues the idempotency-key purge, which must not fail)."""
-    env = {
-        **os.environ,
-        "SWITCHBOARD_REDIS_URL": settings.redis_url,
-        "SWITCHBOARD_DATABASE_URL": settings.database_url,
-        "SWITCHBOARD_DATABASE_SCHEMA": settings.database_schema or "",
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "switchboard.cli",
-        "worker",
-        "--burst",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await asyncio.wait_for(process.communicate(), timeout=120)
-    assert process.returncode == 0, output.decode(errors="replace")
+from tests.workers import run_burst_worker
 
 
 @pytest.fixture
@@ -48,7 +23,7 @@ async def failed_job(settings, redis_handle, redis_sync):
     connection = redis_handle.sync_client()
     message = f"ledger offline {uuid.uuid4().hex[:8]}"
     job = rq.Queue("default", connection=connection).enqueue(fail_with, message)
-    await _work_off(settings)
+    await run_burst_worker(settings)
     assert job.get_status(refresh=True) == rq.job.JobStatus.FAILED
     yield job, message, connection
     connection.close()
@@ -107,7 +82,7 @@ async def test_retry_and_discard_are_done_and_audited(client, make_user, failed_
     again = await client.post(f"/api/admin/jobs/{job.id}/retry", headers=admin)
     assert again.status_code == 404 and again.json()["errors"][0]["field"] == "job_id"
 
-    await _work_off(settings)  # fails again
+    await run_burst_worker(settings)  # fails again
     assert job.id in failed.get_job_ids()
     # The page's button (htmx): the refreshed list, a notice that takes the focus, no row for it.
     discarded = await client.post(f"/admin/jobs/{job.id}/discard", headers={**admin, "HX-Request": "true"})
