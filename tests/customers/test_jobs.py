@@ -140,3 +140,22 @@ async def test_a_worker_killed_mid_job_has_its_job_rerun_and_applied_once(
 
 async def _at_least(db, n: int) -> bool:
     return await _retiered(db) >= n
+
+
+async def test_two_recomputes_at_once_move_each_tier_once(db):
+    """A retried job beside a new one: the batch's row locks make the second re-read what the first
+    wrote (PostgreSQL; SQLite serialises the two writers), so each tier moves with one event."""
+    async with db.sessionmaker() as s:
+        for _ in range(CUSTOMERS):
+            await make_customer(s, relationship_balance=Decimal("700000"))
+        await s.commit()
+    before = await _tier_events(db)
+
+    async def run() -> dict[str, int]:
+        async with db.sessionmaker() as s:
+            return await recompute_all_tiers(s, batch_size=BATCH, pause_seconds=0.05)
+
+    counts = await asyncio.gather(run(), run())
+    assert sum(c["tier_changed"] for c in counts) == CUSTOMERS, counts
+    after = await _tier_events(db)
+    assert {c: n - before.get(c, 0) for c, n in after.items()} == dict.fromkeys(after, 1)
