@@ -271,14 +271,19 @@ class AgentDesk:
         if answer is None or answer[0] not in (200, 202):
             return
         await asyncio.sleep(self.run.wrap_seconds)
-        answer = await self.pool.request(
-            self.run.stats,
-            "POST complete",
-            "POST",
-            f"/desktop/interactions/{interaction_id}/complete",
-            form(disposition=DISPOSITION),
-            self.headers(**{"Content-Type": FORM}),
-        )
+        for _ in range(20):
+            answer = await self.pool.request(
+                self.run.stats,
+                "POST complete",
+                "POST",
+                f"/desktop/interactions/{interaction_id}/complete",
+                form(disposition=DISPOSITION),
+                self.headers(**{"Content-Type": FORM}),
+            )
+            if answer is None or answer[0] != 409:
+                break
+            # A wrap-up answered 202 is not applied yet: the agent sees no code form and waits.
+            await asyncio.sleep(0.5)
         if answer is not None and answer[0] in (200, 202):
             self.run.completed[interaction_id] = time.perf_counter()
 
