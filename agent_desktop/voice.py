@@ -35,6 +35,7 @@ from interactions.voice.models import CarrierEvent
 from interactions.voice.outbound import ContactRefused
 from interactions.voice.schemas import OutboundCreate
 from routing import api as routing_api
+from routing import commands as routing_commands
 from routing.models import Agent
 from switchboard.auth.models import User
 from switchboard.db import utcnow
@@ -265,7 +266,7 @@ async def contact_customer(
         )
         await session.commit()
         await notify_routing(
-            request.app.state.redis_client, [{"type": "adopt", "interaction_id": str(contact.id)}]
+            request.app.state.redis_client, [routing_commands.Adopt(interaction_id=str(contact.id))]
         )
         return HTMLResponse("Email opened in a new tab: write it there and press Send.")
     await session.commit()

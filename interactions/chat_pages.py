@@ -303,7 +303,7 @@ class CustomerSocket:
                 await session.commit()
                 if to_abandon is not None:
                     await routing_commands.send(
-                        client, {"type": "abandon", "interaction_id": str(to_abandon)}
+                        client, routing_commands.Abandon(interaction_id=str(to_abandon))
                     )
                 await chat.publish_chat_event(
                     client,

@@ -353,14 +353,12 @@ async def announce(client: aioredis.Redis, created: Created) -> None:
     try:
         async with client.pipeline(transaction=False) as pipe:
             if created.queued:
-                command = {
-                    "type": "enqueue",
-                    "interaction_id": str(created.interaction_id),
-                    "request_id": uuid.uuid4().hex,
-                }
+                _, command = routing_commands.encode(
+                    routing_commands.Enqueue(interaction_id=str(created.interaction_id))
+                )
                 pipe.xadd(
                     routing_commands.stream_key(),
-                    {"c": json.dumps(command)},
+                    {"c": command},
                     maxlen=routing_commands.STREAM_MAXLEN,
                     approximate=True,
                 )

@@ -49,7 +49,7 @@ router = APIRouter(prefix="/api/routing", tags=["routing"])
 
 
 async def _notify_rules_changed(request: Request) -> None:
-    await commands.send(request.app.state.redis_client, {"type": "rule_set_published"})
+    await commands.send(request.app.state.redis_client, commands.RuleSetPublished())
 
 
 async def _read(session, row) -> RuleSetVersionRead:
@@ -104,7 +104,7 @@ async def reevaluate_waiting(request: Request, session: DbSession, user: Require
             "No routing engine is running; waiting work stays on the rule-set version that routed "
             "it. Re-evaluate once an engine is running."
         )
-    reply = await _engine_call(request, {"type": "reevaluate"}, owner=user.id)
+    reply = await _engine_call(request, commands.Reevaluate(), owner=user.id)
     _result(reply, subject="Cannot re-evaluate")
     record_audit(
         session,
@@ -129,7 +129,7 @@ async def preview_rule_set(
     await session.commit()  # hold no transaction while the engine works (SQLite's lock is global)
     if problems:
         raise Invalid("This version is invalid against the current queues and skills", field="version")
-    reply = await _engine_call(request, {"type": "preview_rules", "version": version})
+    reply = await _engine_call(request, commands.PreviewRules(version=version))
     _result(reply, subject="Cannot preview")
     return {"version": version, "moves": reply["moves"]}
 
@@ -165,7 +165,7 @@ async def publish_rule_set(
 
 
 async def _engine_call(
-    request: Request, command: dict[str, Any], *, owner: uuid.UUID | None = None
+    request: Request, command: commands.Command, *, owner: uuid.UUID | None = None
 ) -> dict[str, Any]:
     """The engine's reply. ``owner``: the user a changing command acts for. If the engine does not
     answer in time, such a command is still in its stream and may be applied later, so the answer
@@ -255,9 +255,7 @@ async def set_presence(
     agent.presence_since = since = utcnow()
     await session.commit()
     try:
-        await commands.send(
-            request.app.state.redis_client, {"type": "agent_changed", "agent_id": str(agent.id)}
-        )
+        await commands.send(request.app.state.redis_client, commands.AgentChanged(agent_id=str(agent.id)))
     except OUTAGE_ERRORS as exc:
         # Only our own change, and only if nothing changed it since (the engine, another tab).
         await session.execute(
@@ -286,16 +284,19 @@ async def my_offers(session: DbSession, agent: MaybeAgent) -> list[OfferRead]:
 
 
 async def _offer_command(
-    kind: str, offer_id: uuid.UUID, request: Request, session: DbSession, agent: Agent | None, subject: str
+    kind: type[commands.Accept | commands.Reject],
+    offer_id: uuid.UUID,
+    request: Request,
+    session: DbSession,
+    agent: Agent | None,
+    subject: str,
 ) -> CommandResult:
     # The agent answered now: the engine judges the answer against the offer's expiry by this
     # time, however long the command then waits behind others (``Engine._live_offer``).
     received_at = time.time()
     offer = await _own_offer(session, offer_id, agent)
-    command = {"type": kind, "offer_id": str(offer.id), "agent_id": str(offer.agent_id)}
-    reply = await _engine_call(
-        request, {**command, "received_at": received_at}, owner=agent.user_id if agent else None
-    )
+    command = kind(offer_id=str(offer.id), agent_id=str(offer.agent_id), received_at=received_at)
+    reply = await _engine_call(request, command, owner=agent.user_id if agent else None)
     return _result(reply, subject=subject)
 
 
@@ -304,18 +305,22 @@ async def accept_offer(
     offer_id: uuid.UUID, request: Request, session: DbSession, agent: MaybeAgent
 ) -> CommandResult:
     """Accept an offer. 409 when it expired, was rescinded or is another agent's; nothing changes."""
-    return await _offer_command("accept", offer_id, request, session, agent, "The offer cannot be accepted")
+    return await _offer_command(
+        commands.Accept, offer_id, request, session, agent, "The offer cannot be accepted"
+    )
 
 
 @router.post("/offers/{offer_id}/reject", response_model=CommandResult)
 async def reject_offer(
     offer_id: uuid.UUID, request: Request, session: DbSession, agent: MaybeAgent
 ) -> CommandResult:
-    return await _offer_command("reject", offer_id, request, session, agent, "The offer cannot be rejected")
+    return await _offer_command(
+        commands.Reject, offer_id, request, session, agent, "The offer cannot be rejected"
+    )
 
 
 async def _work_command(
-    kind: str,
+    kind: type[commands.WrapUp | commands.Complete],
     interaction_id: uuid.UUID,
     request: Request,
     session: DbSession,
@@ -325,7 +330,7 @@ async def _work_command(
     held = await _held_interaction(session, interaction_id, agent)
     reply = await _engine_call(
         request,
-        {"type": kind, "interaction_id": str(held.id), "agent_id": str(held.agent_id)},
+        kind(interaction_id=str(held.id), agent_id=str(held.agent_id)),
         owner=agent.user_id if agent else None,
     )
     return _result(reply, subject=subject)
@@ -336,7 +341,9 @@ async def start_wrap_up(
     interaction_id: uuid.UUID, request: Request, session: DbSession, agent: MaybeAgent
 ) -> CommandResult:
     """The conversation ended: after-contact work starts; the agent keeps the capacity until complete."""
-    return await _work_command("wrap_up", interaction_id, request, session, agent, "Cannot start wrap-up")
+    return await _work_command(
+        commands.WrapUp, interaction_id, request, session, agent, "Cannot start wrap-up"
+    )
 
 
 @router.post("/interactions/{interaction_id}/complete", response_model=CommandResult)
@@ -350,7 +357,7 @@ async def complete(
     held = await _held_interaction(session, interaction_id, agent)
     if not held.disposition:
         raise Invalid("Set a wrap-up code (disposition) before completing", field="disposition")
-    return await _work_command("complete", interaction_id, request, session, agent, "Cannot complete")
+    return await _work_command(commands.Complete, interaction_id, request, session, agent, "Cannot complete")
 
 
 @router.post("/interactions/{interaction_id}/transfer", response_model=TransferRead)
@@ -367,17 +374,14 @@ async def transfer(
     held = await _held_interaction(session, interaction_id, agent)
     if body.to_agent_id is not None and body.to_agent_id == held.agent_id:
         raise Invalid("You cannot transfer to yourself", field="body.to_agent_id")
-    command: dict[str, Any] = {
-        "type": "transfer",
-        "interaction_id": str(held.id),
-        "agent_id": str(held.agent_id),
-        "mode": body.mode,
-        "note": body.note,
-    }
-    if body.to_queue is not None:
-        command["to_queue"] = body.to_queue
-    if body.to_agent_id is not None:
-        command["to_agent_id"] = str(body.to_agent_id)
+    command = commands.Transfer(
+        interaction_id=str(held.id),
+        agent_id=str(held.agent_id),
+        mode=body.mode,
+        note=body.note,
+        to_queue=body.to_queue,
+        to_agent_id=str(body.to_agent_id) if body.to_agent_id is not None else None,
+    )
     reply = await _engine_call(request, command, owner=agent.user_id if agent else None)
     _result(reply, subject="Cannot transfer")
     return TransferRead(
@@ -410,7 +414,7 @@ async def cancel_transfer(
     held = await _held_interaction(session, interaction_id, agent)
     reply = await _engine_call(
         request,
-        {"type": "cancel_consult", "interaction_id": str(held.id), "agent_id": str(held.agent_id)},
+        commands.CancelConsult(interaction_id=str(held.id), agent_id=str(held.agent_id)),
         owner=agent.user_id if agent else None,
     )
     _result(reply, subject="Cannot cancel the transfer")
@@ -426,9 +430,7 @@ async def abandon(
     await session.commit()
     if interaction is None:
         raise NotFound("No such interaction", field="interaction_id")
-    reply = await _engine_call(
-        request, {"type": "abandon", "interaction_id": str(interaction_id)}, owner=user.id
-    )
+    reply = await _engine_call(request, commands.Abandon(interaction_id=str(interaction_id)), owner=user.id)
     return _result(reply, subject="Cannot abandon")
 
 
@@ -441,9 +443,10 @@ async def dry_run(body: DryRunRequest, request: Request, _user: RequireSuperviso
     currently eligible agents ranked with the reason for each rank. Changes nothing."""
     if body.interaction_id is None and "channel" not in body.context:
         raise Invalid("Give an interaction_id, or a context with at least a channel", field="body.context")
-    command: dict[str, Any] = {"type": "explain", "context": body.context}
-    if body.interaction_id is not None:
-        command["interaction_id"] = str(body.interaction_id)
+    command = commands.Explain(
+        context=body.context,
+        interaction_id=str(body.interaction_id) if body.interaction_id is not None else None,
+    )
     reply = await _engine_call(request, command)
     if not reply.get("ok"):
         raise Invalid(f"Cannot explain: {reply.get('reason')}", field="body")

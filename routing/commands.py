@@ -3,15 +3,21 @@
 API processes never assign on their own (DESIGN §3): they append a command and, when the caller
 needs the outcome (an agent clicking Accept), wait for the engine's reply (``routing.replies``).
 Commands are idempotent against SQL, so the engine may re-read a few after a crash.
+
+The protocol is this file: every command the engine understands is one dataclass below, written
+onto the stream as its JSON (``{"type": ..., fields..., "request_id": ..., "reply": bool}``) and
+parsed back into the same class by the engine (``parse``), which dispatches on the class.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import uuid
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import redis.asyncio as aioredis
 
@@ -20,6 +26,183 @@ from routing import replies
 log = logging.getLogger(__name__)
 
 STREAM_MAXLEN = 100_000
+
+
+# ---------------------------------------------------------------------- the catalogue
+
+
+@dataclass(frozen=True, kw_only=True)
+class Command:
+    """The envelope every command shares: who waits for the reply, if anyone."""
+
+    type: ClassVar[str]
+    request_id: str = ""
+    reply: bool = False  # the sender waits for ``{"ok": bool, ...}`` (see ``routing.replies``)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"type": self.type, **dataclasses.asdict(self)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Enqueue(Command):
+    """A queued interaction exists in SQL: route it."""
+
+    type: ClassVar[str] = "enqueue"
+    interaction_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Adopt(Command):
+    """Work an agent holds that routing never offered (their own call, an email they write)."""
+
+    type: ClassVar[str] = "adopt"
+    interaction_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentChanged(Command):
+    """An agent's profile or presence changed in SQL: the engine re-reads it."""
+
+    type: ClassVar[str] = "agent_changed"
+    agent_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Accept(Command):
+    type: ClassVar[str] = "accept"
+    offer_id: str  # the durable (SQL) offer id the desktop shows
+    agent_id: str
+    # When the API received the click (epoch seconds): the engine judges "in time" by it.
+    received_at: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reject(Command):
+    type: ClassVar[str] = "reject"
+    offer_id: str
+    agent_id: str
+    received_at: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class WrapUp(Command):
+    type: ClassVar[str] = "wrap_up"
+    interaction_id: str
+    agent_id: str | None = None  # must be the holder
+
+
+@dataclass(frozen=True, kw_only=True)
+class Complete(Command):
+    type: ClassVar[str] = "complete"
+    interaction_id: str
+    agent_id: str | None = None  # must be the holder, in wrap-up
+
+
+@dataclass(frozen=True, kw_only=True)
+class Abandon(Command):
+    """The customer gave up (adapters, supervisors): the work leaves routing."""
+
+    type: ClassVar[str] = "abandon"
+    interaction_id: str
+    agent_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Transfer(Command):
+    """Blind or warm transfer to a queue or a named agent; the note travels with it."""
+
+    type: ClassVar[str] = "transfer"
+    interaction_id: str
+    agent_id: str
+    mode: str = "blind"  # "blind" | "warm"
+    note: str | None = None
+    to_queue: str | None = None
+    to_agent_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CancelConsult(Command):
+    """The sender withdraws a warm transfer still waiting for its target."""
+
+    type: ClassVar[str] = "cancel_consult"
+    interaction_id: str
+    agent_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PreviewRules(Command):
+    """What publishing rule-set ``version`` and re-evaluating would move (changes nothing)."""
+
+    type: ClassVar[str] = "preview_rules"
+    version: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reevaluate(Command):
+    """Route all waiting work again by the live rule set."""
+
+    type: ClassVar[str] = "reevaluate"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Explain(Command):
+    """Dry run: where would this interaction (or context) go now, and who would take it."""
+
+    type: ClassVar[str] = "explain"
+    context: dict[str, Any] = field(default_factory=dict)
+    interaction_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RuleSetPublished(Command):
+    """A new rule-set version went live: new arrivals use it."""
+
+    type: ClassVar[str] = "rule_set_published"
+
+
+CATALOGUE: dict[str, type[Command]] = {
+    cls.type: cls
+    for cls in (
+        Enqueue,
+        Adopt,
+        AgentChanged,
+        Accept,
+        Reject,
+        WrapUp,
+        Complete,
+        Abandon,
+        Transfer,
+        CancelConsult,
+        PreviewRules,
+        Reevaluate,
+        Explain,
+        RuleSetPublished,
+    )
+}
+
+
+class UnknownCommand(ValueError):
+    pass
+
+
+class MalformedCommand(ValueError):
+    pass
+
+
+def parse(raw: dict[str, Any]) -> Command:
+    """The command a stream entry (or a producer's dict) describes; unknown fields are ignored."""
+    kind = raw.get("type")
+    cls = CATALOGUE.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise UnknownCommand(f"unknown command {kind!r}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    try:
+        return cls(**{k: v for k, v in raw.items() if k in names})
+    except TypeError as exc:  # a required field missing
+        raise MalformedCommand(f"malformed command: {exc}") from exc
+
+
+# ---------------------------------------------------------------------- the stream
 
 
 def stream_key(partition: str = "default") -> str:
@@ -39,10 +222,18 @@ class EngineUnavailable(Exception):
         self.request_id = request_id
 
 
-async def send(client: aioredis.Redis, command: dict[str, Any], *, partition: str = "default") -> str:
+def encode(command: Command | dict[str, Any]) -> tuple[str, str]:
+    """(request id, the stream entry's JSON); a dict is checked against the catalogue first."""
+    typed = parse(command) if isinstance(command, dict) else command
+    request_id = typed.request_id or uuid.uuid4().hex
+    return request_id, json.dumps({**typed.as_json(), "request_id": request_id}, default=str)
+
+
+async def send(
+    client: aioredis.Redis, command: Command | dict[str, Any], *, partition: str = "default"
+) -> str:
     """Append a command; returns its request id. Fire-and-forget: SQL already holds the truth."""
-    request_id = command.get("request_id") or uuid.uuid4().hex
-    payload = json.dumps({**command, "request_id": request_id}, default=str)
+    request_id, payload = encode(command)
     await client.xadd(stream_key(partition), {"c": payload}, maxlen=STREAM_MAXLEN, approximate=True)
     return request_id
 
@@ -51,23 +242,28 @@ async def notify_enqueued(client: aioredis.Redis, interaction_id: object) -> Non
     """Tell the engine a queued interaction exists. Best effort by design: if Redis is down the
     interaction is already committed as queued, and the engine's reconcile pass routes it anyway."""
     try:
-        await send(client, {"type": "enqueue", "interaction_id": str(interaction_id)})
+        await send(client, Enqueue(interaction_id=str(interaction_id)))
     except (aioredis.ConnectionError, OSError):
         log.warning("could not notify the routing engine of %s; reconcile will route it", interaction_id)
 
 
 async def call(
-    client: aioredis.Redis, command: dict[str, Any], *, wait_seconds: float = 4.0, partition: str = "default"
+    client: aioredis.Redis,
+    command: Command | dict[str, Any],
+    *,
+    wait_seconds: float = 4.0,
+    partition: str = "default",
 ) -> dict[str, Any]:
     """Append a command and wait for the engine's reply ``{"ok": bool, ...}``.
 
     The wait holds no Redis connection: the process's one reply listener (``routing.replies``)
     resolves it. No answer in time raises ``EngineUnavailable`` naming the request: the command
     stays in the stream and may still be applied; its outcome is kept under that id."""
+    typed = parse(command) if isinstance(command, dict) else command
     listener = replies.listener_for(client)
     request_id = listener.new_request_id()
     with listener.expect(request_id) as answer:
-        await send(client, {**command, "request_id": request_id, "reply": True}, partition=partition)
+        await send(client, dataclasses.replace(typed, request_id=request_id, reply=True), partition=partition)
         try:
             return await asyncio.wait_for(answer, timeout=wait_seconds)
         except asyncio.CancelledError:

@@ -19,6 +19,7 @@ from interactions.voice import dialer
 from interactions.voice import outbound as outbound_service
 from interactions.voice.calls import notify_routing
 from interactions.voice.schemas import CallbackRequest, OutboundCreate
+from routing.commands import Abandon, Enqueue
 from routing.models import Agent
 from switchboard.db import utcnow
 from switchboard.deps import AppSettings, CurrentUser, DbSession, RequireAgent
@@ -121,8 +122,8 @@ async def request_callback(
     await notify_routing(
         request.app.state.redis_client,
         [
-            {"type": "abandon", "interaction_id": str(original.id)},
-            {"type": "enqueue", "interaction_id": str(callback.id)},
+            Abandon(interaction_id=str(original.id)),
+            Enqueue(interaction_id=str(callback.id)),
         ],
     )
     response.headers["Location"] = f"/api/interactions/{callback.id}"

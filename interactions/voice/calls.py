@@ -37,7 +37,7 @@ HUNG_UP_REASON = "caller hung up"
 GOODBYE = "Thank you for calling. Goodbye."
 CALLBACK_GOODBYE = "Thank you. We will call you back on this number, and you keep your place in line."
 
-RoutingCommand = dict[str, Any]
+RoutingCommand = commands.Command
 MAX_TRANSFER_HOPS = 16  # guards against a corrupt parent cycle
 
 
@@ -243,11 +243,9 @@ async def apply_call_status(
             reason=reason,
             now=now,
         )
-        return [{"type": "abandon", "interaction_id": str(interaction.id)}]
+        return [commands.Abandon(interaction_id=str(interaction.id))]
     if interaction.state is State.CONNECTED and interaction.agent_id is not None:
-        return [
-            {"type": "wrap_up", "interaction_id": str(interaction.id), "agent_id": str(interaction.agent_id)}
-        ]
+        return [commands.WrapUp(interaction_id=str(interaction.id), agent_id=str(interaction.agent_id))]
     if interaction.state is State.CREATED:
         await service.transition(
             session,
@@ -291,7 +289,7 @@ def adopt_commands(interaction: Interaction) -> list[RoutingCommand]:
         and interaction.agent_id is not None
         and interaction.callback_of_id is None
     ):
-        return [{"type": "adopt", "interaction_id": str(interaction.id)}]
+        return [commands.Adopt(interaction_id=str(interaction.id))]
     return []
 
 

@@ -39,6 +39,7 @@ from interactions.states import Channel, Direction, State
 from interactions.timeline import append_event
 from interactions.voice.calls import RoutingCommand, carrier_actor, claim_event, notify_routing
 from interactions.voice.models import CarrierEvent
+from routing.commands import WrapUp
 from switchboard.db import Database
 from switchboard.settings import Settings
 
@@ -227,11 +228,7 @@ async def _record(
                 )
             elif interaction.state is State.CONNECTED and interaction.agent_id is not None:
                 commands.append(
-                    {
-                        "type": "wrap_up",
-                        "interaction_id": str(interaction.id),
-                        "agent_id": str(interaction.agent_id),
-                    }
+                    WrapUp(interaction_id=str(interaction.id), agent_id=str(interaction.agent_id))
                 )
         await session.commit()
     return commands

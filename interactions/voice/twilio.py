@@ -30,6 +30,7 @@ from interactions.voice import calls, ivr
 from interactions.voice.adapter import Bridge, HangUp, Hold, Instruction, Menu, parse_call_status
 from interactions.voice.callback import request_callback
 from routing import commands
+from routing.commands import Abandon, Enqueue
 from switchboard.deps import AppSettings, DbSession
 from switchboard.errors import Conflict, Forbidden, Invalid
 from switchboard.settings import Settings
@@ -306,8 +307,8 @@ async def queue_action(request: Request, session: DbSession, settings: AppSettin
             actor=calls.carrier_actor(PROVIDER),
             default_region=settings.default_phone_region,
         )
-        routing_commands.append({"type": "abandon", "interaction_id": str(original.id)})
-        routing_commands.append({"type": "enqueue", "interaction_id": str(callback.id)})
+        routing_commands.append(Abandon(interaction_id=str(original.id)))
+        routing_commands.append(Enqueue(interaction_id=str(callback.id)))
         return await calls.instruction_for(session, original)
 
     instruction = await _in_transaction(session, work)

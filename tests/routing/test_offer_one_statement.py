@@ -18,7 +18,7 @@ from interactions.models import Interaction, TimelineEvent
 from interactions.states import State
 from routing import store
 from routing.history import QueueInterval
-from routing.host import EngineHost, LostLeadership
+from routing.host import EngineHost, Leader, LostLeadership, arrivals
 from routing.models import Offer, OfferState
 from switchboard.db import Database, utcnow
 from switchboard.errors import Conflict
@@ -38,13 +38,12 @@ async def pg_db(postgres_url: str) -> Database:
     await database.dispose()
 
 
-async def _leading_host(db: Database, redis_handle, *, one_statement: bool) -> EngineHost:
+async def _leading_host(db: Database, redis_handle, *, one_statement: bool) -> tuple[EngineHost, Leader]:
     host = EngineHost(db, redis_handle.async_client(), desktop_grace_seconds=None)
-    host.lease = await host.leases.try_acquire(min_epoch=0)
-    assert host.lease is not None
-    await host.rebuild()
-    host._one_statement_offers = one_statement
-    return host
+    host.one_statement_offers = one_statement
+    lease = await host.leases.try_acquire(min_epoch=0)
+    assert lease is not None
+    return host, await host.take_lead(lease)
 
 
 def _normalised(value, agent: str):
@@ -98,11 +97,11 @@ async def test_same_rows_as_the_portable_transaction(pg_db: Database, redis_hand
     try:
         written = {}
         for one_statement in (False, True):
-            host = await _leading_host(db, redis_handle, one_statement=one_statement)
+            host, leader = await _leading_host(db, redis_handle, one_statement=one_statement)
             iid = await new_interaction(db, client, 7 if one_statement else 8, notify=False)
             counted = await _offered_count(db)
-            await host._cmd_enqueue(str(iid))
-            written[one_statement] = await _written(db, iid, host.lease.epoch)
+            await arrivals.enqueue(leader, str(iid))
+            written[one_statement] = await _written(db, iid, leader.lease.epoch)
             assert await _offered_count(db) == counted + 1  # the interval counter, from either path
             await host.leases.release()  # the next host takes over (and rescinds this offer)
             await host.client.aclose()
@@ -156,11 +155,11 @@ async def test_refuses_what_the_portable_path_refuses(pg_db: Database, redis_han
             live = (await s.scalars(select(Offer).where(Offer.state == OfferState.LIVE))).all()
             assert [o.interaction_id for o in live] == [first]
         # A stale host stops leading instead of writing.
-        host = await _leading_host(db, redis_handle, one_statement=True)
-        host.lease = dataclasses.replace(host.lease, epoch=host.lease.epoch - 1)
+        host, leader = await _leading_host(db, redis_handle, one_statement=True)
+        leader.lease = dataclasses.replace(leader.lease, epoch=leader.lease.epoch - 1)
         third = await new_interaction(db, client, 3, notify=False)
         with pytest.raises(LostLeadership):
-            await host._cmd_enqueue(str(third))
+            await arrivals.enqueue(leader, str(third))
         await host.client.aclose()
     finally:
         await client.aclose()

@@ -347,7 +347,7 @@ async def test_take_over_during_a_consult_keeps_the_customer_with_the_sender(db,
             await asyncio.wait_for(b.is_leader.wait(), 10)
             # The new leader withdrew the old offer and offered the consult again, to the same target.
             (offer,) = await live_offers(db, child)
-            assert str(offer.agent_id) == target and offer.engine_epoch == b.lease.epoch
+            assert str(offer.agent_id) == target and offer.engine_epoch == b.leader.lease.epoch
             assert b.engine.consult_child(str(iid)) == str(child)
             assert b.engine.holder_of(str(iid)) == sender
             assert (

@@ -282,14 +282,15 @@ async def test_delivery_row_is_written_in_the_decisions_transaction(db: Database
     client = redis_handle.async_client()
     host = EngineHost(db, client)
     try:
-        host.lease = await host.leases.try_acquire(min_epoch=0)
-        assert host.lease is not None
+        lease = await host.leases.try_acquire(min_epoch=0)
+        assert lease is not None
+        leader = await host.take_lead(lease)
 
         # SQL refuses the second decision (a queued interaction cannot complete): the whole
         # transaction rolls back, so neither the presence change nor its delivery is written.
         async with db.sessionmaker() as s:
             with pytest.raises(DecisionRefused):
-                await host._commit_events(
+                await leader.commit_events(
                     s,
                     [
                         AgentStatusChanged(agent_id=str(agent_id), presence="break", reason="lunch"),
@@ -303,7 +304,7 @@ async def test_delivery_row_is_written_in_the_decisions_transaction(db: Database
 
         # The same decision alone commits, and its delivery with it.
         async with db.sessionmaker() as s:
-            await host._commit_events(
+            await leader.commit_events(
                 s,
                 [AgentStatusChanged(agent_id=str(agent_id), presence="break", reason="lunch")],
                 context="test",

@@ -1,0 +1,200 @@
+"""The engine host: runs the in-memory matching engine in whichever process holds the lease.
+
+Every app process starts one host. The lease holder ("leader"):
+
+1. rebuilds the engine from SQL (``routing.host.rebuild``), rescinding any offer a previous leader
+   left live — the interaction keeps its place, so nothing is orphaned;
+2. reads commands from the partition's Redis Stream in order (``routing.commands``), applies each
+   to the engine (``routing.host.dispatch``) and writes the resulting decisions to SQL in ONE
+   fenced transaction (``routing.host.persist``), then publishes them to the desktops and
+   answers the caller;
+3. ticks the clock (offer expiry, rule-step escalation) and reconciles with SQL every few seconds
+   (``routing.host.reconcile``) so a queued interaction whose command was lost is still routed.
+
+If a write conflicts with SQL, the engine is rebuilt from SQL: SQL is the truth, the engine only a
+fast index over it. If the lease is lost or SQL reports a newer epoch, the host stops writing at
+once and stands by. Everything that exists only while leading is one ``Leader``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+
+import redis.asyncio as aioredis
+
+from routing import commands
+from routing.engine.hosted import DEFAULT_CONSULT_WAIT_SECONDS, HostedEngine
+from routing.engine.state import EngineConfig
+from routing.host import dispatch, reconcile
+from routing.host.leader import DecisionRefused, Leader, LostLeadership
+from routing.lease import Lease, LeaseManager
+from routing.models import RoutingPartition
+from switchboard import events as bus
+from switchboard.db import Database
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+
+class EngineHost:
+    def __init__(
+        self,
+        db: Database,
+        client: aioredis.Redis,
+        *,
+        partition: str = "default",
+        lease_ttl_ms: int = 3000,
+        tick_seconds: float = 0.25,
+        reconcile_seconds: float = 2.0,
+        clock: Clock = time.time,
+        engine_config: EngineConfig | None = None,
+        consult_wait_seconds: float = DEFAULT_CONSULT_WAIT_SECONDS,
+        desktop_grace_seconds: float | None = 15.0,
+        gc_freeze: bool = False,
+    ) -> None:
+        self.gc_freeze = gc_freeze
+        # None: never set agents offline for a vanished desktop (see routing.heartbeats).
+        self.desktop_grace_seconds = desktop_grace_seconds
+        self.engine_config = engine_config
+        self.consult_wait_seconds = consult_wait_seconds
+        self.db = db
+        self.client = client
+        # Decisions' messages to the desktops, written without waiting for Redis's replies.
+        self.publisher = bus.StreamingPublisher(client)
+        self.partition = partition
+        self.leases = LeaseManager(client, partition=partition, ttl_ms=lease_ttl_ms)
+        self.tick_seconds = tick_seconds
+        self.reconcile_seconds = reconcile_seconds
+        self.clock = clock
+        self.leader: Leader | None = None  # only while this process leads
+        self._led = False
+        self._stopping = asyncio.Event()
+        self.is_leader = asyncio.Event()
+        # PostgreSQL through asyncpg: arrivals write their offer in one statement (see
+        # routing.host.arrivals); elsewhere every decision is one portable transaction.
+        self.one_statement_offers = db.engine.dialect.driver == "asyncpg"
+
+    @property
+    def engine(self) -> HostedEngine | None:
+        return self.leader.engine if self.leader is not None else None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self) -> None:
+        """Stand by until the lease is free, lead until it is lost; repeat until stopped."""
+        while not self._stopping.is_set():
+            try:
+                lease = await self._try_lead()
+                if lease is None:
+                    await self._sleep(self.leases.ttl_ms / 3000)
+                    continue
+                await self._lead(lease)
+            except LostLeadership as exc:
+                log.warning("routing engine: leadership lost (%s); standing by", exc)
+            except (aioredis.ConnectionError, OSError) as exc:
+                log.warning("routing engine: Redis unavailable (%s); retrying", exc)
+                await self._sleep(1.0)
+            except Exception:  # noqa: BLE001 - the host must survive any single failure
+                log.exception("routing engine: unexpected failure; restarting the loop")
+                await self._sleep(1.0)
+            finally:
+                self.is_leader.clear()
+                self.leader = None
+        if self._led:
+            await self.leases.release()  # a no-op unless we still hold it
+        await self.publisher.aclose()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+
+    async def _try_lead(self) -> Lease | None:
+        async with self.db.sessionmaker() as session:
+            row = await session.get(RoutingPartition, self.partition)
+            min_epoch = row.epoch if row else 0
+        return await self.leases.try_acquire(min_epoch=min_epoch)
+
+    async def take_lead(self, lease: Lease) -> Leader:
+        """Become leader with ``lease``: the floor rebuilt from SQL."""
+        log.info("routing engine: leading partition %s with epoch %d", self.partition, lease.epoch)
+        self._led = True
+        self.leader = await Leader.take(self, lease)
+        return self.leader
+
+    async def _lead(self, lease: Lease) -> None:
+        lost = asyncio.Event()
+        # Renew from its own task: a long rebuild or a slow SQL wait must not let the lease lapse.
+        renewer = asyncio.create_task(self._keep_lease(lost), name="engine-lease")
+        try:
+            leader = await self.take_lead(lease)
+            self.is_leader.set()
+            await self._serve(leader, lost)
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+
+    async def _keep_lease(self, lost: asyncio.Event) -> None:
+        interval = self.leases.ttl_ms / 3000
+        last_ok = time.monotonic()
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if not await self.leases.renew():
+                    break  # someone else holds it now
+                last_ok = time.monotonic()
+            except (aioredis.ConnectionError, aioredis.TimeoutError, OSError):
+                # Redis blip: we may still hold it, until the TTL says otherwise.
+                if time.monotonic() - last_ok > self.leases.ttl_ms / 1000:
+                    break
+        lost.set()
+
+    async def _serve(self, leader: Leader, lost: asyncio.Event) -> None:
+        cursor = await self.client.get(commands.cursor_key(self.partition)) or "0-0"
+        last_reconcile = last_stats = time.monotonic()
+        while not self._stopping.is_set():
+            if lost.is_set():
+                raise LostLeadership("lease lapsed")
+            now_mono = time.monotonic()
+            if now_mono - last_reconcile >= self.reconcile_seconds:
+                with contextlib.suppress(DecisionRefused):  # already rebuilt from SQL
+                    await reconcile.reconcile(leader)
+                await reconcile.reconcile_desktops(leader)
+                last_reconcile = now_mono
+            if now_mono - last_stats >= 1.0:
+                await leader.publish_stats()
+                last_stats = now_mono
+            block_ms = max(1, int(self.tick_seconds * 1000))
+            batch = await self.client.xread(
+                {commands.stream_key(self.partition): cursor}, count=100, block=block_ms
+            )
+            for _stream, entries in batch or []:
+                try:
+                    for entry_id, fields in entries:
+                        await dispatch.handle(leader, json.loads(fields["c"]))
+                        cursor = entry_id
+                finally:
+                    # Once per batch, not per command: commands are idempotent against SQL, so
+                    # re-reading a few after a crash is harmless; a round trip per command is not.
+                    await self.client.set(commands.cursor_key(self.partition), cursor)
+            with contextlib.suppress(DecisionRefused):
+                await leader.apply(lambda e, now: e.tick(now), context="tick")
+
+    # ------------------------------------------------------------------ for tests and tools
+
+    async def rebuild(self) -> None:
+        """Rebuild the floor from SQL now (explicit request); the host must be leading."""
+        assert self.leader is not None, "not leading"
+        await self.leader.rebuild()
+
+    async def reconcile_desktops(self) -> list[str]:
+        return [] if self.leader is None else await reconcile.reconcile_desktops(self.leader)
