@@ -155,7 +155,7 @@ class HostedEngine(Engine):
         channel: str,
         *,
         sender: str,
-        queue: str,
+        queue: str | None,  # None: the rules route it
         priority: int = 0,
         virtual_start: float,
         required_skills: dict[str, int] | None = None,

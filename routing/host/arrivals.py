@@ -92,6 +92,7 @@ async def _offer_in_one_statement(
     queue_name = offered.queue
     if placed:
         queued = placed[0]
+        assert isinstance(queued, Queued)  # checked above
         placement = leader.placement(queued, floor.queue_id_by_name(queued.queue))
         if placement["queue_id"] is None:
             return False  # a queue the host has not seen yet: the portable path looks it up

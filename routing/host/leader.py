@@ -181,7 +181,7 @@ class Leader:
                     "segments": offer.segments,
                     "topic": offer.topic,
                     "subject": offer.subject,
-                    "queue": self.floor.queue_display.get(offer.queue_id),
+                    "queue": self.floor.queue_display.get(offer.queue_id) if offer.queue_id else None,
                     "waiting_since": offer.virtual_start_at.isoformat(),
                 },
             },

@@ -332,11 +332,13 @@ def hold_loaded(session: AsyncSession) -> None:
     session.info["held"] = []
 
 
-@sa_event.listens_for(Session, "loaded_as_persistent")
 def _hold(session: Session, instance: object) -> None:
     held = session.info.get("held")
     if held is not None:
         held.append(instance)
+
+
+sa_event.listen(Session, "loaded_as_persistent", _hold)
 
 
 def event_dict(event: Event) -> dict[str, Any]:

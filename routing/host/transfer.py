@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,9 +24,10 @@ async def transfer(leader: Leader, command: Transfer) -> dict[str, Any]:
     Blind: the parent ends now and the child is queued. Warm: a consult — the sender keeps the
     parent until the child is accepted (see ``routing.engine.hosted``)."""
     engine = leader.engine
-    parent_id, agent_id, mode = command.interaction_id, command.agent_id, command.mode
-    if mode not in ("blind", "warm"):
-        return {"ok": False, "reason": f"unknown transfer mode {mode!r}"}
+    parent_id, agent_id = command.interaction_id, command.agent_id
+    if command.mode not in ("blind", "warm"):
+        return {"ok": False, "reason": f"unknown transfer mode {command.mode!r}"}
+    mode: Literal["blind", "warm"] = "warm" if command.mode == "warm" else "blind"
     if engine.holder_of(parent_id) != agent_id or engine.in_wrap_up(parent_id):
         return {"ok": False, "reason": "only the connected agent can transfer this interaction"}
     if engine.consult_child(parent_id) is not None:
