@@ -36,6 +36,9 @@ class Command:
     """The envelope every command shares: who waits for the reply, if anyone."""
 
     type: ClassVar[str]
+    # An agent's own click (accept, reject, presence): the urgent stream, which the engine reads
+    # before bulk arrivals, so a burst of emails cannot starve it (``routing.host.lanes``).
+    urgent: ClassVar[bool] = False
     request_id: str = ""
     reply: bool = False  # the sender waits for ``{"ok": bool, ...}`` (see ``routing.replies``)
 
@@ -64,12 +67,14 @@ class AgentChanged(Command):
     """An agent's profile or presence changed in SQL: the engine re-reads it."""
 
     type: ClassVar[str] = "agent_changed"
+    urgent: ClassVar[bool] = True
     agent_id: str
 
 
 @dataclass(frozen=True, kw_only=True)
 class Accept(Command):
     type: ClassVar[str] = "accept"
+    urgent: ClassVar[bool] = True
     offer_id: str  # the durable (SQL) offer id the desktop shows
     agent_id: str
     # When the API received the click (epoch seconds): the engine judges "in time" by it.
@@ -79,6 +84,7 @@ class Accept(Command):
 @dataclass(frozen=True, kw_only=True)
 class Reject(Command):
     type: ClassVar[str] = "reject"
+    urgent: ClassVar[bool] = True
     offer_id: str
     agent_id: str
     received_at: float | None = None
@@ -213,6 +219,14 @@ def cursor_key(partition: str = "default") -> str:
     return f"sb:routing:{partition}:cursor"
 
 
+def urgent_stream_key(partition: str = "default") -> str:
+    return f"sb:routing:{partition}:urgent"
+
+
+def urgent_cursor_key(partition: str = "default") -> str:
+    return f"sb:routing:{partition}:urgent-cursor"
+
+
 class EngineUnavailable(Exception):
     """No engine answered in time (none holds the lease, or it is rebuilding). The command was
     sent: ``request_id`` is where its outcome appears if an engine applies it later."""
@@ -232,9 +246,12 @@ def encode(command: Command | dict[str, Any]) -> tuple[str, str]:
 async def send(
     client: aioredis.Redis, command: Command | dict[str, Any], *, partition: str = "default"
 ) -> str:
-    """Append a command; returns its request id. Fire-and-forget: SQL already holds the truth."""
-    request_id, payload = encode(command)
-    await client.xadd(stream_key(partition), {"c": payload}, maxlen=STREAM_MAXLEN, approximate=True)
+    """Append a command to its lane; returns its request id. Fire-and-forget: SQL already holds
+    the truth."""
+    typed = parse(command) if isinstance(command, dict) else command
+    request_id, payload = encode(typed)
+    key = urgent_stream_key(partition) if typed.urgent else stream_key(partition)
+    await client.xadd(key, {"c": payload}, maxlen=STREAM_MAXLEN, approximate=True)
     return request_id
 
 

@@ -4,7 +4,8 @@ Every app process starts one host. The lease holder ("leader"):
 
 1. rebuilds the engine from SQL (``routing.host.rebuild``), rescinding any offer a previous leader
    left live — the interaction keeps its place, so nothing is orphaned;
-2. reads commands from the partition's Redis Stream in order (``routing.commands``), applies each
+2. reads commands from the partition's Redis Streams in order, agents' clicks first
+   (``routing.host.lanes``, ``routing.commands``), applies each
    to the engine (``routing.host.dispatch``) and writes the resulting decisions to SQL in ONE
    fenced transaction (``routing.host.persist``), then publishes them to the desktops and
    answers the caller;
@@ -20,17 +21,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Callable
 
 import redis.asyncio as aioredis
 
-from routing import commands
 from routing.engine.hosted import DEFAULT_CONSULT_WAIT_SECONDS, HostedEngine
 from routing.engine.state import EngineConfig
 from routing.host import dispatch, reconcile
+from routing.host.lanes import CommandLanes
 from routing.host.leader import DecisionRefused, Leader, LostLeadership
 from routing.lease import Lease, LeaseManager
 from routing.models import RoutingPartition
@@ -40,6 +40,11 @@ from switchboard.db import Database
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+
+# How long an offer stays live past its expiry for an accept or reject the API received in time
+# but the engine has not processed yet (``EngineConfig.answer_grace_seconds``). The urgent lane
+# brings such answers within one command, so this only covers the last round trips.
+ANSWER_GRACE_SECONDS = 1.0
 
 
 class EngineHost:
@@ -61,7 +66,8 @@ class EngineHost:
         self.gc_freeze = gc_freeze
         # None: never set agents offline for a vanished desktop (see routing.heartbeats).
         self.desktop_grace_seconds = desktop_grace_seconds
-        self.engine_config = engine_config
+        # Answers on their way keep an offer live a little past its expiry (judged by receipt).
+        self.engine_config = engine_config or EngineConfig(answer_grace_seconds=ANSWER_GRACE_SECONDS)
         self.consult_wait_seconds = consult_wait_seconds
         self.db = db
         self.client = client
@@ -159,7 +165,8 @@ class EngineHost:
         lost.set()
 
     async def _serve(self, leader: Leader, lost: asyncio.Event) -> None:
-        cursor = await self.client.get(commands.cursor_key(self.partition)) or "0-0"
+        lanes = CommandLanes(self.client, self.partition)
+        await lanes.load()
         last_reconcile = last_stats = time.monotonic()
         while not self._stopping.is_set():
             if lost.is_set():
@@ -174,18 +181,7 @@ class EngineHost:
                 await leader.publish_stats()
                 last_stats = now_mono
             block_ms = max(1, int(self.tick_seconds * 1000))
-            batch = await self.client.xread(
-                {commands.stream_key(self.partition): cursor}, count=100, block=block_ms
-            )
-            for _stream, entries in batch or []:
-                try:
-                    for entry_id, fields in entries:
-                        await dispatch.handle(leader, json.loads(fields["c"]))
-                        cursor = entry_id
-                finally:
-                    # Once per batch, not per command: commands are idempotent against SQL, so
-                    # re-reading a few after a crash is harmless; a round trip per command is not.
-                    await self.client.set(commands.cursor_key(self.partition), cursor)
+            await lanes.serve_batch(lambda raw: dispatch.handle(leader, raw), block_ms=block_ms)
             with contextlib.suppress(DecisionRefused):
                 await leader.apply(lambda e, now: e.tick(now), context="tick")
 
