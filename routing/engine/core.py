@@ -167,11 +167,14 @@ class Engine:
 
     # ------------------------------------------------------------------ command plumbing
 
-    def _begin(self, now: float) -> None:
+    def _begin(self, now: float, *, expire_offers: bool = True) -> None:
+        """Advance the clock and run what fell due. ``expire_offers=False`` (a stamped answer):
+        offers stay until the next other command or tick, so an engine that fell behind (a
+        rebuild, a stall) judges every answer received in time before expiring anything."""
         if now < self._now:
             raise ValueError(f"time went backwards: {now} < {self._now}")
         self._now = now
-        self._run_timers(now)
+        self._run_timers(now, expire_offers)
 
     def _finish(self) -> list[Event]:
         self._match_dirty()
@@ -183,14 +186,19 @@ class Engine:
         self._timer_seq += 1
         heapq.heappush(self._timers, (due, self._timer_seq, kind, ref, token))
 
-    def _run_timers(self, now: float) -> None:
+    def _run_timers(self, now: float, expire_offers: bool = True) -> None:
         timers = self._timers
+        kept: list[tuple[float, int, str, str, int]] = []
         while timers and timers[0][0] <= now:
-            _due, _seq, kind, ref, token = heapq.heappop(timers)
+            timer = heapq.heappop(timers)
+            _due, _seq, kind, ref, token = timer
             if kind == "offer":
                 offer = self._offers.get(ref)
                 if offer is not None:
-                    self._expire(offer)
+                    if expire_offers:
+                        self._expire(offer)
+                    else:
+                        kept.append(timer)
                 continue
             it = self._items.get(ref)
             if it is None or it.timer_token != token or it.status is not WAITING:
@@ -203,6 +211,8 @@ class Engine:
                 it.preferred, it.preferred_required, it.preferred_until = None, False, None
                 self._insert_item(it)
                 self._events.append(Requeued(it.id, it.queue, "preference_expired"))
+        for timer in kept:
+            heapq.heappush(timers, timer)
 
     # ------------------------------------------------------------------ agents
 
@@ -736,7 +746,7 @@ class Engine:
     def accept(
         self, now: float, offer_id: str, agent_id: str, received_at: float | None = None
     ) -> list[Event]:
-        self._begin(now)
+        self._begin(now, expire_offers=received_at is None)
         offer = self._live_offer("accept", offer_id, agent_id, received_at)
         if offer is not None:
             self._forget_offer(offer)
@@ -753,7 +763,7 @@ class Engine:
     def reject(
         self, now: float, offer_id: str, agent_id: str, received_at: float | None = None
     ) -> list[Event]:
-        self._begin(now)
+        self._begin(now, expire_offers=received_at is None)
         offer = self._live_offer("reject", offer_id, agent_id, received_at)
         if offer is not None:
             it, a = self._end_offer(offer)

@@ -295,8 +295,8 @@ class HostedEngine(Engine):
         else:
             self._end_consult(c, it, reason)
 
-    def _begin(self, now: float) -> None:
-        super()._begin(now)
+    def _begin(self, now: float, *, expire_offers: bool = True) -> None:
+        super()._begin(now, expire_offers=expire_offers)
         timers = self._consult_timers
         while timers and timers[0][0] <= now:
             _due, child_id = heapq.heappop(timers)

@@ -117,3 +117,25 @@ def test_rescinded_offers_never_mark() -> None:
     assert not _not_responding(e.transfer(107, "moved", to_queue="retail"))
     assert e.snapshot()["agents"]["a"]["presence"] == "available"
     assert offers(e.tick(140)) == []
+
+
+def test_an_engine_that_fell_behind_honours_every_answer_received_in_time() -> None:
+    """A rebuild or a stall: the engine reaches the answers long after the offers' expiry. Each
+    answer is judged by its receipt; none expires the others' offers before they are judged."""
+    e = engine(config=GRACE)
+    agent(e, 0, "a")
+    agent(e, 0, "b")
+    first = offer_of(e.enqueue(100, "i", "voice", queue="retail"))
+    second = offer_of(e.enqueue(100, "j", "voice", queue="retail"))
+    assert {first.agent_id, second.agent_id} == {"a", "b"}
+    # Both clicked at 118 (expiry 120); the engine gets to them at 130, past the grace too.
+    assert e.accept(130, first.offer_id, first.agent_id, received_at=118)[0] == Assigned(
+        first.offer_id, "i", first.agent_id, 118
+    )
+    assert e.reject(130.1, second.offer_id, second.agent_id, received_at=118)[0] == OfferRejected(
+        second.offer_id, "j", second.agent_id
+    )
+    # Offers nobody answered still expire on the next tick.
+    third = offer_of(e.enqueue(131, "k", "voice", queue="retail"))
+    events = e.tick(200)
+    assert OfferExpired(third.offer_id, "k", third.agent_id) in events
