@@ -271,7 +271,7 @@ class AgentDesk:
         if answer is None or answer[0] not in (200, 202):
             return
         await asyncio.sleep(self.run.wrap_seconds)
-        for _ in range(20):
+        for _ in range(10):
             answer = await self.pool.request(
                 self.run.stats,
                 "POST complete",
@@ -283,7 +283,7 @@ class AgentDesk:
             if answer is None or answer[0] != 409:
                 break
             # A wrap-up answered 202 is not applied yet: the agent sees no code form and waits.
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(1.0)
         if answer is not None and answer[0] in (200, 202):
             self.run.completed[interaction_id] = time.perf_counter()
 

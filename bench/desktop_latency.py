@@ -93,6 +93,7 @@ async def main() -> None:
     parser.add_argument("--wrap-seconds", type=float, default=1.0, help="wrap-up -> complete")
     parser.add_argument("--click-ms", type=float, default=300.0, help="offer shown -> accept clicked")
     parser.add_argument("--warmup", type=int, default=100, help="interactions before the measured run")
+    parser.add_argument("--settle-seconds", type=float, default=2.0, help="after sign-in, before anything")
     parser.add_argument("--idle-seconds", type=float, default=4.0, help="idle CPU measured (then subtracted)")
     parser.add_argument(
         "--ws-deflate",
@@ -162,7 +163,7 @@ async def main() -> None:
         progress(f"signed in: {results['sign_in_seconds']} s")
         results["agents_connected"] = sum(d.open for d in desks)
         results["agents_available"] = sum(d.available for d in desks)
-        await asyncio.sleep(2)  # presence commands applied, resync frames settled
+        await asyncio.sleep(args.settle_seconds)  # presence commands applied, resync frames settled
 
         # The API client: a supervisor's Bearer token from the OAuth2 password grant.
         grant = await Conn(ports[0]).request(
