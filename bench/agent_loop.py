@@ -177,6 +177,17 @@ class AgentDesk:
         self.available = answer is not None and answer[0] == 200
 
     async def hold_socket(self, stop: asyncio.Event, opened: asyncio.Event) -> None:
+        try:
+            await self._hold_socket(stop, opened)
+        except (OSError, websockets.InvalidStatus, websockets.InvalidHandshake, TimeoutError) as exc:
+            self.run.stats.count(
+                "GET /desktop/ws (handshake)", getattr(getattr(exc, "response", None), "status_code", 0)
+            )
+            self.run.errors[f"socket: {exc!r}"[:200]] += 1
+        finally:
+            opened.set()  # whoever waits for it learns from self.open
+
+    async def _hold_socket(self, stop: asyncio.Event, opened: asyncio.Event) -> None:
         async with websockets.connect(
             f"ws://127.0.0.1:{self.port}/desktop/ws",
             additional_headers={"Cookie": f"sb_session={self.session}", "Origin": self.run.origin},

@@ -93,6 +93,7 @@ async def main() -> None:
     parser.add_argument("--wrap-seconds", type=float, default=1.0, help="wrap-up -> complete")
     parser.add_argument("--click-ms", type=float, default=300.0, help="offer shown -> accept clicked")
     parser.add_argument("--warmup", type=int, default=100, help="interactions before the measured run")
+    parser.add_argument("--server-log", type=Path, help="directory for the app processes' output")
     parser.add_argument("--settle-seconds", type=float, default=2.0, help="after sign-in, before anything")
     parser.add_argument("--idle-seconds", type=float, default=4.0, help="idle CPU measured (then subtracted)")
     parser.add_argument(
@@ -123,7 +124,7 @@ async def main() -> None:
     secret = secrets.token_urlsafe(48)
     origin = "https://desk.bench.example"
     ports = [free_port() for _ in range(args.app_processes)]
-    servers = [start_server(p, schema, secret, origin, args.ws_deflate) for p in ports]
+    servers = [start_server(p, schema, secret, origin, args.ws_deflate, args.server_log) for p in ports]
     print("server pids:", " ".join(str(p.pid) for p in servers), file=sys.stderr, flush=True)
     run = Run(args, ports)
     results: dict[str, Any] = {
@@ -151,14 +152,22 @@ async def main() -> None:
         gate = asyncio.Semaphore(16)
 
         async def bring_up(desk: AgentDesk) -> None:
+            """One agent's sign-in; a refusal is counted (by route, in the figures), not fatal."""
             async with gate:
-                await desk.sign_in()
-                opened = asyncio.Event()
-                socket_tasks.append(asyncio.create_task(desk.hold_socket(stop, opened)))
-                await asyncio.wait_for(opened.wait(), 60)
-                await desk.go_available()
+                try:
+                    await desk.sign_in()
+                    opened = asyncio.Event()
+                    socket_tasks.append(asyncio.create_task(desk.hold_socket(stop, opened)))
+                    await asyncio.wait_for(opened.wait(), 60)
+                    if desk.open:
+                        await desk.go_available()
+                except (RuntimeError, TimeoutError, OSError) as exc:
+                    run.errors[f"sign-in: {exc!r}"[:200]] += 1
 
         await asyncio.gather(*(bring_up(d) for d in desks))
+        results["sign_in_5xx"] = run.stats.fivexx()
+        results["sign_in_refused"] = run.stats.refused()
+        run.stats = Stats()
         results["sign_in_seconds"] = round(time.perf_counter() - began, 1)
         progress(f"signed in: {results['sign_in_seconds']} s")
         results["agents_connected"] = sum(d.open for d in desks)
@@ -441,6 +450,7 @@ def report(args: argparse.Namespace, r: dict[str, Any]) -> None:
         ]
     rows += [
         ("5xx by route", json.dumps(r.get("http_5xx")), "none"),
+        ("5xx while signing in, by route", json.dumps(r.get("sign_in_5xx")), "none"),
         (
             "other refusals by route",
             json.dumps(

@@ -122,7 +122,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(port: int, schema: str, secret: str, origin: str, deflate: str) -> subprocess.Popen:
+def start_server(
+    port: int, schema: str, secret: str, origin: str, deflate: str, log_dir: Path | None = None
+) -> subprocess.Popen:
     """One app process as the README's Production section runs it: its uvicorn command line and
     its settings (production, a random secret, secure cookies, the desktop's origin); nothing else."""
     env = {
@@ -139,7 +141,11 @@ def start_server(port: int, schema: str, secret: str, origin: str, deflate: str)
     command += ["--host", "127.0.0.1", "--port", str(port)]
     if deflate != "default":  # only to measure the choice; the README's command decides otherwise
         command += ["--ws-per-message-deflate", "true" if deflate == "on" else "false"]
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    out: Any = subprocess.DEVNULL
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        out = (log_dir / f"app-{port}.log").open("w")
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
 async def wait_ready(port: int) -> str:
