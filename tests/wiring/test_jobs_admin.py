@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from switchboard.audit import AuditEntry
 from switchboard.auth.models import Role
+from switchboard.redis import RedisHandle
 from tests.wiring.failing_jobs import fail_with
 from tests.workers import run_burst_worker
 
@@ -98,3 +99,16 @@ async def test_retry_and_discard_are_done_and_audited(client, make_user, failed_
     async with db.sessionmaker() as s:
         entry = await s.scalar(select(AuditEntry).where(AuditEntry.action == "job.discarded"))
         assert entry.data["error"] == f"RuntimeError: {message}"
+
+
+async def test_redis_down_is_a_503_with_retry_after(app, client, make_user, monkeypatch):
+    _, admin = await make_user(Role.ADMIN)
+    monkeypatch.setattr(app.state, "redis", RedisHandle(url="redis://127.0.0.1:1/0"))  # nothing listens
+    for response in (
+        await client.get("/api/admin/jobs", headers=admin),
+        await client.get("/admin/jobs", headers=admin),
+        await client.post("/api/admin/jobs/some-job/retry", headers=admin),
+    ):
+        assert response.status_code == 503, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["retry-after"] == "5"
