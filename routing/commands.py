@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import redis.asyncio as aioredis
 
 from routing import replies
+from switchboard.redis import rkey
 
 log = logging.getLogger(__name__)
 
@@ -212,19 +213,19 @@ def parse(raw: dict[str, Any]) -> Command:
 
 
 def stream_key(partition: str = "default") -> str:
-    return f"sb:routing:{partition}:commands"
+    return rkey("routing", partition, "commands")
 
 
 def cursor_key(partition: str = "default") -> str:
-    return f"sb:routing:{partition}:cursor"
+    return rkey("routing", partition, "cursor")
 
 
 def urgent_stream_key(partition: str = "default") -> str:
-    return f"sb:routing:{partition}:urgent"
+    return rkey("routing", partition, "urgent")
 
 
 def urgent_cursor_key(partition: str = "default") -> str:
-    return f"sb:routing:{partition}:urgent-cursor"
+    return rkey("routing", partition, "urgent-cursor")
 
 
 class EngineUnavailable(Exception):

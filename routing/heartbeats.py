@@ -18,9 +18,11 @@ from collections.abc import Iterable
 
 import redis.asyncio as aioredis
 
+from switchboard.redis import rkey
+
 log = logging.getLogger(__name__)
 
-BEATS_KEY = "sb:desktop:beats"
+BEATS_KEY = rkey("desktop", "beats")
 
 # Claim atomically only members still older than the cutoff: a desktop that beat again between
 # our read and our claim (a reconnect) is left alone.

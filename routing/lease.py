@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from switchboard.redis import rkey
+
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -42,8 +44,8 @@ class LeaseManager:
         self.partition = partition
         self.ttl_ms = ttl_ms
         self.holder = f"{uuid.uuid4()}"
-        self._lease_key = f"sb:engine:{partition}:lease"
-        self._epoch_key = f"sb:engine:{partition}:epoch"
+        self._lease_key = rkey("engine", partition, "lease")
+        self._epoch_key = rkey("engine", partition, "epoch")
 
     async def try_acquire(self, *, min_epoch: int = 0) -> Lease | None:
         """Take the lease if nobody holds it. ``min_epoch``: the newest epoch SQL has accepted."""

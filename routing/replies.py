@@ -26,6 +26,8 @@ from typing import Any
 import redis.asyncio as aioredis
 import redis.exceptions
 
+from switchboard.redis import rkey
+
 log = logging.getLogger(__name__)
 
 INBOX_TTL_SECONDS = 60  # an inbox whose process died goes away on its own
@@ -34,11 +36,11 @@ DRAIN = 500  # replies taken per round trip after the blocking pop
 
 
 def inbox_key(token: str) -> str:
-    return f"sb:routing:inbox:{token}"
+    return rkey("routing", "inbox", token)
 
 
 def result_key(request_id: str) -> str:
-    return f"sb:routing:result:{request_id}"
+    return rkey("routing", "result", request_id)
 
 
 def inbox_of(request_id: str) -> str | None:
@@ -64,7 +66,7 @@ async def stored_result(client: aioredis.Redis, request_id: str) -> dict[str, An
 
 
 def pending_key(request_id: str) -> str:
-    return f"sb:routing:pending:{request_id}"
+    return rkey("routing", "pending", request_id)
 
 
 async def remember_pending(client: aioredis.Redis, request_id: str, *, owner: str) -> None:

@@ -18,9 +18,11 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from switchboard.redis import rkey
+
 log = logging.getLogger(__name__)
 
-PREFIX = "sb:events:"
+PREFIX = rkey("events") + ":"
 
 
 def agent_topic(agent_id: object) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,16 @@ import redis
 import redis.asyncio as aioredis
 
 log = logging.getLogger(__name__)
+
+# Every key and pub/sub channel the product uses starts with this namespace. Set it in the
+# environment (read once, at import) when several deployments, or parallel test runs, share one
+# Redis: keys are separated by database number too, but pub/sub channels are not.
+NAMESPACE = os.environ.get("SWITCHBOARD_REDIS_NAMESPACE") or "sb"
+
+
+def rkey(*parts: object) -> str:
+    """A Redis key or channel name in this deployment's namespace: ``rkey("desktop", "beats")``."""
+    return ":".join((NAMESPACE, *(str(part) for part in parts)))
 
 POOL_SIZE = 100  # per client; redis-py's own default
 POOL_WAIT_SECONDS = 2.0

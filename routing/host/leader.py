@@ -26,6 +26,7 @@ from routing.lease import Lease
 from switchboard import events as bus
 from switchboard.errors import Conflict
 from switchboard.gcfreeze import freeze_long_lived
+from switchboard.redis import rkey
 
 if TYPE_CHECKING:
     from routing.host.leadership import EngineHost
@@ -44,7 +45,7 @@ class DecisionRefused(Exception):
 
 
 def stats_key(partition: str = "default") -> str:
-    return f"sb:routing:{partition}:stats"
+    return rkey("routing", partition, "stats")
 
 
 class Leader:

@@ -40,10 +40,11 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from switchboard.auth.models import Role, User
+from switchboard.redis import rkey
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "sb:auth:users-changed"
+CHANNEL = rkey("auth", "users-changed")
 TTL_SECONDS = 5.0
 MAX_ENTRIES = 20_000
 
