@@ -34,6 +34,13 @@ def postgres_cpu_seconds() -> float:
     return cpu_seconds_of("postgres")
 
 
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
 def load_context() -> str:
     """The host's load averages (1, 5, 15 min): the benches share two cores with other work."""
     return " ".join(f"{x:.2f}" for x in os.getloadavg())

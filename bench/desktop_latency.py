@@ -49,6 +49,7 @@ from bench.common import (  # noqa: E402
     Conn,
     cpu_seconds,
     load_context,
+    percentile,
     postgres_cpu_seconds,
     print_figures,
 )
@@ -65,13 +66,6 @@ from bench.desktop_setup import (  # noqa: E402
 from switchboard.gcfreeze import freeze_long_lived, keep_frozen  # noqa: E402
 
 IN_FLIGHT = 32  # concurrent API POSTs per app process
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def ms(values: list[float], q: float) -> float:

@@ -123,7 +123,15 @@ def free_port() -> int:
 
 
 def start_server(
-    port: int, schema: str, secret: str, origin: str, deflate: str, log_dir: Path | None = None
+    port: int,
+    schema: str,
+    secret: str,
+    origin: str,
+    deflate: str,
+    log_dir: Path | None = None,
+    *,
+    extra_env: dict[str, str] | None = None,
+    extra_args: tuple[str, ...] = (),
 ) -> subprocess.Popen:
     """One app process as the README's Production section runs it: its uvicorn command line and
     its settings (production, a random secret, secure cookies, the desktop's origin); nothing else."""
@@ -136,9 +144,11 @@ def start_server(
         "SWITCHBOARD_SECRET_KEY": secret,
         "SWITCHBOARD_COOKIE_SECURE": "true",
         "SWITCHBOARD_ALLOWED_ORIGINS": json.dumps([origin]),
+        **(extra_env or {}),  # the create bench measures the API alone (engine off)
     }
     command = [sys.executable, "-m", "uvicorn", "--factory", "switchboard.app:create_app"]
     command += ["--host", "127.0.0.1", "--port", str(port)]
+    command += extra_args
     if deflate != "default":  # only to measure the choice; the README's command decides otherwise
         command += ["--ws-per-message-deflate", "true" if deflate == "on" else "false"]
     out: Any = subprocess.DEVNULL

@@ -9,8 +9,8 @@ channels chat / email / voice in turn, and half the contacts from customers that
 
 The clients speak minimal HTTP/1.1 over asyncio streams (no httpx): the client shares the two cores
 with the server and the database, and httpx's per-request CPU would otherwise cap the figure.
-Needs PostgreSQL (BENCH_PG_URL) and Redis (BENCH_REDIS_URL, default DB 9); own schema, dropped
-after. The last stdout line is one JSON object. Reuses bench/desktop_latency.py's set-up helpers.
+Needs PostgreSQL (BENCH_PG_URL) and Redis (BENCH_REDIS_URL, default DB 5); own schema, dropped
+after. The last stdout line is one JSON object. Reuses bench/desktop_setup.py's helpers.
 """
 
 from __future__ import annotations
@@ -19,29 +19,25 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import httpx
 from sqlalchemy import text
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from desktop_latency import (  # noqa: E402
-    PG_URL,
-    free_port,
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import (  # noqa: E402
+    Conn,
+    cpu_seconds,
     percentile,
-    prepare,
-    rss_mb,
-    start_server,
-    wait_ready,
+    postgres_cpu_seconds,
+    print_figures,
 )
-
-from bench.common import Conn, cpu_seconds, postgres_cpu_seconds, print_figures  # noqa: E402
-from switchboard.db import Database  # noqa: E402 - desktop_latency put the project on sys.path
-from switchboard.settings import Settings  # noqa: E402
+from bench.desktop_setup import PASSWORD, PG_URL, free_port, prepare, rss_mb, start_server, wait_ready  # noqa: E402
+from switchboard.db import Database  # noqa: E402
 
 CHANNELS = (("chat", "chat"), ("email", "email"), ("voice", "phone"))
 
@@ -114,16 +110,30 @@ async def main() -> None:
     parser.add_argument("--existing", type=int, default=600, help="customers created in the warm-up")
     args = parser.parse_args()
 
-    settings = Settings(secret_key="bench-secret-" + "z" * 40, environment="test")
     schema = f"bench_create_{os.getpid()}"
-    _tokens, supervisor = await prepare(schema, 1, settings)
+    await prepare(schema, 1, 0, False)
     port = free_port()
-    server = start_server(port, schema, settings, engine=False)
+    # As before this round: the API alone (engine off), uvloop + httptools, no access log.
+    server = start_server(
+        port,
+        schema,
+        secrets.token_urlsafe(48),
+        "http://bench.local",
+        "off",
+        extra_env={"SWITCHBOARD_ROUTING_ENGINE": "false", "SWITCHBOARD_ENVIRONMENT": "test"},
+        extra_args=("--log-level", "warning", "--loop", "uvloop", "--http", "httptools", "--backlog", "4096"),
+    )
     print("server pid:", server.pid, file=sys.stderr, flush=True)
     results: dict[str, float | int | str] = {"clients": args.clients, "seconds": args.seconds}
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as probe:
-            await wait_ready(probe, leader=False)
+        await wait_ready(port)
+        grant = await Conn(port).request(
+            "POST",
+            "/api/auth/token",
+            f"username=bench-sup&password={PASSWORD}".encode(),
+            {"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        supervisor = json.loads(grant[2])["access_token"]
         # Warm-up (not measured): the customers later requests reuse, and a warm process.
         counter = [0]
         conns = [Conn(port, supervisor) for _ in range(8)]
