@@ -18,6 +18,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def runqueue_wait_seconds(pid: int) -> float:
+    """How long the process's main thread (an app's event loop) has waited, runnable, for a CPU."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+
+
 def cpu_seconds_of(name: str) -> float:
     """CPU of every process on the host whose command is ``name`` (other users' work included)."""
     total = 0.0

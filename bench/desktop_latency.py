@@ -52,6 +52,7 @@ from bench.common import (  # noqa: E402
     percentile,
     postgres_cpu_seconds,
     print_figures,
+    runqueue_wait_seconds,
 )
 from bench.desktop_setup import (  # noqa: E402
     PASSWORD,
@@ -290,6 +291,7 @@ async def main() -> None:
             (b - a) / (time.perf_counter() - idle_wall0) for a, b in zip(idle0, cpu_now(), strict=True)
         ]
         cpu0 = cpu_now()
+        waited0 = [runqueue_wait_seconds(p) for p in pids]
         wall0 = time.perf_counter()
         progress("measuring")
         total = int(args.rate * args.seconds)
@@ -298,6 +300,10 @@ async def main() -> None:
         await drain(loop_tail + 10)  # every measured loop finishes (or is given up on)
         await logins
         wall = time.perf_counter() - wall0
+        # A loaded machine shows here: the event loop was runnable but had no core.
+        results["app_loop_waiting_for_cpu_percent"] = [
+            round((runqueue_wait_seconds(p) - w) / wall * 100, 1) for p, w in zip(pids, waited0, strict=True)
+        ]
         progress("measured")
         loops = len(run.completed) if run.accept else len(starts)
         per = 1000 / max(1, loops)
@@ -454,6 +460,11 @@ def report(args: argparse.Namespace, r: dict[str, Any]) -> None:
         ),
         ("transport failures by route", json.dumps(r.get("transport_failures")), "none"),
         ("CPU per full loop: app processes", f"{r.get('cpu_ms_per_loop_app')} ms", "(net of idle)"),
+        (
+            "app event loop runnable but without a core",
+            f"{r.get('app_loop_waiting_for_cpu_percent')} % of wall",
+            "0",
+        ),
         ("  idle CPU % (apps, PG, Redis, client)", f"{r.get('idle_cpu_percent')}", "(sockets held)"),
         (
             "CPU per full loop: PostgreSQL / Redis",
