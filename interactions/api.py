@@ -75,6 +75,7 @@ def _page(slice_: service.TimelineSlice) -> TimelinePage:
     response_model=InteractionRead,
     status_code=status.HTTP_201_CREATED,
     responses={201: {"headers": {"Location": {"description": "URL of the new interaction"}}}},
+    openapi_extra=idempotency.openapi(),
 )
 async def create_interaction(body: InteractionCreate, request: Request, user: RequireAgent) -> Response:
     """Create an interaction (resolving or creating the customer) and, by default for inbound, queue it.

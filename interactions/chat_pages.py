@@ -118,7 +118,11 @@ async def widget_js(request: Request) -> Response:
 # ------------------------------------------------------------------------------ JSON endpoints
 
 
-@router.post("/chat/start", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/chat/start",
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=idempotency.openapi(idempotency.PUBLIC_MIN_CHARS),
+)
 async def start(
     body: chat.ChatStart, request: Request, response: Response, session: DbSession, settings: AppSettings
 ) -> dict:

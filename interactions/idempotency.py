@@ -47,6 +47,25 @@ PUBLIC = "public"  # the owner of keys sent without signing in
 T = TypeVar("T")
 
 
+def openapi(min_chars: int = 1) -> dict[str, Any]:
+    """The header in a route's OpenAPI (``openapi_extra``): read by ``claim_from``, not by FastAPI."""
+    return {
+        "parameters": [
+            {
+                "name": HEADER,
+                "in": "header",
+                "required": False,
+                "description": (
+                    "Makes the create safe to retry: the same key (and body) answers the first "
+                    f"request's interaction with `{REPLAYED_HEADER}: true`; the same key with another "
+                    "body is a 422. Kept 24 h."
+                ),
+                "schema": {"type": "string", "minLength": min_chars, "maxLength": MAX_KEY_CHARS},
+            }
+        ]
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class Claim:
     scope: str  # which create ("interactions", "chat")

@@ -50,7 +50,12 @@ async def submit_ticket(
     return result
 
 
-@router.post("/api/tickets", response_model=TicketCreated, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/api/tickets",
+    response_model=TicketCreated,
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=idempotency.openapi(idempotency.PUBLIC_MIN_CHARS),
+)
 async def create_ticket(
     body: TicketCreate, request: Request, response: Response, session: DbSession, settings: AppSettings
 ) -> TicketCreated:

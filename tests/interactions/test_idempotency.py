@@ -272,3 +272,10 @@ async def test_the_worker_purges_expired_keys(session, client, make_user, settin
     await session.commit()
     assert keys == ["new-key"]
     assert await _interactions_of(session, "expired") == 1  # the interaction stays
+
+
+async def test_the_header_is_in_the_api_description(client):
+    spec = (await client.get("/openapi.json")).json()
+    for path in ("/api/interactions", "/chat/start", "/api/tickets"):
+        names = [p["name"] for p in spec["paths"][path]["post"].get("parameters", [])]
+        assert idempotency.HEADER in names, path
