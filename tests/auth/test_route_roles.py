@@ -141,6 +141,8 @@ ROUTE_MIN_ROLE: dict[tuple[str, str], str] = {
     ("GET", "/api/routing/interactions/{interaction_id}/transfer"): "agent",
     ("POST", "/api/routing/interactions/{interaction_id}/transfer/cancel"): "agent",
     ("POST", "/api/routing/dry-run"): "supervisor",
+    # Any signed-in user who was handed a 202 for an engine call; others get 404 (not theirs).
+    ("GET", "/api/routing/commands/{request_id}"): "customer",
     ("GET", "/api/routing/stats"): "supervisor",
     ("GET", "/api/routing/stats/history"): "supervisor",
     # routing: outgoing webhooks
