@@ -188,7 +188,7 @@ class Engine:
 
     def _run_timers(self, now: float, expire_offers: bool = True) -> None:
         timers = self._timers
-        kept: list[tuple[float, int, str, str, int]] = []
+        kept: list[tuple[float, int, str, str, int]] | None = None  # made only when needed: hot path
         while timers and timers[0][0] <= now:
             timer = heapq.heappop(timers)
             _due, _seq, kind, ref, token = timer
@@ -197,6 +197,8 @@ class Engine:
                 if offer is not None:
                     if expire_offers:
                         self._expire(offer)
+                    elif kept is None:
+                        kept = [timer]
                     else:
                         kept.append(timer)
                 continue
@@ -211,7 +213,7 @@ class Engine:
                 it.preferred, it.preferred_required, it.preferred_until = None, False, None
                 self._insert_item(it)
                 self._events.append(Requeued(it.id, it.queue, "preference_expired"))
-        for timer in kept:
+        for timer in kept or ():
             heapq.heappush(timers, timer)
 
     # ------------------------------------------------------------------ agents
