@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 
@@ -38,7 +38,7 @@ class CommandLanes:
         self._polled = 0.0
 
     async def load(self) -> None:
-        saved = await self.client.mget(list(self._cursor_keys.values()))
+        saved = cast(list[str | None], await self.client.mget(list(self._cursor_keys.values())))
         self.cursors = {stream: at or "0-0" for stream, at in zip(self._cursor_keys, saved, strict=True)}
 
     async def save(self) -> None:
@@ -47,8 +47,7 @@ class CommandLanes:
     async def serve_batch(self, handle: Handler, *, block_ms: int) -> None:
         """Wait up to ``block_ms`` for commands, then run them: urgent first, and urgent ones that
         arrive meanwhile between bulk ones. Cursors are saved even if a command fails."""
-        read = await self.client.xread(self.cursors, count=BATCH, block=block_ms)
-        batch = {stream: entries for stream, entries in read or []}
+        batch = dict(await self._read(self.cursors, block_ms=block_ms))
         try:
             await self._run(self.urgent_key, batch.get(self.urgent_key, []), handle)
             self._polled = time.monotonic()
@@ -64,9 +63,14 @@ class CommandLanes:
         if now - self._polled < self.poll_seconds:
             return
         self._polled = now
-        read = await self.client.xread({self.urgent_key: self.cursors[self.urgent_key]}, count=BATCH)
-        for _stream, entries in read or []:
+        for _stream, entries in await self._read({self.urgent_key: self.cursors[self.urgent_key]}):
             await self._run(self.urgent_key, entries, handle)
+
+    async def _read(
+        self, cursors: dict[str, str], *, block_ms: int | None = None
+    ) -> list[tuple[str, list[Entry]]]:
+        read = await self.client.xread(cast(Any, cursors), count=BATCH, block=block_ms)
+        return cast(list[tuple[str, list[Entry]]], read or [])
 
     async def _run(self, stream: str, entries: list[Entry], handle: Handler) -> None:
         for entry_id, fields in entries:
