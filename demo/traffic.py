@@ -38,6 +38,8 @@ from switchboard.settings import Settings
 log = logging.getLogger(__name__)
 
 MAX_LIVE = 40  # contacts in flight at once; beyond this an arrival is skipped, not queued up
+# How long a stopping generator's customers take to leave (chats end, callers hang up) before going.
+LEAVE_SECONDS = 8.0
 CHANNEL_WEIGHTS = {"chat": 0.4, "voice": 0.4, "email": 0.2}
 IVR_DIGITS = "1111222334448"  # cards most often, like a real bank's mix
 CHAT_TOPICS = ("cards", "card_fraud", "mortgages", "other")
@@ -206,22 +208,53 @@ class TrafficGenerator:
         assert self._http is not None
         base = self.config.base_url
         contact = customer.email if customer.email and self.rng.random() < 0.5 else customer.phone
-        started = await self._http.post(
-            f"{base}/chat/start",
-            json={"name": customer.name, "contact": contact, "topic": self.rng.choice(CHAT_TOPICS)},
-            headers={"Origin": base},
+        start = asyncio.ensure_future(
+            self._http.post(
+                f"{base}/chat/start",
+                json={"name": customer.name, "contact": contact, "topic": self.rng.choice(CHAT_TOPICS)},
+                headers={"Origin": base},
+            )
         )
+        try:
+            # Shielded: a stop that arrives while the chat is being opened must still learn its id
+            # and leave it, or it would wait in the queue as a ghost (the app already created it).
+            started = await asyncio.shield(start)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                started = await asyncio.wait_for(start, 5)
+                if started.is_success:
+                    await asyncio.wait_for(self._leave_chat(started.json()), LEAVE_SECONDS)
+            raise
         started.raise_for_status()
         chat = started.json()
-        url = base.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + "/chat/ws"
-        async with websockets.connect(url, additional_headers={"Origin": base}, open_timeout=10) as ws:
+        async with websockets.connect(self._chat_ws_url(), additional_headers={"Origin": base}) as ws:
             try:
                 await self._converse(ws, chat, customer)
             except asyncio.CancelledError:
                 # The generator is stopping: leave the chat, so no ghost waits in the queue next run.
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(ws.send(json.dumps({"type": "end"})), 2)
+                    await asyncio.wait_for(self._leave(ws), LEAVE_SECONDS)
                 raise
+
+    def _chat_ws_url(self) -> str:
+        base = self.config.base_url
+        return base.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + "/chat/ws"
+
+    async def _leave_chat(self, chat: dict[str, Any]) -> None:
+        """End the chat as its customer, on a socket of its own (opened just for that)."""
+        headers = {"Origin": self.config.base_url}
+        async with websockets.connect(self._chat_ws_url(), additional_headers=headers) as ws:
+            auth = {"type": "auth", "interaction_id": chat["interaction_id"], "token": chat["token"]}
+            await ws.send(json.dumps(auth))
+            await self._leave(ws)
+
+    @staticmethod
+    async def _leave(ws: Any) -> None:
+        """Say "end" and stay until the app confirms the chat ended: a socket closed right after
+        sending may be torn down before the app has read the message."""
+        await ws.send(json.dumps({"type": "end"}))
+        while json.loads(await ws.recv()).get("type") != "ended":
+            pass
 
     async def _converse(self, ws: Any, chat: dict[str, Any], customer: Customer) -> None:
         await ws.send(
@@ -261,14 +294,20 @@ class TrafficGenerator:
     async def call(self, customer: Customer) -> None:
         sim = self._sim
         assert sim is not None
-        call = await sim.incoming(customer.phone)
+        ringing = asyncio.ensure_future(sim.incoming(customer.phone))
+        try:
+            call = await asyncio.shield(ringing)  # as for chats: a stop mid-setup still hangs up
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(sim.hang_up(await asyncio.wait_for(ringing, 5)), LEAVE_SECONDS)
+            raise
         call.last.raise_for_status()  # type: ignore[union-attr]
         try:
             await self._on_the_line(sim, call)
         except asyncio.CancelledError:
             # The generator is stopping: hang up, as the carrier would report a caller leaving.
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(sim.hang_up(call), 2)
+                await asyncio.wait_for(sim.hang_up(call), LEAVE_SECONDS)
             raise
 
     async def _on_the_line(self, sim: CarrierSimulator, call: Call) -> None:

@@ -37,6 +37,7 @@ router = APIRouter(tags=["chat"])
 
 AUTH_TIMEOUT_S = 10.0
 IDLE_TIMEOUT_S = 60.0  # the page pings every 20 s
+ACTION_GRACE_S = 10.0  # how long a closing socket waits for the customer's last action
 STATUS_EVERY_S = 1.0  # queue position/"agent joined" come from SQL; one indexed read per second
 MAX_CLIENT_MESSAGE = 16_384
 CLOSE_FORBIDDEN = 4403
@@ -199,6 +200,8 @@ class CustomerSocket:
     last_status: dict[str, Any] | None = None
     ended_sent: bool = False
     send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # The customer's action being handled; finished even if the socket dies meanwhile.
+    in_flight: asyncio.Future[None] | None = None
 
     @property
     def db(self) -> Any:
@@ -260,8 +263,9 @@ class CustomerSocket:
             if action is None:
                 await _close(self.websocket, CLOSE_POLICY, "unknown message")
                 return
+            self.in_flight = asyncio.ensure_future(self.handle(action))
             try:
-                await self.handle(action)
+                await asyncio.shield(self.in_flight)
             except DomainError as exc:
                 # The page shows it next to the field; the socket stays up.
                 await self.send({"type": "error", "field": exc.field, "detail": exc.detail})
@@ -404,6 +408,12 @@ async def chat_socket(websocket: WebSocket) -> None:
                     if not isinstance(exc, WebSocketDisconnect | RuntimeError):
                         log.warning("chat socket %s failed: %r", auth[0], exc)
         finally:
+            # An action the customer sent is carried out even when the socket dies right after it
+            # (a page closed just after "end"): cut half-way, the chat would wait in the queue as a
+            # ghost. The push or status loop notices the close first and would cancel it.
+            if connection.in_flight is not None and not connection.in_flight.done():
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await asyncio.wait_for(asyncio.shield(connection.in_flight), ACTION_GRACE_S)
             for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
