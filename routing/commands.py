@@ -167,6 +167,13 @@ class RuleSetPublished(Command):
     type: ClassVar[str] = "rule_set_published"
 
 
+@dataclass(frozen=True, kw_only=True)
+class Rebuild(Command):
+    """Throw the engine's state away and rebuild it from SQL (an operator's explicit request)."""
+
+    type: ClassVar[str] = "rebuild"
+
+
 CATALOGUE: dict[str, type[Command]] = {
     cls.type: cls
     for cls in (
@@ -184,6 +191,7 @@ CATALOGUE: dict[str, type[Command]] = {
         Reevaluate,
         Explain,
         RuleSetPublished,
+        Rebuild,
     )
 }
 

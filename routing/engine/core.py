@@ -873,6 +873,43 @@ class Engine:
             self._events.append(Transferred(it.id, from_agent, to_queue, to_agent))
         return self._finish()
 
+    # ------------------------------------------------------------------ repair (SQL disagreed)
+
+    def forget(self, interaction_id: str) -> str | None:
+        """Drop an interaction from the index without deciding anything (SQL disagreed with a
+        decision about it): its queue entries, its live offer and the capacity it held are
+        released, and it may be enqueued or restored again. Emits nothing; returns the id of the
+        live offer dropped, if any."""
+        self._finished.pop(interaction_id, None)
+        it = self._items.pop(interaction_id, None)
+        if it is None:
+            return None
+        dropped = None
+        if it.offer is not None:
+            offer = it.offer
+            self._forget_offer(offer)
+            a = self._agents[offer.agent_id]
+            del a.offers[offer.id]
+            it.offer = None
+            self._release(a, offer.channel, offer.cost)
+            dropped = offer.id
+        elif it.queue_token:
+            self._remove_item(it)
+        elif it.agent_id is not None and it.status in ASSIGNED:
+            a = self._agents[it.agent_id]
+            channel = a.work.pop(it.id, None)
+            if channel is not None:
+                self._release(a, channel, self._cost[channel])
+        self._dirty_items.pop(interaction_id, None)
+        return dropped
+
+    def held_by(self, agent_id: str) -> dict[str, bool]:
+        """The work the engine counts against an agent: interaction id -> in wrap-up."""
+        a = self._agents.get(agent_id)
+        if a is None:
+            return {}
+        return {iid: self._items[iid].status is Status.WRAP_UP for iid in a.work if iid in self._items}
+
     # ------------------------------------------------------------------ read side
 
     def longest_wait(self, queue: str, now: float) -> float:

@@ -307,6 +307,14 @@ class HostedEngine(Engine):
                 self._remove_item(it)
                 self._end_consult(c, it, "timed_out")
 
+    def forget(self, interaction_id: str) -> str | None:
+        # A consult leg forgotten (either side) ends its bookkeeping; the host re-reads both.
+        child = self._consult_of.get(interaction_id, interaction_id)
+        c = self._consults.get(child)
+        if c is not None:
+            self._forget_consult(c)
+        return super().forget(interaction_id)
+
     # ------------------------------------------------------------------ blind transfer
 
     def end_leg_for_transfer(self, now: float, interaction_id: str) -> list[Event]:

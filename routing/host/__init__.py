@@ -10,7 +10,8 @@
 - ``reconcile``: SQL and desktops' heartbeats against the engine.
 """
 
-from routing.host.leader import DecisionRefused, Leader, LostLeadership, stats_key
+from routing.host.errors import DecisionRefused, LostLeadership, RebuildFailed
+from routing.host.leader import Leader, stats_key
 from routing.host.leadership import EngineHost
 
-__all__ = ["DecisionRefused", "EngineHost", "Leader", "LostLeadership", "stats_key"]
+__all__ = ["DecisionRefused", "EngineHost", "Leader", "LostLeadership", "RebuildFailed", "stats_key"]

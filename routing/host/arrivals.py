@@ -97,7 +97,7 @@ async def _offer_in_one_statement(
         if placement["queue_id"] is None:
             return False  # a queue the host has not seen yet: the portable path looks it up
         routed = {k: v for k, v in event_dict(queued).items() if k != "interaction_id"}
-    async with leader.sql_verdict(f"offer for {it.id}"):
+    async with leader.sql_verdict(f"offer for {it.id}", touched=events):
         offer, event_ids = await store.offer_in_one_statement(
             driver,
             partition=leader.host.partition,

@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interactions.models import Interaction
@@ -28,6 +27,7 @@ from routing.commands import (
     Enqueue,
     Explain,
     PreviewRules,
+    Rebuild,
     Reevaluate,
     Reject,
     RuleSetPublished,
@@ -37,11 +37,10 @@ from routing.commands import (
 from routing.context import context_for
 from routing.engine.events import CommandRejected, Event, Queued
 from routing.host import arrivals
-from routing.host.floor import agent_fields
-from routing.host.leader import DecisionRefused, Leader, LostLeadership
-from routing.host.rebuild import restore_held, sync_queues
+from routing.host.errors import DecisionRefused, LostLeadership, RebuildFailed
+from routing.host.leader import Leader
+from routing.host.rebuild import refresh_agent, restore_held, sync_queues
 from routing.host.transfer import transfer
-from routing.models import Agent, QueueMember
 from routing.rules import RuleSet
 from routing.service import get_version, live_rule_set
 from switchboard import events as bus
@@ -72,7 +71,7 @@ async def handle(leader: Leader, raw: dict[str, Any]) -> None:
         result = {"ok": False, "reason": str(exc)}
     except (KeyError, ValueError) as exc:
         result = {"ok": False, "reason": f"malformed command: {exc}"}
-    except LostLeadership:
+    except (LostLeadership, RebuildFailed):
         raise
     except DecisionRefused as exc:
         result = {"ok": False, "reason": str(exc)}
@@ -135,25 +134,7 @@ async def _agent_changed(leader: Leader, command: AgentChanged) -> Result:
     agent_id = command.agent_id
 
     async def change(session: AsyncSession) -> list[Event]:
-        agent = await session.get(Agent, uuid.UUID(agent_id), populate_existing=True)
-        if agent is None:
-            return []
-        now = leader.host.clock()
-        engine = leader.engine
-        queues = await sync_queues(session, leader.floor)
-        member_of = await session.scalars(
-            select(QueueMember.queue_id).where(QueueMember.agent_id == agent.id)
-        )
-        explicit = {leader.floor.queue_info[queue_id][0] for queue_id in member_of}
-        fields = agent_fields(agent, queues, explicit)
-        fields.pop("agent_id")
-        presence, reason = fields.pop("presence"), agent.presence_reason
-        events = (
-            engine.update_agent(now, agent_id, **fields)
-            if engine.has_agent(agent_id)
-            else engine.add_agent(now, agent_id, **fields)
-        )
-        return events + engine.set_presence(now, agent_id, presence, reason)
+        return await refresh_agent(session, leader.floor, agent_id, leader.host.clock())
 
     await leader.apply_in_session(change, context=f"agent {agent_id}")
     return {"ok": True}
@@ -216,6 +197,12 @@ async def _rule_set_published(leader: Leader, command: RuleSetPublished) -> Resu
         rule_set = await live_rule_set(session, partition=leader.host.partition)
     if rule_set is not None:
         leader.engine.set_rule_set(rule_set)
+    return {"ok": True}
+
+
+@handles(Rebuild)
+async def _rebuild(leader: Leader, command: Rebuild) -> Result:
+    await leader.rebuild()
     return {"ok": True}
 
 

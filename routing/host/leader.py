@@ -15,13 +15,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import asyncpg
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from routing import history, store
 from routing.engine.events import Escalated, Event, OfferCreated, Queued, Requeued
 from routing.engine.hosted import HostedEngine
-from routing.host import persist, rebuild
+from routing.host import backoff, persist, repair
+from routing.host.errors import DecisionRefused, LostLeadership, RebuildFailed
 from routing.host.floor import Floor, dt
+from routing.host.rebuild import Rebuilt, build_floor, withdraw_live_offers
 from routing.lease import Lease
 from switchboard import events as bus
 from switchboard.errors import Conflict
@@ -33,15 +37,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# SQL unreachable, or a connection lost mid-statement (asyncpg's own errors come from the
+# one-statement path's held connections).
+DATABASE_ERRORS = (DBAPIError, OSError, asyncpg.InterfaceError)
+
+REBUILD_TRIES = 4  # while leading; taking the lease retries for as long as the lease holds
+
 SessionAction = Callable[[AsyncSession], Awaitable[list[Event]]]
-
-
-class LostLeadership(Exception):
-    pass
-
-
-class DecisionRefused(Exception):
-    """SQL refused the engine's decision (it moved on meanwhile); the engine was rebuilt from SQL."""
 
 
 def stats_key(partition: str = "default") -> str:
@@ -54,13 +56,15 @@ class Leader:
         self.lease = lease
         self.floor = floor
         self._rebuilding = 0
+        self._repairing = False
 
     @classmethod
     async def take(cls, host: EngineHost, lease: Lease) -> Leader:
-        """Lead from a floor rebuilt from SQL (a previous leader's live offers withdrawn)."""
-        floor, decided = await rebuild.build_floor(host, lease)
-        leader = cls(host, lease, floor)
-        await leader._settle(decided)
+        """Lead from a floor rebuilt from SQL (a previous leader's live offers withdrawn). Raises
+        if the rebuild fails: then there is no leader, and nothing was written but the fence."""
+        rebuilt = await build_floor(host, lease)
+        leader = cls(host, lease, rebuilt.floor)
+        await leader._install(rebuilt)
         return leader
 
     @property
@@ -74,26 +78,43 @@ class Leader:
     # ------------------------------------------------------------------ rebuild
 
     async def rebuild(self) -> None:
-        """Throw the in-memory state away and rebuild it from SQL (the source of truth)."""
-        if self._rebuilding > 2:
-            # Rebuilt state keeps conflicting with SQL: back off (the run loop sleeps and retries).
-            raise RuntimeError("routing engine state keeps conflicting with SQL")
+        """Throw the in-memory state away and rebuild it from SQL (the source of truth), retried
+        with back-off. Until one attempt succeeds the previous floor stays in use, whole."""
+        if self._rebuilding:
+            raise RuntimeError("routing engine: a rebuild is already running")
         self._rebuilding += 1
         try:
-            floor, decided = await rebuild.build_floor(self.host, self.lease)
-            self.floor = floor
-            await self._settle(decided)
+            await backoff.retry(self._rebuild_once, tries=REBUILD_TRIES, what="rebuild")
         finally:
             self._rebuilding -= 1
 
-    async def _settle(self, decided: list[Event]) -> None:
-        """Rebuilding matches too: those offers must reach SQL."""
+    async def _rebuild_once(self) -> None:
+        await self._install(await build_floor(self.host, self.lease))
+
+    async def _install(self, rebuilt: Rebuilt) -> None:
+        """Swap the new floor in with ONE transaction: every live offer of the engine it replaces
+        (or of a previous leader) withdrawn, and the rebuild's own decisions written. If that
+        transaction fails, the previous floor is put back and SQL is as it was."""
+        previous, self.floor = self.floor, rebuilt.floor  # the writers record the new floor's offers
+        try:
+            async with self.host.db.sessionmaker() as session, self.sql_verdict("rebuild", session):
+                persist.hold_loaded(session)
+                await store.fence(session, partition=self.host.partition, epoch=self.lease.epoch)
+                withdrawn = await withdraw_live_offers(session, dt(self.engine_now()), "engine_failover")
+                published = await persist.write_events(self, session, rebuilt.decided, fenced=True)
+        except BaseException:
+            self.floor = previous
+            raise
+        await self.host.publisher.publish_many(withdrawn + published)
         if self.host.gc_freeze:
             freeze_long_lived()  # the engine's large, long-lived indexes (and not the one replaced)
-        if decided:
-            with contextlib.suppress(DecisionRefused):
-                async with self.host.db.sessionmaker() as session:
-                    await self.commit_events(session, decided, context="rebuild")
+        log.info(
+            "routing engine: rebuilt with %d agents and %d waiting (%d offers withdrawn, %d made)",
+            rebuilt.agents,
+            rebuilt.waiting,
+            len(withdrawn),
+            sum(isinstance(e, OfferCreated) for e in rebuilt.decided),
+        )
 
     # ------------------------------------------------------------------ decisions
 
@@ -115,18 +136,21 @@ class Leader:
         return events
 
     async def commit_events(self, session: AsyncSession, events: list[Event], *, context: str) -> None:
-        """Fence, write every event, commit, then publish. SQL refusing means the engine is wrong:
-        it is rebuilt from SQL and DecisionRefused raised."""
-        async with self.sql_verdict(context, session):
+        """Fence, write every event, commit, then publish. SQL refusing means the engine is wrong
+        about what the decision touched: that is repaired from SQL and DecisionRefused raised."""
+        async with self.sql_verdict(context, session, touched=events):
             published = await persist.write_events(self, session, events)
         if published:
             await self.host.publisher.publish_many(published)
 
     @contextlib.asynccontextmanager
-    async def sql_verdict(self, context: str, session: AsyncSession | None = None) -> AsyncIterator[None]:
+    async def sql_verdict(
+        self, context: str, session: AsyncSession | None = None, *, touched: list[Event] | None = None
+    ) -> AsyncIterator[None]:
         """SQL refusing a decision's write: a newer epoch ends this leadership (LostLeadership);
-        any other conflict means SQL moved on without the engine (an adapter abandoned the work, a
-        supervisor overrode it): the engine is rebuilt from SQL and DecisionRefused raised."""
+        any other conflict means SQL moved on without the engine (an agent's edit, an adapter
+        ending the work): the engine is put right from SQL for what the decision ``touched``
+        (``routing.host.repair``), and DecisionRefused raised."""
         try:
             yield
         except store.StaleEngine as exc:
@@ -136,9 +160,41 @@ class Leader:
         except Conflict as exc:
             if session is not None:
                 await session.rollback()
-            log.info("routing engine: %s conflicted with SQL (%s); rebuilding", context, exc.detail)
-            await self.rebuild()
+            log.info("routing engine: %s conflicted with SQL (%s)", context, exc.detail)
+            if touched is None:
+                raise  # a rebuild's own install: SQL moved under it; the attempt is retried
+            await self.repair(*repair.touched_by(touched))
             raise DecisionRefused(exc.detail) from exc
+        except DATABASE_ERRORS as exc:
+            # The connection died or SQL failed mid-decision: whether it committed is unknown,
+            # so the engine re-reads what the decision touched (SQL knows which it was).
+            if session is not None:
+                with contextlib.suppress(Exception):
+                    await session.rollback()
+            log.warning("routing engine: %s failed in SQL (%s)", context, exc.__class__.__name__)
+            if touched is None:
+                raise
+            await self.repair(*repair.touched_by(touched))
+            raise DecisionRefused("the database failed; the decision was re-read from it") from exc
+
+    async def repair(self, interactions: set[str], agents: set[str]) -> None:
+        """Re-read these from SQL into the engine; a full rebuild only if that repair fails."""
+        if self._repairing:
+            # The repair's own writes conflicted: SQL keeps moving under us; start from it whole.
+            await self.rebuild()
+            return
+        self._repairing = True
+        try:
+            await repair.repair(self, interactions, agents)
+        except DecisionRefused:
+            pass  # the repair conflicted and the floor was rebuilt instead
+        except (LostLeadership, RebuildFailed):
+            raise
+        except Exception:  # noqa: BLE001 - a failed repair falls back to the full rebuild
+            log.exception("routing engine: local repair failed; rebuilding")
+            await self.rebuild()
+        finally:
+            self._repairing = False
 
     # ------------------------------------------------------------------ helpers for the writers
 

@@ -29,9 +29,10 @@ import redis.asyncio as aioredis
 
 from routing.engine.hosted import DEFAULT_CONSULT_WAIT_SECONDS, HostedEngine
 from routing.engine.state import EngineConfig
-from routing.host import dispatch, reconcile
+from routing.host import backoff, dispatch, reconcile
+from routing.host.errors import DecisionRefused, LostLeadership
 from routing.host.lanes import CommandLanes
-from routing.host.leader import DecisionRefused, Leader, LostLeadership
+from routing.host.leader import DATABASE_ERRORS, Leader
 from routing.lease import Lease, LeaseManager
 from routing.models import RoutingPartition
 from switchboard import events as bus
@@ -129,11 +130,22 @@ class EngineHost:
             min_epoch = row.epoch if row else 0
         return await self.leases.try_acquire(min_epoch=min_epoch)
 
-    async def take_lead(self, lease: Lease) -> Leader:
-        """Become leader with ``lease``: the floor rebuilt from SQL."""
+    async def take_lead(self, lease: Lease, lost: asyncio.Event | None = None) -> Leader:
+        """Become leader with ``lease``: the floor rebuilt from SQL. A failed rebuild (SQL down, a
+        connection killed) is retried with back-off for as long as the lease holds (``lost``
+        unset); without ``lost``, once. Meanwhile there is no leader: commands wait in the stream."""
         log.info("routing engine: leading partition %s with epoch %d", self.partition, lease.epoch)
         self._led = True
-        self.leader = await Leader.take(self, lease)
+
+        async def attempt() -> Leader:
+            return await Leader.take(self, lease)
+
+        def keep_going() -> bool:
+            return not self._stopping.is_set() and not (lost is not None and lost.is_set())
+
+        self.leader = await backoff.retry(
+            attempt, tries=None if lost is not None else 1, what="take-over rebuild", keep_going=keep_going
+        )
         return self.leader
 
     async def _lead(self, lease: Lease) -> None:
@@ -141,7 +153,7 @@ class EngineHost:
         # Renew from its own task: a long rebuild or a slow SQL wait must not let the lease lapse.
         renewer = asyncio.create_task(self._keep_lease(lost), name="engine-lease")
         try:
-            leader = await self.take_lead(lease)
+            leader = await self.take_lead(lease, lost)
             self.is_leader.set()
             await self._serve(leader, lost)
         finally:
@@ -173,9 +185,7 @@ class EngineHost:
                 raise LostLeadership("lease lapsed")
             now_mono = time.monotonic()
             if now_mono - last_reconcile >= self.reconcile_seconds:
-                with contextlib.suppress(DecisionRefused):  # already rebuilt from SQL
-                    await reconcile.reconcile(leader)
-                await reconcile.reconcile_desktops(leader)
+                await self._reconcile(leader)
                 last_reconcile = now_mono
             if now_mono - last_stats >= 1.0:
                 await leader.publish_stats()
@@ -184,6 +194,15 @@ class EngineHost:
             await lanes.serve_batch(lambda raw: dispatch.handle(leader, raw), block_ms=block_ms)
             with contextlib.suppress(DecisionRefused):
                 await leader.apply(lambda e, now: e.tick(now), context="tick")
+
+    async def _reconcile(self, leader: Leader) -> None:
+        try:
+            with contextlib.suppress(DecisionRefused):  # already put right from SQL
+                await reconcile.reconcile(leader)
+            await reconcile.reconcile_desktops(leader)
+        except DATABASE_ERRORS as exc:
+            # A read failed (SQL down, a dead pooled connection): nothing was decided; next pass.
+            log.warning("routing engine: reconcile skipped (%s)", exc.__class__.__name__)
 
     # ------------------------------------------------------------------ for tests and tools
 

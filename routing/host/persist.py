@@ -70,14 +70,18 @@ def writes(*kinds: type[Event]) -> Callable[[Writer], Writer]:
     return register
 
 
-async def write_events(leader: Leader, session: AsyncSession, events: list[Event]) -> list[Message]:
-    """Fence, write every event, commit; returns what to publish. Raises what SQL raises."""
+async def write_events(
+    leader: Leader, session: AsyncSession, events: list[Event], *, fenced: bool = False
+) -> list[Message]:
+    """Fence (unless the caller did), write every event, commit; returns what to publish.
+    Raises what SQL raises."""
     published: list[Message] = []
     # Timeline rows and interval counters of the lean writes, written once before commit.
     rows: list[dict[str, Any]] = []
     session.info[EVENT_ROWS_KEY], session.info[BUMPS_KEY] = rows, {}
     floor = leader.floor
-    await store.fence(session, partition=leader.host.partition, epoch=leader.lease.epoch)
+    if not fenced:
+        await store.fence(session, partition=leader.host.partition, epoch=leader.lease.epoch)
     for event in events:
         engine_offer = getattr(event, "offer_id", None)
         sql_offer = floor.sql_offer.get(engine_offer) if engine_offer else None  # the writer may forget it

@@ -1,27 +1,36 @@
 """Rebuilding the floor from SQL, and putting one piece of SQL work into the engine.
 
-SQL is the truth, the engine only a fast index over it: a new leader (or one whose decision SQL
-refused) builds a fresh floor from queues, the live rule set, agents, the work agents hold, and the
-waiting work with its place in line and who declined it. Offers a previous leader left live are
-withdrawn first; their interactions keep their place, so nothing is orphaned.
+SQL is the truth, the engine only a fast index over it: a new leader (or one told to) builds a
+fresh floor from queues, the live rule set, agents, the work agents hold, and the waiting work
+with its place in line and who declined it. The reads are set-based — one query per table,
+however much work waits — and write nothing: the floor is built off to the side, and the leader
+installs it in ONE transaction that also withdraws the offers a previous leader left live (their
+interactions keep their place). A build or install that fails leaves the previous floor, or none.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from interactions.models import Interaction
+from interactions.models import ActorType, Interaction
+from interactions.service import transition_data
 from interactions.states import State
+from interactions.timeline import event_row, insert_events
 from routing import store
-from routing.context import context_for
-from routing.engine.events import Event
+from routing.context import context_for, waiting_snapshots
+from routing.engine.events import Event, Queued
 from routing.engine.hosted import ConsultEnded, HostedEngine
-from routing.host.floor import Floor, agent_fields, dt, queue_config
+from routing.host.floor import Floor, agent_fields, queue_config
 from routing.lease import Lease
 from routing.models import Agent, Offer, OfferState, Queue, QueueMember, RuleSetVersion
 from routing.rules import RuleSet
@@ -33,84 +42,220 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+WAITING = (State.QUEUED, State.OFFERED)
+HELD = (State.CONNECTED, State.WRAP_UP)
+# What restore_held reads of held work (rows, not ORM objects: a rebuild reads thousands).
+HELD_COLUMNS = (
+    "id",
+    "channel",
+    "agent_id",
+    "queue_id",
+    "state",
+    "virtual_start_at",
+    "connected_at",
+    "updated_at",
+)
 
-async def build_floor(host: EngineHost, lease: Lease) -> tuple[Floor, list[Event]]:
-    """A floor rebuilt from SQL, and the decisions rebuilding made (to persist once it is in use)."""
-    now = host.clock()
+
+@dataclass
+class Rebuilt:
+    """A floor built off to the side, with what installing it must write."""
+
+    floor: Floor
+    decided: list[Event] = field(default_factory=list)  # rebuilding matches too: offers to persist
+    agents: int = 0
+    waiting: int = 0
+
+
+async def build_floor(host: EngineHost, lease: Lease) -> Rebuilt:
+    """Read SQL (one query per table) and build a new floor; nothing is written but the fence."""
+    with _gc_paused():
+        return await _build_floor(host, lease)
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """A rebuild allocates a large, long-lived structure in one go: the cyclic GC's passes over the
+    growing heap meanwhile cost as much as the rebuild itself (measured: half of it, 2,000 waiting
+    and 1,000 agents). They run again once it is built (and the host may freeze it, gcfreeze)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+async def _build_floor(host: EngineHost, lease: Lease) -> Rebuilt:
     async with host.db.sessionmaker() as session:
+        # The fence first, committed: a previous leader still writing is refused from now on.
         await store.fence(session, partition=host.partition, epoch=lease.epoch)
-        # Offers a previous leader left live: withdraw them; the interaction keeps its place.
-        live = (await session.scalars(select(Offer).where(Offer.state == OfferState.LIVE))).all()
-        for offer in live:
-            await store.close_offer(
-                session,
-                partition=host.partition,
-                epoch=lease.epoch,
-                offer_id=offer.id,
-                outcome=OfferState.RESCINDED,
-                now=dt(now),
-                reason="engine_failover",
-            )
         await session.commit()
-        if live:
-            await host.publisher.publish_many(
-                [
-                    (
-                        bus.agent_topic(offer.agent_id),
-                        {"type": "offer_closed", "offer_id": str(offer.id), "reason": "engine_failover"},
-                    )
-                    for offer in live
-                ]
-            )
-
         queues = (await session.scalars(select(Queue))).all()
-        engine = HostedEngine(
-            [queue_config(q) for q in queues],
-            rule_set=await live_rule_set(session, partition=host.partition),
-            now=now,
-            config=host.engine_config,
-            consult_wait_seconds=host.consult_wait_seconds,
-        )
-        floor = Floor(engine)
-        floor.remember_queues(queues)
-        members: dict[uuid.UUID, set[str]] = {}
-        for queue_id, agent_id in (
-            await session.execute(select(QueueMember.queue_id, QueueMember.agent_id))
-        ).all():
-            members.setdefault(agent_id, set()).add(floor.queue_info[queue_id][0])
+        rule_set = await live_rule_set(session, partition=host.partition)
+        membership = (await session.execute(select(QueueMember.queue_id, QueueMember.agent_id))).all()
         agents = (await session.scalars(select(Agent))).all()
-        decided: list[Event] = []
-        for agent in agents:
-            decided += engine.add_agent(now, **agent_fields(agent, queues, members.get(agent.id, set())))
-
-        # Work agents hold now: it keeps their capacity until wrap-up completes.
         held = (
-            await session.scalars(
-                select(Interaction).where(Interaction.state.in_((State.CONNECTED, State.WRAP_UP)))
+            await session.execute(
+                select(*(Interaction.__table__.c[name] for name in HELD_COLUMNS)).where(
+                    Interaction.state.in_(HELD), Interaction.agent_id.is_not(None)
+                )
             )
         ).all()
-        for it in held:
-            if it.agent_id is not None:
-                decided += restore_held(floor, it, now)
-
-        # Waiting work, oldest place first, so equal keys resolve as before.
-        waiting = (
-            await session.scalars(
-                select(Interaction)
-                .where(Interaction.state == State.QUEUED)
-                .order_by(Interaction.virtual_start_at, Interaction.id)
+        # Waiting work (a previous leader's offers included: they are withdrawn on install), with
+        # its rule context, oldest place first so equal keys resolve as before.
+        waiting = await waiting_snapshots(session)
+        declined: dict[uuid.UUID, set[str]] = {}
+        for interaction_id, agent_id in (
+            await session.execute(
+                select(Offer.interaction_id, Offer.agent_id)
+                .join(Interaction, Interaction.id == Offer.interaction_id)
+                .where(
+                    Offer.state.in_((OfferState.REJECTED, OfferState.EXPIRED)), Interaction.state.in_(WAITING)
+                )
             )
-        ).all()
-        for it in waiting:
-            if (it.attributes or {}).get("routing_diverted"):
-                floor.diverted.add(str(it.id))
-                continue
-            decided += await enqueue_from_sql(host, session, floor, it, now)
-    log.info("routing engine: rebuilt with %d agents and %d waiting", len(agents), len(waiting))
-    return floor, decided
+        ).all():
+            declined.setdefault(interaction_id, set()).add(str(agent_id))
+        live_version = rule_set.version if rule_set is not None else None
+        wanted = {it.rule_set_version for it, _ in waiting} - {None, live_version}
+        pinned_rows = (
+            (
+                await session.scalars(
+                    select(RuleSetVersion).where(
+                        RuleSetVersion.partition == host.partition, RuleSetVersion.version.in_(wanted)
+                    )
+                )
+            ).all()
+            if wanted
+            else []
+        )
+
+    # From here on, memory only: the engine built off to the side.
+    clock = _monotonic(host.clock)
+    engine = HostedEngine(
+        [queue_config(q) for q in queues],
+        rule_set=rule_set,
+        now=clock(),
+        config=host.engine_config,
+        consult_wait_seconds=host.consult_wait_seconds,
+    )
+    floor = Floor(engine)
+    floor.remember_queues(queues)
+    for version in wanted:
+        floor.pinned[version] = None  # deleted: the live version routes it
+    for row in pinned_rows:
+        floor.pinned[row.version] = _usable(engine, row)
+    members: dict[uuid.UUID, set[str]] = {}
+    for queue_id, agent_id in membership:
+        members.setdefault(agent_id, set()).add(floor.queue_info[queue_id][0])
+    rebuilt = Rebuilt(floor, agents=len(agents), waiting=len(waiting))
+    for agent in agents:
+        rebuilt.decided += engine.add_agent(
+            clock(), **agent_fields(agent, queues, members.get(agent.id, set()))
+        )
+    # Work agents hold now: it keeps their capacity until wrap-up completes.
+    for it in held:
+        rebuilt.decided += restore_held(floor, it, clock())
+    for it, context in waiting:
+        if (it.attributes or {}).get("routing_diverted"):
+            floor.diverted.add(str(it.id))
+            continue
+        # Offers are made now, as each interaction is placed: they carry the time they were made.
+        placed = place_waiting(floor, it, clock(), context, declined.get(it.id, set()), host)
+        rebuilt.decided += [e for e in placed if not _already_in_sql(floor, it, e)]
+    return rebuilt
 
 
-def restore_held(floor: Floor, it: Interaction, now: float) -> list[Event]:
+def _already_in_sql(floor: Floor, it: Any, event: Event) -> bool:
+    """Work placed again where SQL already has it (queue, priority, rule-set version): writing
+    that would be a statement and a "routed" timeline event per waiting interaction, for nothing."""
+    return (
+        isinstance(event, Queued)
+        and event.interaction_id == str(it.id)
+        and event.priority == it.priority
+        and floor.queue_id_by_name(event.queue) == it.queue_id
+        and (
+            event.filter_name is None
+            or floor.engine.routed_version(event.interaction_id) == it.rule_set_version
+        )
+    )
+
+
+async def withdraw_live_offers(
+    session: AsyncSession, now: datetime, reason: str
+) -> list[tuple[str, dict[str, Any]]]:
+    """Rescind every live offer (a previous engine's), set-based: one UPDATE of the offers, one of
+    their interactions (back to queued at their place, as ``store.close_offer`` does one by one)
+    and one INSERT of their timeline events. The caller's transaction is fenced."""
+    offers = Offer.__table__
+    closed = (
+        await session.execute(
+            update(offers)
+            .where(offers.c.state == OfferState.LIVE)
+            .values(state=OfferState.RESCINDED, decided_at=now, reason=reason)
+            .returning(offers.c.id, offers.c.agent_id, offers.c.interaction_id)
+        )
+    ).all()
+    if not closed:
+        return []
+    it = Interaction.__table__.c
+    requeued = (
+        await session.execute(
+            update(Interaction.__table__)
+            .where(it.id.in_([row.interaction_id for row in closed]), it.state == State.OFFERED)
+            .values(state=State.QUEUED, agent_id=None, version=it.version + 1, updated_at=now, queued_at=now)
+            .returning(it.id, it.customer_id, it.channel, it.version)
+        )
+    ).all()
+    changes = {"agent_id": None}
+    await insert_events(
+        session,
+        [
+            event_row(
+                customer_id=row.customer_id,
+                interaction_id=row.id,
+                kind="state_changed",
+                channel=row.channel.value,
+                actor_type=ActorType.SYSTEM,
+                actor_id="routing",
+                data=transition_data(
+                    State.OFFERED, State.QUEUED, f"offer rescinded: {reason}", row.version, changes, None
+                ),
+                at=now,
+            )
+            for row in requeued
+        ],
+    )
+    return [
+        (bus.agent_topic(row.agent_id), {"type": "offer_closed", "offer_id": str(row.id), "reason": reason})
+        for row in closed
+    ]
+
+
+def _monotonic(clock: Callable[[], float]) -> Callable[[], float]:
+    """The host's clock, never going backwards (the engine refuses time that does)."""
+    last = clock()
+
+    def now() -> float:
+        nonlocal last
+        last = max(last, clock())
+        return last
+
+    return now
+
+
+def _usable(engine: HostedEngine, row: RuleSetVersion) -> RuleSet | None:
+    try:
+        rule_set = RuleSet.model_validate({**row.body, "version": row.version})
+        engine.add_rule_set(rule_set)
+        return rule_set
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError too
+        log.warning("routing engine: pinned rule set %d unusable (%s); using live", row.version, exc)
+        return None
+
+
+def restore_held(floor: Floor, it: Any, now: float) -> list[Event]:
     """Work an agent holds in SQL (connected or wrap-up) takes their capacity in the engine."""
     assert it.agent_id is not None
     return floor.engine.restore_assignment(
@@ -135,6 +280,25 @@ async def sync_queues(session: AsyncSession, floor: Floor) -> list[Queue]:
     return queues
 
 
+async def refresh_agent(session: AsyncSession, floor: Floor, agent_id: str, now: float) -> list[Event]:
+    """The engine's view of one agent re-read from SQL: profile, queues and presence."""
+    agent = await session.get(Agent, uuid.UUID(agent_id), populate_existing=True)
+    if agent is None:
+        return []
+    engine = floor.engine
+    queues = await sync_queues(session, floor)
+    member_of = await session.scalars(select(QueueMember.queue_id).where(QueueMember.agent_id == agent.id))
+    fields = agent_fields(agent, queues, {floor.queue_info[queue_id][0] for queue_id in member_of})
+    fields.pop("agent_id")
+    presence, reason = fields.pop("presence"), agent.presence_reason
+    events = (
+        engine.update_agent(now, agent_id, **fields)
+        if engine.has_agent(agent_id)
+        else engine.add_agent(now, agent_id, **fields)
+    )
+    return events + engine.set_presence(now, agent_id, presence, reason)
+
+
 async def enqueue_from_sql(
     host: EngineHost,
     session: AsyncSession,
@@ -143,17 +307,28 @@ async def enqueue_from_sql(
     now: float,
     context: dict[str, Any] | None = None,
 ) -> list[Event]:
-    """Route waiting work: ``it`` is an Interaction or a row with its attributes (see
-    ``routing_snapshot``, which also gives ``context``)."""
-    engine = floor.engine
+    """Route one waiting interaction: ``it`` is an Interaction or a row with its attributes (see
+    ``routing_snapshot``, which also gives ``context``). Reads what ``place_waiting`` needs."""
     if it.queue_id is not None and it.queue_id not in floor.queue_info:
         await sync_queues(session, floor)  # created since the last sync (the reconcile pass syncs too)
     # Every offer moves the interaction to "offered" and so bumps its version: a queued
     # interaction still at version <= 2 (created, queued) was never offered, so nobody declined it.
     declined = {str(a) for a in await store.declined_agent_ids(session, it.id)} if it.version > 2 else set()
+    if it.rule_set_version is not None and it.rule_set_version != floor.engine.rule_set_version:
+        await _load_pinned(host, session, floor, it.rule_set_version)
+    if context is None:
+        context = await context_for(session, it)
+    return place_waiting(floor, it, now, context, declined, host)
+
+
+def place_waiting(
+    floor: Floor, it: Any, now: float, context: dict[str, Any], declined: set[str], host: EngineHost
+) -> list[Event]:
+    """Put waiting work into the engine from what SQL says of it (memory only)."""
+    engine = floor.engine
     transfer = (it.attributes or {}).get("transfer") or {}
     if transfer.get("consult") == "pending" and it.parent_id is not None:
-        return await _restore_consult(host, session, floor, it, transfer, now)
+        return _restore_consult(floor, it, transfer, now, context, host.consult_wait_seconds)
     # A queue chosen at creation (rule_set_version still unset) is explicit; otherwise the rules
     # route it again from its age, so escalation steps resume where they were — by the version
     # that routed it (only the supervisor's explicit re-evaluation moves it to the live one).
@@ -162,7 +337,8 @@ async def enqueue_from_sql(
     if it.queue_id is not None and it.rule_set_version is None:
         explicit_queue = floor.queue_info[it.queue_id][0]
     elif it.rule_set_version is not None and it.rule_set_version != engine.rule_set_version:
-        pinned = await _pinned_version(host, session, floor, it.rule_set_version)
+        # A pinned version that is gone or unusable was never loaded: the live one routes it.
+        pinned = it.rule_set_version if engine.knows_rule_set(it.rule_set_version) else None
     return engine.enqueue(
         now,
         str(it.id),
@@ -171,43 +347,37 @@ async def enqueue_from_sql(
         priority=it.priority,
         virtual_start=it.virtual_start_at.timestamp(),
         required_skills=it.required_skills or None,
-        context=context if context is not None else await context_for(session, it),
+        context=context,
         declined=declined,
         rule_set_version=pinned,
     )
 
 
-async def _pinned_version(host: EngineHost, session: AsyncSession, floor: Floor, version: int) -> int | None:
-    """Load (once per floor) the rule-set version waiting work is pinned to into the engine.
-    None when it cannot be used (deleted, or routes to a queue that is gone): the live one routes."""
-    if floor.engine.knows_rule_set(version):
-        return version
-    if version not in floor.pinned:
-        rule_set: RuleSet | None = None
-        row = await session.scalar(
-            select(RuleSetVersion).where(
-                RuleSetVersion.partition == host.partition, RuleSetVersion.version == version
-            )
+async def _load_pinned(host: EngineHost, session: AsyncSession, floor: Floor, version: int) -> None:
+    """Load (once per floor) a rule-set version waiting work is pinned to into the engine."""
+    if floor.engine.knows_rule_set(version) or version in floor.pinned:
+        return
+    row = await session.scalar(
+        select(RuleSetVersion).where(
+            RuleSetVersion.partition == host.partition, RuleSetVersion.version == version
         )
-        if row is not None:
-            try:
-                rule_set = RuleSet.model_validate({**row.body, "version": row.version})
-                floor.engine.add_rule_set(rule_set)
-            except ValueError as exc:  # pydantic's ValidationError is a ValueError too
-                log.warning("routing engine: pinned rule set %d unusable (%s); using live", version, exc)
-                rule_set = None
-        floor.pinned[version] = rule_set
-    return version if floor.pinned[version] is not None else None
+    )
+    floor.pinned[version] = _usable(floor.engine, row) if row is not None else None
 
 
-async def _restore_consult(
-    host: EngineHost, session: AsyncSession, floor: Floor, child: Any, transfer: dict[str, Any], now: float
+def _restore_consult(
+    floor: Floor,
+    child: Any,
+    transfer: dict[str, Any],
+    now: float,
+    context: dict[str, Any],
+    wait_seconds: float,
 ) -> list[Event]:
     """A warm transfer still waiting for its target (after a take-over or a rebuild): offer it
     again while the sender keeps the parent; if the parent is no longer theirs, cancel it."""
     sender = str(transfer.get("from_agent_id"))
     to_agent = transfer.get("to_agent_id")
-    queue = (await session.get(Queue, child.queue_id)).name if child.queue_id else None
+    queue = floor.queue_name(child.queue_id)
     try:
         if queue is None:
             raise ValueError("the consult has no queue")
@@ -222,8 +392,8 @@ async def _restore_consult(
             virtual_start=child.virtual_start_at.timestamp(),
             required_skills=child.required_skills or None,
             to_agent=to_agent,  # an agent who is gone cannot take it: the consult is cancelled
-            context=await context_for(session, child),
-            deadline=child.created_at.timestamp() + host.consult_wait_seconds,
+            context=context,
+            deadline=child.created_at.timestamp() + wait_seconds,
         )
     except ValueError as exc:
         log.info("routing engine: consult %s cannot resume (%s); cancelling it", child.id, exc)

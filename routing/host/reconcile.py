@@ -20,7 +20,8 @@ from routing.commands import Adopt
 from routing.engine.events import Event
 from routing.host import arrivals
 from routing.host.dispatch import adopt
-from routing.host.leader import DecisionRefused, Leader
+from routing.host.errors import DecisionRefused
+from routing.host.leader import Leader
 from routing.host.rebuild import sync_queues
 from routing.models import Agent, Offer, OfferState, Presence
 from switchboard.fastsql import FastStatement
@@ -62,9 +63,9 @@ async def reconcile(leader: Leader) -> None:
     waiting_in_sql = {str(i) for i, _ in rows}
     vanished = [i for i in leader.engine.live_ids() if i not in waiting_in_sql]
     if vanished:
-        # Abandoned/failed by an adapter or a supervisor: SQL is right; start from it again.
-        log.info("routing engine: %d waiting interactions ended outside routing; rebuilding", len(vanished))
-        await leader.rebuild()
+        # Abandoned/failed by an adapter or a supervisor: SQL is right; re-read those from it.
+        log.info("routing engine: %d waiting interactions ended outside routing", len(vanished))
+        await leader.repair(set(vanished), set())
 
 
 async def reconcile_desktops(leader: Leader) -> list[str]:
