@@ -196,14 +196,17 @@ class DesktopConnection:
 
     async def push_loop(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
         while True:
-            event = await queue.get()
-            try:
-                await self.apply(event)
-            except (WebSocketDisconnect, RuntimeError):
-                raise
-            except Exception:  # noqa: BLE001 - one bad event must not end the agent's session
-                log.exception("desktop push failed for agent %s; resyncing", self.agent_id)
-                await self.resync()
+            batch = [await queue.get()]
+            while len(batch) < PUSH_BATCH and not queue.empty():
+                batch.append(queue.get_nowait())
+            for event in coalesce_timeline(batch):
+                try:
+                    await self.apply(event)
+                except (WebSocketDisconnect, RuntimeError):
+                    raise
+                except Exception:  # noqa: BLE001 - one bad event must not end the agent's session
+                    log.exception("desktop push failed for agent %s; resyncing", self.agent_id)
+                    await self.resync()
 
     async def apply(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
@@ -310,6 +313,34 @@ class DesktopConnection:
             return None
         bar = await desk_work.wrapup_bar(session, agent_id=self.agent_id, interaction_id=interaction_id)
         return pages.render("_tab.html", item=item) + pages.render("_state.html", item=item, oob=True) + bar
+
+
+PUSH_BATCH = 64  # events taken from a socket's queue at once
+
+
+def coalesce_timeline(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events in order, except that a customer's live-360 events queued together become one,
+    at the place of the last, naming every interaction they touched. Each re-reads the 360 from
+    SQL, so the last alone shows what all of them would; under load a loop's 4-6 timeline events
+    for its customer queue up behind one another (desktop bench: ~14 ms of CPU per loop)."""
+    last: dict[str, int] = {}
+    touched: dict[str, set[str]] = {}
+    for index, event in enumerate(events):
+        if event.get("type") == live.EVENT_TYPE and "customer_id" in event:
+            customer = str(event["customer_id"])
+            last[customer] = index
+            touched.setdefault(customer, set()).update(str(i) for i in event.get("interaction_ids") or [])
+    if len(last) == sum(1 for e in events if e.get("type") == live.EVENT_TYPE and "customer_id" in e):
+        return events  # nothing to merge
+    merged: list[dict[str, Any]] = []
+    for index, event in enumerate(events):
+        if event.get("type") == live.EVENT_TYPE and "customer_id" in event:
+            customer = str(event["customer_id"])
+            if last[customer] != index:
+                continue
+            event = {**event, "interaction_ids": sorted(touched[customer])}
+        merged.append(event)
+    return merged
 
 
 def _card_from_event(offer_id: uuid.UUID, event: dict[str, Any]) -> service.OfferCard | None:

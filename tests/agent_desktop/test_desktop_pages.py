@@ -93,3 +93,26 @@ async def test_cookie_post_without_csrf_header_is_refused(client, db, make_user,
     response = await client.post("/desktop/presence", data={"presence": "available"})
     client.cookies.clear()
     assert response.status_code == 403
+
+
+def test_queued_live_360_events_of_one_customer_are_rendered_once() -> None:
+    """A socket's queue holding several timeline events for one customer re-reads the 360 once,
+    after the others in between, naming every interaction touched; other events keep their order."""
+    from agent_desktop.ws import coalesce_timeline
+
+    a, b = "c-a", "c-b"
+    events = [
+        {"type": "timeline", "customer_id": a, "interaction_ids": ["i1"]},
+        {"type": "assigned", "interaction_id": "i1"},
+        {"type": "timeline", "customer_id": b, "interaction_ids": ["i9"]},
+        {"type": "timeline", "customer_id": a, "interaction_ids": ["i2"]},
+        {"type": "offer_closed", "offer_id": "o1"},
+    ]
+    assert coalesce_timeline(events) == [
+        {"type": "assigned", "interaction_id": "i1"},
+        {"type": "timeline", "customer_id": b, "interaction_ids": ["i9"]},
+        {"type": "timeline", "customer_id": a, "interaction_ids": ["i1", "i2"]},
+        {"type": "offer_closed", "offer_id": "o1"},
+    ]
+    single = [{"type": "timeline", "customer_id": a, "interaction_ids": []}, {"type": "presence"}]
+    assert coalesce_timeline(single) == single
