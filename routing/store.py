@@ -28,7 +28,7 @@ from interactions.models import ActorType, Interaction
 from interactions.service import transition_data
 from interactions.states import Channel, State, can_transition
 from interactions.timeline import event_row, insert_events
-from routing.capacity import DEFAULT_CHANNEL_COST, fits
+from routing.capacity import DEFAULT_CHANNEL_COST, VOICE, fits
 from routing.history import COUNTERS, SUMS, interval_start
 from routing.models import Agent, Offer, OfferState, RoutingPartition
 from switchboard.db import new_id
@@ -297,7 +297,8 @@ def _offer_in_one_statement_sql(costs: dict[str, int]) -> PgStatement:
             WHERE name = :partition AND epoch <= :epoch
             RETURNING epoch
         ), held AS (  -- what the agent holds now
-            SELECT count(*) FILTER (WHERE channel = :channel) AS same_channel,
+            SELECT count(*) AS total, count(*) FILTER (WHERE channel = '{VOICE}') AS voice,
+                   count(*) FILTER (WHERE channel = :channel) AS same_channel,
                    coalesce(sum(CASE channel {unit_cost} ELSE 0 END), 0) AS units
             FROM interactions
             WHERE agent_id = :agent_id AND state IN ({occupying})
@@ -306,6 +307,7 @@ def _offer_in_one_statement_sql(costs: dict[str, int]) -> PgStatement:
             WHERE agents.id = :agent_id
               AND held.same_channel + 1 <= coalesce((agents.channel_max ->> :channel)::int, 0)
               AND held.units + :channel_cost <= agents.capacity_units
+              AND held.voice = 0 AND (held.total = 0 OR :channel <> '{VOICE}')  -- voice is exclusive
               AND NOT EXISTS (
                   SELECT 1 FROM offers
                   WHERE offers.interaction_id = :interaction_id AND offers.agent_id = :agent_id
@@ -384,30 +386,37 @@ async def offer_in_one_statement(
     timeline event ids (for the live announcement, which the caller publishes)."""
     offer_id, expires_at = new_id(), now + ttl
     placement = placement or {}
-    row = await _OFFER_IN_ONE_STATEMENT.fetchrow_on(
-        driver,
-        {
-            "partition": partition,
-            "epoch": epoch,
-            "interaction_id": interaction_id,
-            "channel": channel,
-            "channel_cost": DEFAULT_CHANNEL_COST.get(channel, 0),
-            "agent_id": agent_id,
-            "agent_text": str(agent_id),
-            "now": now,
-            "expires_at": expires_at,
-            "offer_id": offer_id,
-            "queue_id": placement.get("queue_id"),
-            "priority": placement.get("priority"),
-            "rule_set_version": placement.get("rule_set_version"),
-            "routed_data": json.dumps(routed_data) if routed_data is not None else None,
-            "offer_data": json.dumps(
-                {"offer_id": str(offer_id), "agent_id": str(agent_id), "expires_at": expires_at.isoformat()}
-            ),
-            "queue_name": queue_name,
-            "interval_start": interval_start(now),
-        },
-    )
+    try:
+        row = await _OFFER_IN_ONE_STATEMENT.fetchrow_on(
+            driver,
+            {
+                "partition": partition,
+                "epoch": epoch,
+                "interaction_id": interaction_id,
+                "channel": channel,
+                "channel_cost": DEFAULT_CHANNEL_COST.get(channel, 0),
+                "agent_id": agent_id,
+                "agent_text": str(agent_id),
+                "now": now,
+                "expires_at": expires_at,
+                "offer_id": offer_id,
+                "queue_id": placement.get("queue_id"),
+                "priority": placement.get("priority"),
+                "rule_set_version": placement.get("rule_set_version"),
+                "routed_data": json.dumps(routed_data) if routed_data is not None else None,
+                "offer_data": json.dumps(
+                    {
+                        "offer_id": str(offer_id),
+                        "agent_id": str(agent_id),
+                        "expires_at": expires_at.isoformat(),
+                    }
+                ),
+                "queue_name": queue_name,
+                "interval_start": interval_start(now),
+            },
+        )
+    except IntegrityError as exc:  # as create_offer: the partial unique index refused a second live offer
+        raise Conflict("The interaction already has a live offer", field="interaction_id") from exc
     if not row["fenced"]:
         raise StaleEngine(f"engine epoch {epoch} is stale for partition {partition!r}")
     if not row["allowed"]:

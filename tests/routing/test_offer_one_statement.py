@@ -2,26 +2,35 @@
 
 It must leave exactly what the portable transaction leaves (the path SQLite always takes): the
 same interaction columns, offer row, timeline events, interval counters and published offer, and
-it must refuse exactly when the portable path refuses (stale epoch, capacity, decliners, state).
+it must refuse exactly when the portable path refuses (stale epoch, capacity, voice exclusivity,
+decliners, state, a live offer). ``test_both_paths_decide_alike`` runs both from the same rows, one
+decision shape at a time; each refusing shape fails if its check goes missing from either path.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from customers.models import Customer, ValueTier
 from interactions.models import Interaction, TimelineEvent
+from interactions.schemas import InteractionCreate
+from interactions.service import Actor, create_interaction
 from interactions.states import State
-from routing import store
+from routing import history, store
 from routing.history import QueueInterval
 from routing.host import EngineHost, Leader, LostLeadership, arrivals
-from routing.models import Offer, OfferState
+from routing.models import Agent, Offer, OfferState, RoutingPartition
 from switchboard.db import Database, utcnow
-from switchboard.errors import Conflict
+from switchboard.errors import Conflict, DomainError
 from switchboard.fastsql import held_connection
 from tests.routing.test_host import new_interaction, seed
 
@@ -163,3 +172,254 @@ async def test_refuses_what_the_portable_path_refuses(pg_db: Database, redis_han
         await host.client.aclose()
     finally:
         await client.aclose()
+
+
+# ---------------------------------------------------------------- both paths, decision shape by shape
+
+PARTITION, EPOCH, TTL = "p", 5, timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class Scene:
+    """The starting rows of one decision: ``agent`` is offered ``work`` (queued, on ``channel``)."""
+
+    agent: uuid.UUID
+    other: uuid.UUID
+    work: uuid.UUID
+    channel: str
+
+
+async def _interaction(db: Database, n: int, channel: str = "chat") -> uuid.UUID:
+    async with db.sessionmaker() as s:
+        data = InteractionCreate(
+            channel=channel, queue="retail", identity={"kind": "phone", "value": f"+4479222{n:05d}"}
+        )
+        it = await create_interaction(s, data=data, actor=Actor.system(), default_region="GB")
+        await s.commit()
+        return it.id
+
+
+async def _hold(db: Database, agent: uuid.UUID, channel: str, state: State, *numbers: int) -> None:
+    """The agent holds (occupies capacity with, in ``state``) interactions on ``channel``."""
+    for n in numbers:
+        iid = await _interaction(db, n, channel)
+        async with db.sessionmaker() as s:
+            await s.execute(
+                update(Interaction).where(Interaction.id == iid).values(state=state, agent_id=agent)
+            )
+            await s.commit()
+
+
+async def _add_offer(db: Database, scene: Scene, agent: uuid.UUID, state: OfferState) -> None:
+    now = utcnow()
+    async with db.sessionmaker() as s:
+        s.add(
+            Offer(
+                interaction_id=scene.work, agent_id=agent, state=state, created_at=now, expires_at=now + TTL
+            )
+        )
+        await s.commit()
+
+
+async def _known_customer(db: Database, scene: Scene) -> None:
+    """The customer called before (the same number: the same customer) and is a gold customer."""
+    earlier = await _interaction(db, 0)
+    async with db.sessionmaker() as s:
+        it = await s.get(Interaction, scene.work)
+        assert (await s.get(Interaction, earlier)).customer_id == it.customer_id
+        await s.execute(
+            update(Customer)
+            .where(Customer.id == it.customer_id)
+            .values(display_name="Ada Lovelace", value_tier=ValueTier.GOLD, segments=["private", "vip"])
+        )
+        await s.commit()
+
+
+async def _set_state(db: Database, scene: Scene, state: State) -> None:
+    async with db.sessionmaker() as s:
+        await s.execute(update(Interaction).where(Interaction.id == scene.work).values(state=state))
+        await s.commit()
+
+
+async def _fence_at(db: Database, epoch: int) -> None:
+    async with db.sessionmaker() as s:
+        await store.fence(s, partition=PARTITION, epoch=epoch)
+        await s.commit()
+
+
+@dataclass(frozen=True)
+class Shape:
+    name: str
+    refusal: type[Exception] | None  # None: an offer is made
+    arrange: Callable[[Database, Scene], Awaitable[object]] = lambda db, scene: asyncio.sleep(0)
+    channel: str = "chat"  # of the work offered
+    capacity_units: int = 100
+    chat_max: int = 3
+
+
+SHAPES = [
+    Shape("new customer", None),
+    Shape("known customer", None, _known_customer),
+    Shape(
+        "declined by this agent", Conflict, lambda db, sc: _add_offer(db, sc, sc.agent, OfferState.REJECTED)
+    ),
+    Shape("missed by this agent", Conflict, lambda db, sc: _add_offer(db, sc, sc.agent, OfferState.EXPIRED)),
+    Shape(
+        "declined by another agent", None, lambda db, sc: _add_offer(db, sc, sc.other, OfferState.REJECTED)
+    ),
+    Shape(
+        "rescinded before (not declined)",
+        None,
+        lambda db, sc: _add_offer(db, sc, sc.agent, OfferState.RESCINDED),
+    ),
+    Shape(
+        "channel ceiling full",
+        Conflict,
+        lambda db, sc: _hold(db, sc.agent, "chat", State.CONNECTED, 1),
+        chat_max=1,
+    ),
+    Shape(
+        "channel ceiling not yet full",
+        None,
+        lambda db, sc: _hold(db, sc.agent, "chat", State.CONNECTED, 1),
+        chat_max=2,
+    ),
+    Shape(
+        "capacity units full",
+        Conflict,
+        lambda db, sc: _hold(db, sc.agent, "chat", State.CONNECTED, 1, 2),
+        capacity_units=74,
+    ),
+    Shape(
+        "capacity units exactly enough",
+        None,
+        lambda db, sc: _hold(db, sc.agent, "chat", State.WRAP_UP, 1, 2),
+        capacity_units=75,
+    ),
+    Shape(
+        "on a call, offered chat",
+        Conflict,
+        lambda db, sc: _hold(db, sc.agent, "voice", State.CONNECTED, 1),
+        capacity_units=1000,
+    ),
+    Shape(
+        "on a chat, offered a call",
+        Conflict,
+        lambda db, sc: _hold(db, sc.agent, "chat", State.OFFERED, 1),
+        channel="voice",
+        capacity_units=1000,
+    ),
+    Shape("free, offered a call", None, channel="voice"),
+    Shape("work done no longer holds", None, lambda db, sc: _hold(db, sc.agent, "voice", State.COMPLETED, 1)),
+    Shape("stale lease epoch", store.StaleEngine, lambda db, sc: _fence_at(db, EPOCH + 1)),
+    Shape("no longer queued", Conflict, lambda db, sc: _set_state(db, sc, State.ABANDONED)),
+    Shape(
+        "a live offer already exists", Conflict, lambda db, sc: _add_offer(db, sc, sc.other, OfferState.LIVE)
+    ),
+]
+
+
+async def _rows(s: AsyncSession, scene: Scene) -> dict:
+    """Every row a decision may write, with the offer's id (which each path draws) normalised."""
+    it = (await s.execute(select(Interaction.__table__).where(Interaction.id == scene.work))).one()
+    offers = (await s.execute(select(Offer.__table__).where(Offer.interaction_id == scene.work))).all()
+    events = (
+        await s.scalars(
+            select(TimelineEvent).where(TimelineEvent.interaction_id == scene.work).order_by(TimelineEvent.id)
+        )
+    ).all()
+    intervals = (await s.execute(select(QueueInterval.__table__).order_by(QueueInterval.queue_name))).all()
+    return {
+        "interaction": {k: v for k, v in it._asdict().items() if k != "id"},
+        "offers": sorted((o.agent_id, o.state, o.created_at, o.expires_at, o.engine_epoch) for o in offers),
+        "events": [
+            (e.kind, e.channel, e.actor_type, e.actor_id, e.at, {**e.data, "offer_id": "<id>"})
+            for e in events
+        ],
+        "intervals": [tuple(row) for row in intervals],
+        "epoch": await s.scalar(select(RoutingPartition.epoch).where(RoutingPartition.name == PARTITION)),
+    }
+
+
+def _outcome(result: store.OfferMade | Exception) -> object:
+    if isinstance(result, Exception):
+        return type(result)
+    return dataclasses.replace(result, id=uuid.UUID(int=0))
+
+
+async def _portable(db: Database, scene: Scene, now) -> tuple[object, dict]:
+    """The portable transaction, as the engine host composes it (fence, offer, interval counter),
+    then rolled back: the one-statement path starts from the same rows."""
+    async with db.sessionmaker() as s:
+        try:
+            await store.fence(s, partition=PARTITION, epoch=EPOCH)
+            result: store.OfferMade | Exception = await store.create_offer(
+                s,
+                partition=PARTITION,
+                epoch=EPOCH,
+                interaction_id=scene.work,
+                agent_id=scene.agent,
+                now=now,
+                ttl=TTL,
+                fenced=True,
+            )
+            await history.bump(s, queue="retail", at=now, offered=1)
+        except DomainError as exc:
+            result = exc
+            await s.rollback()  # a refusal rolls the whole decision back
+        rows = await _rows(s, scene)
+        await s.rollback()
+    return _outcome(result), rows
+
+
+async def _one_statement(db: Database, scene: Scene, now) -> tuple[object, dict]:
+    async with held_connection(db.engine) as driver:
+        try:
+            result: store.OfferMade | Exception
+            result, _ = await store.offer_in_one_statement(
+                driver,
+                partition=PARTITION,
+                epoch=EPOCH,
+                interaction_id=scene.work,
+                channel=scene.channel,
+                agent_id=scene.agent,
+                now=now,
+                ttl=TTL,
+                queue_name="retail",
+            )
+        except DomainError as exc:
+            result = exc
+    async with db.sessionmaker() as s:
+        return _outcome(result), await _rows(s, scene)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=[shape.name for shape in SHAPES])
+async def test_both_paths_decide_alike(db: Database, shape: Shape):
+    """The same starting rows, both paths: the same refusal, or the same offer and rows written."""
+    agents, _ = await seed(db, agents=2, chat_max=shape.chat_max)
+    async with db.sessionmaker() as s:
+        await s.execute(
+            update(Agent).where(Agent.id == agents[0]).values(capacity_units=shape.capacity_units)
+        )
+        await s.commit()
+    await _fence_at(db, EPOCH)
+    scene = Scene(agents[0], agents[1], await _interaction(db, 0, shape.channel), shape.channel)
+    await shape.arrange(db, scene)
+    async with db.sessionmaker() as s:
+        before = await _rows(s, scene)
+    now = utcnow()
+
+    portable, portable_rows = await _portable(db, scene, now)
+    if shape.refusal is None:
+        assert isinstance(portable, store.OfferMade), portable
+        assert (portable.agent_id, portable.channel) == (scene.agent, scene.channel)
+        assert portable_rows != before
+    else:
+        assert portable is shape.refusal
+        assert portable_rows == before
+    if db.is_sqlite:
+        pytest.skip("the one-statement offer is PostgreSQL's (the portable path is checked above)")
+
+    fast, fast_rows = await _one_statement(db, scene, now)
+    assert fast == portable
+    assert fast_rows == portable_rows
