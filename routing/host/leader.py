@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 DATABASE_ERRORS = (DBAPIError, OSError, asyncpg.InterfaceError)
 
 REBUILD_TRIES = 4  # while leading; taking the lease retries for as long as the lease holds
+INSTALL_BATCH = 100  # decisions per transaction when a rebuild's are written (the first with the swap)
 
 SessionAction = Callable[[AsyncSession], Awaitable[list[Event]]]
 
@@ -57,6 +59,7 @@ class Leader:
         self.floor = floor
         self._rebuilding = 0
         self._repairing = False
+        self.last_rebuild_ms: float | None = None  # build + install of the floor in use (stats)
 
     @classmethod
     async def take(cls, host: EngineHost, lease: Lease) -> Leader:
@@ -93,23 +96,34 @@ class Leader:
 
     async def _install(self, rebuilt: Rebuilt) -> None:
         """Swap the new floor in with ONE transaction: every live offer of the engine it replaces
-        (or of a previous leader) withdrawn, and the rebuild's own decisions written. If that
-        transaction fails, the previous floor is put back and SQL is as it was."""
+        (or of a previous leader) withdrawn, and the rebuild's first decisions written. If that
+        transaction fails, the previous floor is put back and SQL is as it was. The rest of the
+        rebuild's decisions (an offer per free agent: a thousand after a busy take-over) follow in
+        transactions of ``INSTALL_BATCH``, each a decision like any other (repaired if refused),
+        so the first offers reach the desktops without waiting for the last."""
+        first, rest = rebuilt.decided[:INSTALL_BATCH], rebuilt.decided[INSTALL_BATCH:]
         previous, self.floor = self.floor, rebuilt.floor  # the writers record the new floor's offers
         try:
             async with self.host.db.sessionmaker() as session, self.sql_verdict("rebuild", session):
                 persist.hold_loaded(session)
                 await store.fence(session, partition=self.host.partition, epoch=self.lease.epoch)
                 withdrawn = await withdraw_live_offers(session, dt(self.engine_now()), "engine_failover")
-                published = await persist.write_events(self, session, rebuilt.decided, fenced=True)
+                published = await persist.write_events(self, session, first, fenced=True)
         except BaseException:
             self.floor = previous
             raise
         await self.host.publisher.publish_many(withdrawn + published)
+        self.last_rebuild_ms = round((time.perf_counter() - rebuilt.started) * 1000, 1)
+        for n in range(0, len(rest), INSTALL_BATCH):
+            with contextlib.suppress(DecisionRefused):  # repaired from SQL for what it touched
+                async with self.host.db.sessionmaker() as session:
+                    persist.hold_loaded(session)
+                    await self.commit_events(session, rest[n : n + INSTALL_BATCH], context="rebuild")
         if self.host.gc_freeze:
             freeze_long_lived()  # the engine's large, long-lived indexes (and not the one replaced)
         log.info(
-            "routing engine: rebuilt with %d agents and %d waiting (%d offers withdrawn, %d made)",
+            "routing engine: rebuilt in %.0f ms with %d agents and %d waiting (%d offers withdrawn, %d made)",
+            self.last_rebuild_ms,
             rebuilt.agents,
             rebuilt.waiting,
             len(withdrawn),
@@ -267,6 +281,7 @@ class Leader:
         snapshot = {
             "at": dt(now).isoformat(),
             "epoch": self.lease.epoch,
+            "rebuild_ms": self.last_rebuild_ms,
             "queues": queues,
             "agents_by_presence": dict(stats.agents_by_presence),
             "totals": dict(stats.totals),

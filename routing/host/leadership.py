@@ -99,7 +99,8 @@ class EngineHost:
             try:
                 lease = await self._try_lead()
                 if lease is None:
-                    await self._sleep(self.leases.ttl_ms / 3000)
+                    # Poll several times per TTL: a dead leader's lease is taken soon after it lapses.
+                    await self._sleep(self.leases.ttl_ms / 10000)
                     continue
                 await self._lead(lease)
             except LostLeadership as exc:

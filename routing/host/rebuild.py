@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -65,12 +66,16 @@ class Rebuilt:
     decided: list[Event] = field(default_factory=list)  # rebuilding matches too: offers to persist
     agents: int = 0
     waiting: int = 0
+    started: float = field(default_factory=time.perf_counter)  # for the log: how long it took
 
 
 async def build_floor(host: EngineHost, lease: Lease) -> Rebuilt:
     """Read SQL (one query per table) and build a new floor; nothing is written but the fence."""
+    started = time.perf_counter()
     with _gc_paused():
-        return await _build_floor(host, lease)
+        rebuilt = await _build_floor(host, lease)
+    rebuilt.started = started
+    return rebuilt
 
 
 @contextlib.contextmanager

@@ -1,0 +1,289 @@
+"""Take-over under load: two app processes, the engine leader killed with SIGKILL.
+
+    python bench/failover.py [--agents 1000] [--waiting 2000] [--rate 50] [--before 5] [--after 15]
+
+Seeds, in its own schema (dropped at the end): N agents available, each holding two chats of
+their chat maximum of three (a busy floor; one free place each), and M chats waiting. Two app
+processes run as the README runs them (bench/desktop_setup.start_server). A supervisor's client
+posts chats at ``--rate`` per second to both; after ``--before`` seconds the leader is killed
+with SIGKILL and the posts go on for ``--after`` seconds.
+
+Reports, from SQL and the survivor's log: time from the kill to the first offer made by the new
+leader (target: lease TTL + 1 s), the new leader's rebuild time (target <= 300 ms), and lost,
+duplicated or double-assigned interactions (target 0). Accepts are not simulated here (see
+bench/desktop_latency.py for the agent loop).
+
+Needs PostgreSQL (BENCH_PG_URL) and Redis (BENCH_REDIS_URL), as bench/desktop_setup.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import redis.asyncio as aioredis  # noqa: E402
+from sqlalchemy import func, insert, select, update  # noqa: E402
+
+from bench.agent_loop import FORM, PASSWORD, form  # noqa: E402
+from bench.common import Conn, print_figures  # noqa: E402
+from bench.desktop_setup import (  # noqa: E402
+    PG_URL,
+    REDIS_URL,
+    drop_schema,
+    free_port,
+    prepare,
+    start_server,
+    wait_ready,
+)
+from customers.models import Customer  # noqa: E402
+from interactions.models import Interaction  # noqa: E402
+from interactions.states import Channel, State  # noqa: E402
+from routing.host import stats_key  # noqa: E402
+from routing.models import Agent, Offer, OfferState, Presence, Queue  # noqa: E402
+from switchboard.db import Database, utcnow  # noqa: E402
+from switchboard.settings import Settings  # noqa: E402
+
+HELD_PER_AGENT = 2  # of a chat maximum of 3: one free place each
+
+
+async def busy_floor(schema: str, waiting: int) -> None:
+    """Every agent available and holding two chats; ``waiting`` chats queued, oldest first."""
+    db = Database(PG_URL, schema=schema)
+    now = utcnow()
+    async with db.sessionmaker() as s:
+        queue_id = await s.scalar(select(Queue.id))
+        agents = list((await s.scalars(select(Agent.id))).all())
+        await s.execute(update(Agent).values(presence=Presence.AVAILABLE))
+        customers = [{"id": uuid.uuid4(), "display_name": f"C {n}"} for n in range(len(agents) * 2 + waiting)]
+        await s.execute(insert(Customer), customers)
+
+        def chat(n: int, **values: Any) -> dict[str, Any]:
+            return {
+                "customer_id": customers[n]["id"],
+                "channel": Channel.CHAT,
+                "queue_id": queue_id,
+                "virtual_start_at": now - timedelta(seconds=900 - n * 0.1),
+                **values,
+            }
+
+        held = [
+            chat(HELD_PER_AGENT * i + k, state=State.CONNECTED, agent_id=a, version=4, connected_at=now)
+            for i, a in enumerate(agents)
+            for k in range(HELD_PER_AGENT)
+        ]
+        queued = [chat(len(held) + n, state=State.QUEUED, version=2, queued_at=now) for n in range(waiting)]
+        await s.execute(insert(Interaction), held + queued)
+        await s.commit()
+    await db.dispose()
+
+
+async def first_offer_after(db: Database, epoch: int) -> float | None:
+    async with db.sessionmaker() as s:
+        made = await s.scalar(select(func.min(Offer.created_at)).where(Offer.engine_epoch > epoch))
+    return made.timestamp() if made is not None else None
+
+
+async def epoch_now(db: Database) -> int:
+    async with db.sessionmaker() as s:
+        return int(await s.scalar(select(func.max(Offer.engine_epoch))) or 0)
+
+
+async def invariants(db: Database, created: set[str]) -> dict[str, int]:
+    """Lost: a created interaction missing or neither waiting nor held. Doubled: two live offers
+    for one interaction, or one accepted twice. Over capacity: an agent above its chat maximum."""
+    async with db.sessionmaker() as s:
+        rows = dict((await s.execute(select(Interaction.id, Interaction.state))).all())
+        live_twice = (
+            await s.execute(
+                select(Offer.interaction_id)
+                .where(Offer.state == OfferState.LIVE)
+                .group_by(Offer.interaction_id)
+                .having(func.count() > 1)
+            )
+        ).all()
+        accepted_twice = (
+            await s.execute(
+                select(Offer.interaction_id)
+                .where(Offer.state == OfferState.ACCEPTED)
+                .group_by(Offer.interaction_id)
+                .having(func.count() > 1)
+            )
+        ).all()
+        load = (
+            await s.execute(
+                select(Agent.id, func.count(Interaction.id))
+                .join(Interaction, Interaction.agent_id == Agent.id)
+                .where(Interaction.state.in_((State.OFFERED, State.CONNECTED, State.WRAP_UP)))
+                .group_by(Agent.id)
+                .having(func.count(Interaction.id) > 3)
+            )
+        ).all()
+    alive = {State.QUEUED, State.OFFERED, State.CONNECTED, State.WRAP_UP}
+    lost = sum(1 for i in created if rows.get(uuid.UUID(i)) not in alive)
+    return {
+        "lost": lost,
+        "double_offered": len(live_twice),
+        "accepted_twice": len(accepted_twice),
+        "agents_over_capacity": len(load),
+    }
+
+
+async def rebuild_ms(after: int) -> float | None:
+    """The new leader's own figure (build + install of its floor), from its stats snapshot."""
+    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        for _ in range(50):
+            raw = await client.get(stats_key())
+            snapshot = json.loads(raw) if raw else {}
+            if (snapshot.get("epoch") or 0) > after:
+                return snapshot.get("rebuild_ms")
+            await asyncio.sleep(0.2)
+    finally:
+        await client.aclose()
+    return None
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--agents", type=int, default=1000)
+    parser.add_argument("--waiting", type=int, default=2000)
+    parser.add_argument("--rate", type=float, default=50.0)
+    parser.add_argument("--before", type=float, default=5.0)
+    parser.add_argument("--after", type=float, default=15.0)
+    args = parser.parse_args()
+
+    schema = f"bench_failover_{os.getpid()}"
+    await prepare(schema, args.agents, 0, False)
+    await busy_floor(schema, args.waiting)
+    secret, origin = secrets.token_urlsafe(48), "https://desk.bench.example"
+    logs = Path(tempfile.mkdtemp(prefix="failover-"))
+    ports = [free_port(), free_port()]
+    servers = {port: start_server(port, schema, secret, origin, "default", logs) for port in ports}
+    db = Database(PG_URL, schema=schema)
+    created: set[str] = set()
+    statuses: dict[int, int] = {}
+    results: dict[str, Any] = {"agents": args.agents, "waiting": args.waiting, "rate": args.rate}
+    try:
+        leader_port = None
+        for _ in range(150):
+            roles = {p: await wait_ready(p) for p in ports}
+            leader_port = next((p for p, r in roles.items() if r == "leader"), None)
+            if leader_port is not None:
+                break
+            await asyncio.sleep(0.2)
+        assert leader_port is not None, "no leader"
+        survivor = next(p for p in ports if p != leader_port)
+        grant = await Conn(survivor).request(
+            "POST", "/api/auth/token", form(username="bench-sup", password=PASSWORD), {"Content-Type": FORM}
+        )
+        token = json.loads(grant[2])["access_token"]
+        pools: dict[int, asyncio.Queue[Conn]] = {p: asyncio.Queue() for p in ports}
+        for p in ports:
+            for _ in range(8):  # keep-alive connections, one request each at a time
+                pools[p].put_nowait(Conn(p, token))
+
+        async def post(n: int) -> None:
+            port = ports[n % 2]
+            body = json.dumps(
+                {"channel": "chat", "queue": "retail", "identity": {"kind": "chat", "value": f"fo-{n}"}}
+            ).encode()
+            conn = await pools[port].get()
+            try:
+                status, reply = await conn.post(body)
+            except (OSError, ConnectionError, asyncio.IncompleteReadError):
+                conn.close()
+                statuses[-1] = statuses.get(-1, 0) + 1  # refused (the killed process): nothing created
+                return
+            finally:
+                pools[port].put_nowait(conn)
+            statuses[status] = statuses.get(status, 0) + 1
+            if status == 201:
+                created.add(json.loads(reply)["id"])
+
+        async def traffic(seconds: float, first: int) -> int:
+            n, began = first, time.perf_counter()
+            tasks = []
+            while time.perf_counter() - began < seconds:
+                tasks.append(asyncio.create_task(post(n)))
+                n += 1
+                await asyncio.sleep(max(0.0, began + (n - first) / args.rate - time.perf_counter()))
+            await asyncio.gather(*tasks)
+            return n
+
+        n = await traffic(args.before, 0)
+        old_epoch = await epoch_now(db)
+        killed_at = time.time()
+        servers[leader_port].send_signal(signal.SIGKILL)
+        traffic_task = asyncio.create_task(traffic(args.after, n))
+        leader_at = offered_at = None
+        while time.time() - killed_at < args.after:
+            # Visible: committed (an offer row carries the time the engine made it, which for a
+            # take-over is before its install commits).
+            if offered_at is None and await first_offer_after(db, old_epoch) is not None:
+                offered_at = time.time()
+            if leader_at is None:
+                conn = Conn(survivor)
+                try:
+                    status, _, body = await conn.request("GET", "/readyz")
+                    if status == 200 and json.loads(body).get("routing_engine") == "leader":
+                        leader_at = time.time()
+                finally:
+                    conn.close()
+            await asyncio.sleep(0.05)
+        await traffic_task
+        results["kill_to_leader_seconds"] = round(leader_at - killed_at, 2) if leader_at else None
+        results["kill_to_first_offer_seconds"] = round(offered_at - killed_at, 2) if offered_at else None
+        results["rebuild_ms"] = await rebuild_ms(old_epoch)
+        await asyncio.sleep(2)  # the last arrivals routed
+        results.update(await invariants(db, created))
+        results["posts"] = {str(k): v for k, v in sorted(statuses.items())}
+        results["lease_ttl_ms"] = Settings().engine_lease_ms
+    finally:
+        for proc in servers.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in servers.values():
+            try:
+                proc.wait(timeout=20)
+            except Exception:  # noqa: BLE001 - never leave a server behind
+                proc.kill()
+        await db.dispose()
+        await drop_schema(schema)
+    ttl = results["lease_ttl_ms"] / 1000
+    print_figures(
+        [
+            (
+                "kill -9 -> first offer by the new leader (s)",
+                results["kill_to_first_offer_seconds"],
+                f"<= {ttl + 1}",
+            ),
+            ("kill -9 -> new leader ready (s)", results["kill_to_leader_seconds"], "-"),
+            ("take-over rebuild + install (ms, its stats)", results["rebuild_ms"], "<= 300"),
+            ("lost", results["lost"], "0"),
+            (
+                "live twice / accepted twice",
+                f"{results['double_offered']} / {results['accepted_twice']}",
+                "0 / 0",
+            ),
+            ("agents over capacity", results["agents_over_capacity"], "0"),
+        ],
+        results,
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
