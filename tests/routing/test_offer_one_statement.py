@@ -235,6 +235,12 @@ async def _known_customer(db: Database, scene: Scene) -> None:
         await s.commit()
 
 
+async def _on_a_chat_and_wrapping_one_up(db: Database, scene: Scene) -> None:
+    """Wrap-up still holds capacity (it is released only when wrap-up is done)."""
+    await _hold(db, scene.agent, "chat", State.CONNECTED, 1)
+    await _hold(db, scene.agent, "chat", State.WRAP_UP, 2)
+
+
 async def _set_state(db: Database, scene: Scene, state: State) -> None:
     async with db.sessionmaker() as s:
         await s.execute(update(Interaction).where(Interaction.id == scene.work).values(state=state))
@@ -287,7 +293,7 @@ SHAPES = [
     Shape(
         "capacity units full",
         Conflict,
-        lambda db, sc: _hold(db, sc.agent, "chat", State.CONNECTED, 1, 2),
+        _on_a_chat_and_wrapping_one_up,
         capacity_units=74,
     ),
     Shape(
