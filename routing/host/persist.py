@@ -10,9 +10,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -191,7 +191,7 @@ def _place_statement() -> Any:
     """Where the engine placed waiting work (queue, priority, routing version), built once."""
     it = Interaction.__table__.c
     return (
-        update(Interaction.__table__)
+        update(cast(Table, Interaction.__table__))
         .where(it.id == bindparam("interaction_id"))
         .values(
             queue_id=bindparam("queue_id"),
@@ -237,6 +237,8 @@ async def _placed(
 async def _diverted(leader: Leader, session: AsyncSession, event: Diverted, now: datetime) -> list[Message]:
     leader.floor.diverted.add(event.interaction_id)
     interaction = await session.get(Interaction, uuid.UUID(event.interaction_id))
+    if interaction is None:  # deleted meanwhile: nothing to divert
+        return []
     interaction.attributes = {**(interaction.attributes or {}), "routing_diverted": event.action}
     append_event(
         session,

@@ -18,9 +18,9 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interactions.models import ActorType, Interaction
@@ -193,7 +193,7 @@ async def withdraw_live_offers(
     """Rescind every live offer (a previous engine's), set-based: one UPDATE of the offers, one of
     their interactions (back to queued at their place, as ``store.close_offer`` does one by one)
     and one INSERT of their timeline events. The caller's transaction is fenced."""
-    offers = Offer.__table__
+    offers = cast(Table, Offer.__table__)  # declared as FromClause; a Table to update()
     closed = (
         await session.execute(
             update(offers)
@@ -207,7 +207,7 @@ async def withdraw_live_offers(
     it = Interaction.__table__.c
     requeued = (
         await session.execute(
-            update(Interaction.__table__)
+            update(cast(Table, Interaction.__table__))
             .where(it.id.in_([row.interaction_id for row in closed]), it.state == State.OFFERED)
             .values(state=State.QUEUED, agent_id=None, version=it.version + 1, updated_at=now, queued_at=now)
             .returning(it.id, it.customer_id, it.channel, it.version)

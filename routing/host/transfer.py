@@ -42,6 +42,8 @@ async def transfer(leader: Leader, command: Transfer) -> dict[str, Any]:
     async def hand_over(session: AsyncSession) -> list[Event]:
         now = leader.host.clock()
         parent = await session.get(Interaction, uuid.UUID(parent_id), populate_existing=True)
+        if parent is None:
+            raise ValueError(f"unknown interaction {parent_id}")
         to_queue_id = None
         if command.to_queue:
             to_queue_id = await session.scalar(select(Queue.id).where(Queue.name == command.to_queue))
@@ -58,9 +60,8 @@ async def transfer(leader: Leader, command: Transfer) -> dict[str, Any]:
             now=dt(now),
         )
         child_id.append(str(child.id))
-        queue_name = command.to_queue or (
-            (await session.get(Queue, child.queue_id)).name if child.queue_id else None
-        )
+        child_queue = await session.get(Queue, child.queue_id) if child.queue_id else None
+        queue_name = command.to_queue or (child_queue.name if child_queue else None)
         if mode == "warm":
             # The sender stays connected (capacity held) until the target accepts the child.
             return engine.start_consult(
