@@ -70,6 +70,7 @@ def wire_sessions(db: Database, redis_client: aioredis.Redis) -> None:
 
     Other processes wire what they need themselves: the SMTP listener publishes timeline events;
     RQ jobs and scripts wire nothing (they change no users; their events are read on resync).
+    The engine host registers its own (``routing.host.persist.keep_loaded_rows``) on its database.
     """
     watch_user_changes(db.session_class, redis_client)
     publish_after_commit(db, redis_client)

@@ -29,7 +29,7 @@ import redis.asyncio as aioredis
 
 from routing.engine.hosted import DEFAULT_CONSULT_WAIT_SECONDS, HostedEngine
 from routing.engine.state import EngineConfig
-from routing.host import backoff, dispatch, reconcile
+from routing.host import backoff, dispatch, persist, reconcile
 from routing.host.errors import DecisionRefused, LostLeadership
 from routing.host.lanes import CommandLanes
 from routing.host.leader import DATABASE_ERRORS, Leader
@@ -71,6 +71,7 @@ class EngineHost:
         self.engine_config = engine_config or EngineConfig(answer_grace_seconds=ANSWER_GRACE_SECONDS)
         self.consult_wait_seconds = consult_wait_seconds
         self.db = db
+        persist.keep_loaded_rows(db.session_class)  # decisions re-read rows without re-selecting
         self.client = client
         # Decisions' messages to the desktops, written without waiting for Redis's replies.
         self.publisher = bus.StreamingPublisher(client)

@@ -344,7 +344,11 @@ def _hold(session: Session, instance: object) -> None:
         held.append(instance)
 
 
-sa_event.listen(Session, "loaded_as_persistent", _hold)
+def keep_loaded_rows(session_class: type[Session]) -> None:
+    """Make ``hold_loaded`` work on sessions of ``session_class`` (the host's ``Database``'s): the
+    hook is registered on that class only, never on SQLAlchemy's global ``Session``."""
+    if not sa_event.contains(session_class, "loaded_as_persistent", _hold):
+        sa_event.listen(session_class, "loaded_as_persistent", _hold)
 
 
 def event_dict(event: Event) -> dict[str, Any]:
