@@ -27,6 +27,7 @@ import redis.asyncio as aioredis
 import redis.exceptions
 
 from switchboard.redis import rkey
+from switchboard.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -107,10 +108,7 @@ class ReplyListener:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         for future in self._waiters.values():
             future.cancel()  # their callers report "no answer in time"
         self._waiters.clear()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -45,6 +44,7 @@ from switchboard.gcfreeze import freeze_long_lived, keep_frozen
 from switchboard.middleware import BodySizeLimit
 from switchboard.redis import RedisHandle, open_redis
 from switchboard.settings import PROJECT_ROOT, Settings, get_settings
+from switchboard.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +56,7 @@ async def _finish(task: asyncio.Task, *, grace_seconds: float = 10.0) -> None:
         await asyncio.wait_for(asyncio.shield(task), timeout=grace_seconds)
     except TimeoutError:
         log.warning("%s did not stop within %.0f s; cancelling it", task.get_name(), grace_seconds)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
 
 
 def wire_sessions(db: Database, redis_client: aioredis.Redis) -> None:
@@ -127,10 +125,7 @@ def create_app(settings: Settings | None = None, *, redis_handle: RedisHandle | 
         try:
             yield
         finally:
-            if gc_task is not None:
-                gc_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await gc_task
+            await cancel_and_wait(gc_task)
             await app.state.webhook_dispatcher.stop()
             await _finish(webhook_task)
             await app.state.desktop_beats.stop()

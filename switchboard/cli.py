@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
 import secrets
@@ -15,6 +14,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from switchboard.settings import PROJECT_ROOT, Settings, get_settings
+from switchboard.tasks import cancel_and_wait
 
 log = logging.getLogger("switchboard")
 
@@ -84,9 +84,7 @@ def smtp(settings: Settings) -> None:
         try:
             await serve_smtp(settings)
         finally:
-            mailer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await mailer
+            await cancel_and_wait(mailer)
             if sink is not None:
                 await sink.stop()
 

@@ -19,6 +19,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from switchboard.redis import rkey
+from switchboard.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -146,10 +147,7 @@ class EventHub:
         self._ready.set()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         await self._pubsub.aclose()
 
     async def _pump(self) -> None:

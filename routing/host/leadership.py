@@ -37,6 +37,7 @@ from routing.lease import Lease, LeaseManager
 from routing.models import RoutingPartition
 from switchboard import events as bus
 from switchboard.db import Database
+from switchboard.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -159,9 +160,7 @@ class EngineHost:
             self.is_leader.set()
             await self._serve(leader, lost)
         finally:
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
+            await cancel_and_wait(renewer)
 
     async def _keep_lease(self, lost: asyncio.Event) -> None:
         interval = self.leases.ttl_ms / 3000

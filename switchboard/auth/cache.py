@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 
 from switchboard.auth.models import Role, User
 from switchboard.redis import rkey
+from switchboard.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -150,11 +151,8 @@ class UserCache:
     async def stop(self) -> None:
         self._stopping = True
         self._set_live(False)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     def _set_live(self, live: bool) -> None:
         if not live:

@@ -1,0 +1,36 @@
+"""cancel_and_wait: a background task whose cancellation is swallowed (as Python 3.11's timeouts
+can do) is cancelled again until it ends, so shutdown never hangs on it."""
+
+from __future__ import annotations
+
+import asyncio
+
+from switchboard.tasks import cancel_and_wait
+
+
+async def test_a_task_that_swallows_cancellations_is_still_stopped() -> None:
+    swallowed = 0
+
+    async def stubborn() -> None:
+        nonlocal swallowed
+        while swallowed < 3:
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                swallowed += 1  # what a lost cancellation looks like from outside: the loop goes on
+
+    task = asyncio.create_task(stubborn())
+    await asyncio.sleep(0)
+    await asyncio.wait_for(cancel_and_wait(task), timeout=5)  # one cancel + await would hang here
+    assert task.done() and swallowed == 3
+
+
+async def test_a_failed_or_missing_task_is_fine() -> None:
+    async def fails() -> None:
+        raise RuntimeError("boom")
+
+    task = asyncio.create_task(fails())
+    await asyncio.sleep(0)
+    await cancel_and_wait(task)  # its error was already the task's own business
+    await cancel_and_wait(None)
+    assert task.done()
