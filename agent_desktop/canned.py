@@ -1,50 +1,45 @@
 """Canned responses: short approved texts per queue, searchable from the desktop.
 
-Stored in ``Queue.settings["canned"]`` as ``[{"title": ..., "body": ...}]``: a handful per queue,
-edited by supervisors with the rest of the queue's settings, so no table of their own. Queues
-without any get the bank-wide defaults below.
+Stored in the queue's settings and administered by supervisors (``interactions.queue_texts``, which
+also has the bank-wide defaults for queues without any).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import uuid
+from typing import TYPE_CHECKING
 
-from routing.models import Queue
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from customers.models import Customer
+from interactions.queue_texts import DEFAULT_CANNED, CannedResponse, canned_for, fill
+from workforce.models import Agent
+
+if TYPE_CHECKING:
+    from agent_desktop.work_service import WorkContext
 
 MAX_RESULTS = 8
 MAX_QUERY = 80
 
-
-@dataclass(frozen=True)
-class CannedResponse:
-    title: str
-    body: str
+__all__ = ["DEFAULT_CANNED", "CannedResponse", "canned_for", "search"]
 
 
-DEFAULT_CANNED: tuple[CannedResponse, ...] = (
-    CannedResponse("Greeting", "Hello, thank you for contacting us. How can I help you today?"),
-    CannedResponse("Security check", "Before we go on, I need to ask you a couple of security questions."),
-    CannedResponse("Hold", "Thank you for your patience, I'm checking that for you now."),
-    CannedResponse("Anything else", "Is there anything else I can help you with today?"),
-    CannedResponse("Closing", "Thank you for banking with us. Have a lovely day."),
-)
-
-
-def canned_for(queue: Queue | None) -> tuple[CannedResponse, ...]:
-    """The queue's responses; malformed entries are skipped rather than breaking the desktop."""
-    raw: Any = (queue.settings or {}).get("canned") if queue is not None else None
-    if isinstance(raw, list):
-        items = tuple(
-            CannedResponse(str(item["title"]).strip(), str(item["body"]).strip())
-            for item in raw
-            if isinstance(item, dict)
-            and str(item.get("title", "")).strip()
-            and str(item.get("body", "")).strip()
-        )
-        if items:
-            return items
-    return DEFAULT_CANNED
+async def for_work(
+    session: AsyncSession, ctx: WorkContext, agent_id: uuid.UUID
+) -> tuple[CannedResponse, ...]:
+    """The queue's responses with their placeholders filled for this conversation (one the
+    desktop cannot fill, e.g. an anonymous visitor's name, stays as written for the agent to edit)."""
+    customer = await session.get(Customer, ctx.interaction.customer_id)
+    name = customer.display_name.strip() if customer is not None and customer.display_name else ""
+    values = {
+        "customer_name": name,
+        "customer_first_name": name.split()[0] if name else "",
+        "agent_name": await session.scalar(select(Agent.display_name).where(Agent.id == agent_id)) or "",
+        "queue_name": ctx.queue.display_name if ctx.queue is not None else "",
+    }
+    filled = {key: value for key, value in values.items() if value}
+    return tuple(CannedResponse(c.title, fill(c.body, filled)) for c in canned_for(ctx.queue))
 
 
 def search(responses: tuple[CannedResponse, ...], query: str) -> list[CannedResponse]:

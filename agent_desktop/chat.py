@@ -20,13 +20,15 @@ from interactions.models import Interaction, Message, MessageSender
 from interactions.schemas import MAX_MESSAGE_CHARS
 from interactions.service import list_messages, post_message
 from interactions.states import Channel, State
-from routing.models import Agent
-from switchboard.deps import DbSession, MaybeAgent
+from switchboard.deps import DbSession
 from switchboard.errors import NotFound
 from switchboard.templating import templates
+from workforce.deps import CurrentAgent
+from workforce.identity import AgentRef
 
 router = APIRouter(prefix="/desktop", tags=["pages"], include_in_schema=False)
 
+TRANSCRIPT_LIMIT = 200  # messages a panel opens with; the socket appends the rest
 EVENT_TYPES = frozenset({"chat_message", "chat_typing", "chat_left"})
 HELD_STATES = (State.CONNECTED, State.WRAP_UP)
 
@@ -35,18 +37,16 @@ def _render(name: str, **context: Any) -> str:
     return templates.get_template(f"agent_desktop/{name}").render(**context)
 
 
-async def _held_chat(session: AsyncSession, interaction_id: uuid.UUID, agent: Agent | None) -> Interaction:
+async def _held_chat(session: AsyncSession, interaction_id: uuid.UUID, agent: AgentRef) -> Interaction:
     """A chat this agent holds now; anything else is 404 (an agent sees only their own work)."""
-    interaction = None
-    if agent is not None:
-        interaction = await session.scalar(
-            select(Interaction).where(
-                Interaction.id == interaction_id,
-                Interaction.agent_id == agent.id,
-                Interaction.channel == Channel.CHAT,
-                Interaction.state.in_(HELD_STATES),
-            )
+    interaction = await session.scalar(
+        select(Interaction).where(
+            Interaction.id == interaction_id,
+            Interaction.agent_id == agent.id,
+            Interaction.channel == Channel.CHAT,
+            Interaction.state.in_(HELD_STATES),
         )
+    )
     if interaction is None:
         await session.commit()
         raise NotFound("No such chat held by this agent", field="interaction_id")
@@ -54,10 +54,10 @@ async def _held_chat(session: AsyncSession, interaction_id: uuid.UUID, agent: Ag
 
 
 @router.get("/interactions/{interaction_id}/chat", response_class=HTMLResponse)
-async def transcript(interaction_id: uuid.UUID, session: DbSession, agent: MaybeAgent) -> Response:
+async def transcript(interaction_id: uuid.UUID, session: DbSession, agent: CurrentAgent) -> Response:
     """The transcript so far (the panel loads it once; the socket appends what follows)."""
     interaction = await _held_chat(session, interaction_id, agent)
-    messages = await list_messages(session, interaction_id=interaction.id, limit=200)
+    messages = await list_messages(session, interaction_id=interaction.id, limit=TRANSCRIPT_LIMIT)
     await session.commit()
     return HTMLResponse(_render("_chat_log.html", interaction_id=interaction.id, messages=messages))
 
@@ -67,7 +67,7 @@ async def reply(
     interaction_id: uuid.UUID,
     request: Request,
     session: DbSession,
-    agent: MaybeAgent,
+    agent: CurrentAgent,
     body: Annotated[str, Form(min_length=1, max_length=MAX_MESSAGE_CHARS)],
 ) -> Response:
     """Send a reply. The line reaches this transcript through the socket, like the customer's; the
@@ -95,7 +95,7 @@ async def reply(
 
 @router.post("/interactions/{interaction_id}/typing", status_code=status.HTTP_204_NO_CONTENT)
 async def typing(
-    interaction_id: uuid.UUID, request: Request, session: DbSession, agent: MaybeAgent
+    interaction_id: uuid.UUID, request: Request, session: DbSession, agent: CurrentAgent
 ) -> Response:
     """The agent is typing (the reply box posts this at most every two seconds)."""
     interaction = await _held_chat(session, interaction_id, agent)

@@ -21,10 +21,10 @@ from interactions.email.schemas import ReplyCreate
 from interactions.models import Interaction
 from interactions.schemas import MAX_MESSAGE_CHARS
 from interactions.tickets import reply_by_email
-from routing.models import Agent
-from switchboard.deps import AppSettings, DbSession, MaybeAgent, RequireAgent
+from switchboard.deps import AppSettings, DbSession, RequireAgent
 from switchboard.errors import NotFound
 from switchboard.templating import templates
+from workforce.deps import CurrentAgent
 
 router = APIRouter(prefix="/desktop", tags=["pages"], include_in_schema=False)
 
@@ -33,16 +33,9 @@ def _render(name: str, **context: Any) -> str:
     return templates.get_template(f"agent_desktop/{name}").render(**context)
 
 
-def _profile(agent: Agent | None) -> Agent:
-    if agent is None:
-        raise NotFound("This user has no agent profile", field="agent")
-    return agent
-
-
 @router.get("/interactions/{interaction_id}/thread", response_class=HTMLResponse)
-async def thread(interaction_id: uuid.UUID, session: DbSession, maybe_agent: MaybeAgent) -> HTMLResponse:
+async def thread(interaction_id: uuid.UUID, session: DbSession, agent: CurrentAgent) -> HTMLResponse:
     """The whole conversation of a held interaction, every linked leg with its messages."""
-    agent = _profile(maybe_agent)
     interaction = await work_service.held_interaction(
         session, interaction_id=interaction_id, agent_id=agent.id
     )
@@ -57,11 +50,10 @@ async def email_reply(
     session: DbSession,
     settings: AppSettings,
     user: RequireAgent,
-    maybe_agent: MaybeAgent,
+    agent: CurrentAgent,
     body: Annotated[str, Form(min_length=1, max_length=MAX_MESSAGE_CHARS)],
 ) -> HTMLResponse:
     """Send the reply by email; answer with the emptied form and the thread that now holds it."""
-    agent = _profile(maybe_agent)
     await work_service.held_interaction(session, interaction_id=interaction_id, agent_id=agent.id)
     await reply_by_email(interaction_id, ReplyCreate(body=body), session, settings, user)
     interaction = await work_service.held_interaction(
@@ -76,15 +68,12 @@ async def email_reply(
 
 
 @router.get("/attachments/{attachment_id}")
-async def download_attachment(
-    attachment_id: uuid.UUID, session: DbSession, maybe_agent: MaybeAgent
-) -> Response:
+async def download_attachment(attachment_id: uuid.UUID, session: DbSession, agent: CurrentAgent) -> Response:
     """An email attachment, for an agent holding an interaction with that customer.
 
     Always a download (``attachment`` disposition, octet-stream, nosniff): a customer's file is
     never rendered in the desktop's origin, whatever type it claims to be.
     """
-    agent = _profile(maybe_agent)
     customers: set[uuid.UUID] = set()
     for customer_id in await session.scalars(
         select(Interaction.customer_id)

@@ -16,12 +16,12 @@ from typing import Literal
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from agent_desktop.ex_models import AgentPulse, PulseKind
 from interactions.models import Interaction
+from interactions.pulse_models import AgentPulse, PulseKind
 from interactions.states import State
-from routing.models import Agent, Queue
 from switchboard.db import utcnow
 from switchboard.errors import Conflict, Invalid, NotFound
+from workforce.models import Agent, Queue
 
 PULSE_TAGS: tuple[str, ...] = (
     "system slow",

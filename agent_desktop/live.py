@@ -1,6 +1,6 @@
 """The desktop socket follows the customers behind the agent's work.
 
-``interactions.timeline`` publishes every committed timeline event to its customer's topic. A
+``customers.timeline`` publishes every committed timeline event to its customer's topic. A
 desktop subscribes to the topics of the customers whose interactions it holds (on every resync
 and accept) and drops them when the last tab for that customer closes, so anything that happens
 for that customer on any channel (an email while on a call) reaches the open 360 at once, even
@@ -20,7 +20,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agent_desktop import threads, voice
-from agent_desktop.service import HELD_STATES, TIMELINE_LIMIT
+from agent_desktop.service import HELD_STATES, NO_IDENTITIES, TIMELINE_LIMIT
+from customers.models import Customer
 from interactions.models import Interaction
 from interactions.service import customer_timeline
 from interactions.states import Channel
@@ -45,6 +46,11 @@ class CustomerFollow:
     @property
     def topics(self) -> set[str]:
         return set(self._topic_of.values())
+
+    def interactions_of(self, customer_id: object) -> list[uuid.UUID]:
+        """The held interactions for which this customer is followed."""
+        topic = customer_topic(customer_id)
+        return [iid for iid, followed in self._topic_of.items() if followed == topic]
 
     def replace(self, held: dict[uuid.UUID, uuid.UUID]) -> None:
         """Follow exactly these (interaction -> customer) pairs (a resync knows the whole set)."""
@@ -80,21 +86,27 @@ async def render_event(session: AsyncSession, *, agent_id: uuid.UUID, event: dic
     interaction with that customer, its thread when the event belongs to it, its call panel."""
     customer_id = uuid.UUID(str(event["customer_id"]))
     touched = {uuid.UUID(str(iid)) for iid in event.get("interaction_ids") or []}
-    held = list(
-        await session.scalars(
-            select(Interaction)
+    rows = (
+        await session.execute(
+            select(Interaction, Customer)
+            .join(Customer, Customer.id == Interaction.customer_id)
             .where(
                 Interaction.agent_id == agent_id,
                 Interaction.customer_id == customer_id,
                 Interaction.state.in_(HELD_STATES),
             )
             .order_by(Interaction.connected_at, Interaction.id)
+            # The customer comes along for customer_timeline's existence check, which then finds
+            # it in the session.
+            .options(NO_IDENTITIES)
             .execution_options(populate_existing=True)
         )
-    )
-    if not held:
+    ).all()
+    if not rows:
         return ""
-    timeline = await customer_timeline(session, customer_id=customer_id, limit=TIMELINE_LIMIT)
+    held = [interaction for interaction, _ in rows]
+    customer = rows[0][1]  # referenced: the session's identity map holds it weakly
+    timeline = await customer_timeline(session, customer_id=customer.id, limit=TIMELINE_LIMIT)
     parts: list[str] = []
     for interaction in held:
         parts.append(render("_timeline.html", iid=interaction.id, timeline=timeline.items))

@@ -14,13 +14,13 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from agent_desktop import service
-from routing.api import set_presence
-from routing.schemas import PresenceUpdate
+from routing import actions
 from switchboard.auth.models import STAFF_RANK, Role
 from switchboard.auth.pages import page_context
-from switchboard.deps import AppSettings, DbSession, MaybeAgent, OptionalUser
+from switchboard.deps import AppSettings, DbSession, OptionalUser
 from switchboard.errors import Forbidden, NotFound, Unauthorized
 from switchboard.templating import templates
+from workforce.deps import CurrentAgent, NoAgentProfile
 
 router = APIRouter(prefix="/desktop", tags=["pages"], include_in_schema=False)
 
@@ -37,8 +37,9 @@ def render(name: str, **context: Any) -> str:
 # an explicit hx-swap-oob selects another strategy.
 
 
-def status_fragment(agent: Any) -> str:
-    return render("_status.html", agent=agent)
+def status_fragment(agent: Any, offers: list[Any] | None = None) -> str:
+    """``offers``: the agent's live offers, when a status asked for may still wait for one."""
+    return render("_status.html", agent=agent, offers=offers or [])
 
 
 def capacity_fragment(lines: list[service.CapacityLine]) -> str:
@@ -60,15 +61,27 @@ def offer_removed_fragment(offer_id: uuid.UUID | str, *, notice: str | None) -> 
     return removed + render("_offer_notice.html", notice=notice, notice_id=str(offer_id))
 
 
-def work_added_fragment(item: service.WorkItem) -> str:
+def schedule_notice_fragment(summary: str) -> str:
+    """The side pane's notice that a schedule with the agent's shifts was published."""
+    return render("_schedule_notice.html", notice=f"New schedule published: {summary}.")
+
+
+def request_notice_fragment(summary: str) -> str:
+    """The side pane's notice that a swap or time-off request of this agent's changed state."""
+    return render("_schedule_notice.html", notice=summary)
+
+
+def work_added_fragment(item: service.WorkItem, **panel: Any) -> str:
+    """A new tab and its panel; ``panel`` (agent_desktop.panel) fills the panel's tools, transcript
+    and thread in place of the placeholders that load them."""
     return (
         f'<div hx-swap-oob="beforeend:#work-tabs">{render("_tab.html", item=item)}</div>'
-        f'<div hx-swap-oob="beforeend:#work-panels">{render("_interaction.html", item=item)}</div>'
+        f'<div hx-swap-oob="beforeend:#work-panels">{render("_interaction.html", item=item, **panel)}</div>'
     )
 
 
-def work_updated_fragment(item: service.WorkItem) -> str:
-    return render("_tab.html", item=item) + render("_interaction.html", item=item)
+def work_updated_fragment(item: service.WorkItem, **panel: Any) -> str:
+    return render("_tab.html", item=item) + render("_interaction.html", item=item, **panel)
 
 
 def work_removed_fragment(interaction_id: uuid.UUID | str) -> str:
@@ -87,6 +100,7 @@ def resync_fragment(state: service.DesktopState, *, at: datetime | None) -> str:
             render("_status.html", **ctx),
             render("_capacity.html", **ctx),
             render("_offers.html", **ctx),
+            render("_work_list.html", **ctx),
             render("_work.html", **ctx),
             connection_fragment(at),
         )
@@ -126,27 +140,32 @@ async def desktop_page(
 async def change_presence(
     request: Request,
     session: DbSession,
-    maybe_agent: MaybeAgent,
+    agent: CurrentAgent,
     presence: Annotated[PresenceChoice, Form()],
     reason: Annotated[str, Form(max_length=60)] = "",
 ) -> Response:
-    """The status selector. Goes through the routing API's own handler (one path: SQL + engine
-    command, so routing starts, stops or rescinds offers), then answers with the status partial."""
-    body = PresenceUpdate(presence=presence, reason=(reason or None) if presence == "break" else None)
-    await set_presence(body, request, session, maybe_agent)
-    agent = await service.agent_for_user(session, user_id=maybe_agent.user_id) if maybe_agent else None
+    """The status selector. Goes through ``routing.actions`` as the JSON API does (one path: SQL +
+    engine command, so routing starts, stops or rescinds offers), then answers with the status
+    partial."""
+    await actions.set_presence(
+        session,
+        actions.EngineLink.of(request),
+        agent,
+        presence=presence,
+        reason=(reason or None) if presence == "break" else None,
+    )
+    fresh = await service.agent_for_user(session, user_id=agent.user_id)
+    if fresh is None:  # the profile was deleted meanwhile
+        raise NoAgentProfile()
+    pending = await service.live_offers(session, agent_id=fresh.id)  # a break waits for them
     await session.commit()
-    if agent is None:
-        raise NotFound("This user has no agent profile", field="agent")
-    return HTMLResponse(status_fragment(agent))
+    return HTMLResponse(status_fragment(fresh, pending))
 
 
 @router.get("/interactions/{interaction_id}/customer", response_class=HTMLResponse)
-async def customer_panel(interaction_id: uuid.UUID, session: DbSession, maybe_agent: MaybeAgent) -> Response:
+async def customer_panel(interaction_id: uuid.UUID, session: DbSession, agent: CurrentAgent) -> Response:
     """Refresh one customer 360 (held interactions only: an agent sees only their own customers)."""
-    item = None
-    if maybe_agent is not None:
-        item = await service.work_item(session, interaction_id=interaction_id, agent_id=maybe_agent.id)
+    item = await service.work_item(session, interaction_id=interaction_id, agent_id=agent.id)
     await session.commit()
     if item is None:
         raise NotFound("No such interaction held by this agent", field="interaction_id")

@@ -12,18 +12,26 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import raiseload
 
 from customers.models import Customer
+from customers.service import merged_customer_ids
 from interactions.models import Interaction, TimelineEvent
 from interactions.service import customer_timeline
 from interactions.states import State
-from routing.models import Agent, Offer, OfferState, Queue
+from routing.models import Offer, OfferState
 from switchboard.db import utcnow
+from switchboard.fastsql import FastStatement
+from workforce.models import Agent, Queue
 
 HELD_STATES = (State.CONNECTED, State.WRAP_UP)
 TIMELINE_LIMIT = 20
+# The desktop shows no customer identities (phone numbers, addresses): a Customer it loads skips
+# their selectin query, one per tab opened or changed; reading them here would raise.
+NO_IDENTITIES = raiseload(Customer.identities)
+CONTACTS_LIMIT = 15
 
 # Short, human reasons for an offer leaving the screen (the engine's reason codes as keys).
 CLOSED_REASONS: dict[str, str] = {
@@ -48,6 +56,38 @@ class CapacityLine:
 
 
 @dataclass(frozen=True)
+class TransferOrigin:
+    """Where a transferred offer comes from: shown on the offer, before the agent accepts."""
+
+    warm: bool
+    from_agent: str | None
+    note: str | None
+
+    @property
+    def title(self) -> str:
+        kind = "Warm transfer" if self.warm else "Transfer"
+        return f"{kind} from {self.from_agent}" if self.from_agent else kind
+
+
+async def transfer_origin(session: AsyncSession, attributes: dict[str, Any] | None) -> TransferOrigin | None:
+    """The origin of an interaction that a colleague transferred (``attributes["transfer"]``)."""
+    transfer = (attributes or {}).get("transfer")
+    if not isinstance(transfer, dict):
+        return None
+    sender = None
+    if transfer.get("from_agent_id"):
+        try:
+            sender = await session.scalar(
+                select(Agent.display_name).where(Agent.id == uuid.UUID(str(transfer["from_agent_id"])))
+            )
+        except ValueError:
+            sender = None
+    return TransferOrigin(
+        warm=transfer.get("mode") == "warm", from_agent=sender, note=transfer.get("note") or None
+    )
+
+
+@dataclass(frozen=True)
 class OfferCard:
     offer_id: uuid.UUID
     interaction_id: uuid.UUID
@@ -60,6 +100,22 @@ class OfferCard:
     queue: str | None
     waiting_since: datetime
     expires_at: datetime
+    transfer: TransferOrigin | None = None
+    # False for a card built from the engine's push, which does not say whether the work was
+    # transferred: the toast then asks (GET /desktop/offers/{id}/origin).
+    origin_known: bool = True
+
+
+@dataclass(frozen=True)
+class ContactLine:
+    """One contact in the customer's history: what it was about and how it ended."""
+
+    interaction_id: uuid.UUID
+    at: datetime
+    channel: str
+    about: str | None
+    state: str
+    disposition: str | None
 
 
 @dataclass(frozen=True)
@@ -67,6 +123,7 @@ class WorkItem:
     interaction: Interaction
     customer: Customer
     timeline: list[TimelineEvent]
+    contacts: list[ContactLine] = field(default_factory=list)
 
 
 @dataclass
@@ -92,8 +149,10 @@ async def agent_for_user(session: AsyncSession, *, user_id: uuid.UUID) -> Agent 
 
 
 async def get_agent(session: AsyncSession, *, agent_id: uuid.UUID) -> Agent | None:
+    """The agent's row for the socket (status, capacity ceilings): without its skills, which the
+    desktop does not show (their selectin query ran on every presence change and resync)."""
     # populate_existing: a long-lived socket must see presence the engine wrote since.
-    return await session.get(Agent, agent_id, populate_existing=True)
+    return await session.get(Agent, agent_id, populate_existing=True, options=[raiseload(Agent.skills)])
 
 
 async def capacity(session: AsyncSession, *, agent: Agent) -> list[CapacityLine]:
@@ -103,9 +162,36 @@ async def capacity(session: AsyncSession, *, agent: Agent) -> list[CapacityLine]
         .where(Interaction.agent_id == agent.id, Interaction.state.in_(HELD_STATES))
         .group_by(Interaction.channel)
     )
-    held = {channel.value: count for channel, count in rows.all()}
-    channels = list(agent.channel_max) + [c for c in held if c not in agent.channel_max]
-    return [CapacityLine(c, held.get(c, 0), agent.channel_max.get(c, 0)) for c in channels]
+    return _capacity_lines(agent.channel_max, {channel.value: count for channel, count in rows.all()})
+
+
+_HELD = Interaction.state.in_(HELD_STATES)
+
+
+# Built once (switchboard.fastsql): it runs two or three times per contact, and building and
+# compiling it cost more CPU than running it.
+_CAPACITY = FastStatement(
+    select(Agent.channel_max, Interaction.channel, func.count(Interaction.id))
+    .select_from(Agent)
+    .outerjoin(Interaction, and_(Interaction.agent_id == Agent.id, Interaction.state.in_(HELD_STATES)))
+    .where(Agent.id == bindparam("agent_id"))
+    .group_by(Agent.id, Interaction.channel)  # channel_max depends on the key
+)
+
+
+async def capacity_for(session: AsyncSession, *, agent_id: uuid.UUID) -> list[CapacityLine] | None:
+    """``capacity`` in one statement from the agent's id (the socket after each change of work, and
+    the complete route): no ``Agent`` entity, whose skills load with it. None without a profile."""
+    rows = await _CAPACITY.rows(session, {"agent_id": agent_id})
+    if not rows:
+        return None
+    held = {channel.value: count for _, channel, count in rows if channel is not None}
+    return _capacity_lines(rows[0][0] or {}, held)
+
+
+def _capacity_lines(channel_max: dict[str, int], held: dict[str, int]) -> list[CapacityLine]:
+    channels = list(channel_max) + [c for c in held if c not in channel_max]
+    return [CapacityLine(c, held.get(c, 0), channel_max.get(c, 0)) for c in channels]
 
 
 async def offer_card(session: AsyncSession, *, offer_id: uuid.UUID, agent_id: uuid.UUID) -> OfferCard | None:
@@ -129,22 +215,40 @@ async def _offer_cards(session: AsyncSession, extra: Any, *, agent_id: uuid.UUID
     )
     if extra is not None:
         stmt = stmt.where(extra)
-    return [
-        OfferCard(
-            offer_id=offer.id,
-            interaction_id=it.id,
-            channel=it.channel.value,
-            customer_name=customer.display_name,
-            tier=customer.value_tier.value,
-            segments=list(customer.segments or []),
-            topic=it.topic,
-            subject=it.subject,
-            queue=queue_name,
-            waiting_since=it.virtual_start_at,
-            expires_at=offer.expires_at,
+    cards = []
+    for offer, it, customer, queue_name in (await session.execute(stmt)).all():
+        cards.append(
+            OfferCard(
+                offer_id=offer.id,
+                interaction_id=it.id,
+                channel=it.channel.value,
+                customer_name=customer.display_name,
+                tier=customer.value_tier.value,
+                segments=list(customer.segments or []),
+                topic=it.topic,
+                subject=it.subject,
+                queue=queue_name,
+                waiting_since=it.virtual_start_at,
+                expires_at=offer.expires_at,
+                transfer=await transfer_origin(session, it.attributes),
+            )
         )
-        for offer, it, customer, queue_name in (await session.execute(stmt)).all()
-    ]
+    return cards
+
+
+async def offer_origin(
+    session: AsyncSession, *, offer_id: uuid.UUID, agent_id: uuid.UUID
+) -> tuple[bool, TransferOrigin | None]:
+    """(the offer is this agent's, where its work was transferred from, if it was)."""
+    attributes = await session.scalar(
+        select(Interaction.attributes)
+        .join(Offer, Offer.interaction_id == Interaction.id)
+        .where(Offer.id == offer_id, Offer.agent_id == agent_id)
+    )
+    if attributes is None:
+        found = await session.scalar(select(Offer.id).where(Offer.id == offer_id, Offer.agent_id == agent_id))
+        return found is not None, None
+    return True, await transfer_origin(session, attributes)
 
 
 async def work_item(
@@ -172,6 +276,7 @@ async def held_tab(
             .join(Customer, Customer.id == Interaction.customer_id)
             .where(Interaction.id == interaction_id, Interaction.agent_id == agent_id)
             .where(Interaction.state.in_(HELD_STATES))
+            .options(NO_IDENTITIES)
             .execution_options(populate_existing=True)
         )
     ).first()
@@ -189,10 +294,37 @@ async def held_work(session: AsyncSession, *, agent_id: uuid.UUID) -> list[WorkI
 
 
 async def _work_item(session: AsyncSession, interaction: Interaction) -> WorkItem:
-    customer = await session.get(Customer, interaction.customer_id, populate_existing=True)
+    customer = await session.get(
+        Customer, interaction.customer_id, populate_existing=True, options=[NO_IDENTITIES]
+    )
     assert customer is not None  # interactions.customer_id is a non-null foreign key
     timeline = await customer_timeline(session, customer_id=customer.id, limit=TIMELINE_LIMIT)
-    return WorkItem(interaction=interaction, customer=customer, timeline=timeline.items)
+    contacts = await contact_history(session, customer_id=customer.id)
+    return WorkItem(interaction=interaction, customer=customer, timeline=timeline.items, contacts=contacts)
+
+
+async def contact_history(session: AsyncSession, *, customer_id: uuid.UUID) -> list[ContactLine]:
+    """The customer's latest contacts on every channel (merged profiles too), newest first, one line
+    each: read from the interactions, as the timeline's events would give one line per event."""
+    ids = await merged_customer_ids(session, customer_id)
+    rows = await session.execute(
+        select(
+            Interaction.id,
+            Interaction.created_at,
+            Interaction.channel,
+            Interaction.subject,
+            Interaction.topic,
+            Interaction.state,
+            Interaction.disposition,
+        )
+        .where(Interaction.customer_id.in_(ids))
+        .order_by(Interaction.created_at.desc(), Interaction.id)
+        .limit(CONTACTS_LIMIT)
+    )
+    return [
+        ContactLine(iid, at, channel.value, subject or topic, state.value, disposition)
+        for iid, at, channel, subject, topic, state, disposition in rows.all()
+    ]
 
 
 async def load_state(session: AsyncSession, *, agent: Agent) -> DesktopState:

@@ -81,6 +81,12 @@ class Thread:
     def current(self) -> Leg | None:
         return next((leg for leg in self.legs if leg.current), None)
 
+    @property
+    def shows_legs(self) -> bool:
+        """Whether ``_thread.html`` lists the legs: a single chat or call shows nothing there (its
+        transcript or call panel says it all), so its messages and call events are not read."""
+        return self.linked or (bool(self.legs) and self.legs[0].is_email)
+
 
 def _link_of(interaction: Interaction) -> tuple[str, uuid.UUID] | None:
     for name in LINK_LABELS:
@@ -149,6 +155,9 @@ async def _attachments(session: AsyncSession, message_ids: list[int]) -> dict[in
 
 async def thread_for(session: AsyncSession, interaction: Interaction) -> Thread:
     legs_in = await linked_interactions(session, interaction)
+    if len(legs_in) == 1 and legs_in[0].channel not in EMAIL_CHANNELS:
+        # Nothing of it is shown (Thread.shows_legs): no messages or call events read for it.
+        return Thread(interaction.id, [Leg(legs_in[0], None, [], [], current=True)])
     ids = [it.id for it in legs_in]
     messages = list(
         await session.scalars(

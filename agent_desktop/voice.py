@@ -1,4 +1,5 @@
-"""The voice panel: call state (ringing, connected, on hold, ended) and the call controls.
+"""The voice panel: call state (ringing, connected, on hold, ended), the agent's mute, and the
+call controls.
 
 Controls go to the carrier through ``interactions.voice.control`` (never from the template):
 read what is needed and commit, ask the carrier (no transaction open while it answers), then
@@ -6,6 +7,10 @@ record the change as a ``call_control`` timeline event. The event's commit publi
 customer's topic, so the panel on every desktop showing this customer updates from the socket,
 exactly as it does for the carrier's own status callbacks (``call_status`` events).
 A carrier refusal is a 503 and nothing is recorded.
+
+Hold, resume, mute and keypad tones act on the interaction's conference (``control.py``): the
+caller's and the agent's participants, whose ids the bridge recorded (``conference.py``). A call
+bridged without a conference (no carrier REST API at the time) has none of them: 409.
 """
 
 from __future__ import annotations
@@ -23,25 +28,26 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agent_desktop import work_service
+from customers.timeline import append_event
 from interactions import service as interactions_service
 from interactions.models import ActorType, Interaction, TimelineEvent
 from interactions.states import Channel, State
-from interactions.timeline import append_event
 from interactions.voice import api as voice_api
+from interactions.voice import conference
 from interactions.voice.adapter import CALL_ENDED, parse_call_status
 from interactions.voice.calls import notify_routing
-from interactions.voice.control import call_control
+from interactions.voice.control import DIGITS, Conference, call_control
 from interactions.voice.models import CarrierEvent
 from interactions.voice.outbound import ContactRefused
 from interactions.voice.schemas import OutboundCreate
-from routing import api as routing_api
-from routing import commands as routing_commands
-from routing.models import Agent
+from routing import actions
+from switchboard import commands as routing_commands
 from switchboard.auth.models import User
 from switchboard.db import utcnow
-from switchboard.deps import AppSettings, DbSession, MaybeAgent
-from switchboard.errors import Conflict, Invalid, NotFound
+from switchboard.deps import AppSettings, DbSession
+from switchboard.errors import Conflict, Invalid
 from switchboard.templating import templates
+from workforce.deps import CurrentAgent
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +64,9 @@ STATE_LABELS: dict[str, str] = {
 # Carrier progress, the agent's controls, and the outbound leg being placed (or refused).
 CALL_KINDS = ("call_status", "call_control", "call_leg_placed", "call_leg_failed")
 RINGING = frozenset({"queued", "initiated", "ringing"})
-Action = Literal["hold", "resume", "end"]
+Action = Literal["hold", "resume", "end", "mute", "unmute"]
+MUTE_ACTIONS = ("mute", "unmute")  # the agent's microphone: beside the call's state, not part of it
+CALL_EVENTS_READ = 50  # a call's own events are few; the newest state and mute event are among them
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,10 @@ class CallView:
     state: CallState
     since: datetime | None
     call_sid: str | None
+    started: datetime | None = None  # connected to this agent: the call timer counts from here
+    muted: bool = False  # the agent's participant, as the carrier last confirmed it
+    agent_call_sid: str | None = None  # the agent's leg in the conference (None: no conference)
+    conference: Conference | None = None
 
     @property
     def label(self) -> str:
@@ -83,6 +95,10 @@ class CallView:
     @property
     def can_end(self) -> bool:
         return self.state in ("connected", "on_hold", "ringing")
+
+    @property
+    def can_mute(self) -> bool:
+        return self.conference is not None and self.state in ("connected", "on_hold")
 
 
 def derive_state(interaction: Interaction, last: TimelineEvent | None, *, call_sid: str | None) -> CallState:
@@ -122,30 +138,51 @@ async def call_sid_of(session: AsyncSession, interaction: Interaction) -> str | 
     )
 
 
+def _is_mute(event: TimelineEvent) -> bool:
+    return event.kind == "call_control" and event.data.get("action") in MUTE_ACTIONS
+
+
 async def call_view(session: AsyncSession, interaction: Interaction) -> CallView:
     call_sid = await call_sid_of(session, interaction)
-    last = await session.scalar(
-        select(TimelineEvent)
-        .where(TimelineEvent.interaction_id == interaction.id, TimelineEvent.kind.in_(CALL_KINDS))
-        .order_by(TimelineEvent.id.desc())
-        .limit(1)
+    events = list(
+        await session.scalars(
+            select(TimelineEvent)
+            .where(TimelineEvent.interaction_id == interaction.id, TimelineEvent.kind.in_(CALL_KINDS))
+            .order_by(TimelineEvent.id.desc())
+            .limit(CALL_EVENTS_READ)
+        )
     )
+    last = next((ev for ev in events if not _is_mute(ev)), None)
+    last_mute = next((ev for ev in events if _is_mute(ev)), None)
+    leg = None
+    if interaction.agent_id is not None:
+        leg = await conference.agent_leg(
+            session, provider="twilio", interaction_id=interaction.id, agent_id=interaction.agent_id
+        )
     return CallView(
         interaction_id=interaction.id,
         state=derive_state(interaction, last, call_sid=call_sid),
         since=last.at if last is not None else interaction.connected_at,
         call_sid=call_sid,
+        started=interaction.connected_at,
+        muted=last_mute is not None and last_mute.data.get("action") == "mute",
+        agent_call_sid=leg[0] if leg else None,
+        conference=leg[1] if leg else None,
     )
+
+
+def _in_conference(view: CallView, *, field: str) -> Conference:
+    if view.conference is None:
+        raise Conflict(
+            "This call is not bridged through a conference (no carrier REST API when it was "
+            "connected); hold, mute and keypad need one",
+            field=field,
+        )
+    return view.conference
 
 
 def _render(name: str, **context: Any) -> str:
     return templates.get_template(f"agent_desktop/{name}").render(**context)
-
-
-def _profile(agent: Agent | None) -> Agent:
-    if agent is None:
-        raise NotFound("This user has no agent profile", field="agent")
-    return agent
 
 
 async def held_call(session: AsyncSession, *, interaction_id: uuid.UUID, agent_id: uuid.UUID) -> Interaction:
@@ -158,9 +195,50 @@ async def held_call(session: AsyncSession, *, interaction_id: uuid.UUID, agent_i
 
 
 @router.get("/interactions/{interaction_id}/voice", response_class=HTMLResponse)
-async def voice_panel(interaction_id: uuid.UUID, session: DbSession, maybe_agent: MaybeAgent) -> HTMLResponse:
-    agent = _profile(maybe_agent)
+async def voice_panel(interaction_id: uuid.UUID, session: DbSession, agent: CurrentAgent) -> HTMLResponse:
     interaction = await held_call(session, interaction_id=interaction_id, agent_id=agent.id)
+    view = await call_view(session, interaction)
+    await session.commit()
+    return HTMLResponse(_render("_voice.html", iid=interaction_id, call=view))
+
+
+@router.post("/interactions/{interaction_id}/call/digits", response_class=HTMLResponse)
+async def call_digits(
+    interaction_id: uuid.UUID,
+    request: Request,
+    session: DbSession,
+    settings: AppSettings,
+    agent: CurrentAgent,
+    digits: Annotated[str, Form(max_length=32)] = "",
+) -> HTMLResponse:
+    """The keypad: tones into the connected call through the carrier. The timeline records that
+    tones were sent, never which (they are often PINs or card numbers). Registered before
+    ``call/{action}``, which would otherwise take the path."""
+    if not DIGITS.fullmatch(digits):
+        raise Invalid("Keypad tones are 0-9, * and # (up to 32)", field="digits")
+    interaction = await held_call(session, interaction_id=interaction_id, agent_id=agent.id)
+    view = await call_view(session, interaction)
+    if view.state != "connected":
+        raise Conflict(
+            f"The call is {view.label.lower()}; keypad tones need a connected call", field="digits"
+        )
+    assert view.call_sid is not None
+    room = _in_conference(view, field="digits")
+    control = call_control(settings, base_url=str(request.base_url))
+    await session.commit()  # nothing held open while the carrier answers
+    await control.send_digits(call_sid=view.call_sid, conference=room, digits=digits)
+    interaction = await held_call(session, interaction_id=interaction_id, agent_id=agent.id)
+    append_event(
+        session,
+        customer_id=interaction.customer_id,
+        interaction_id=interaction.id,
+        kind="call_control",
+        channel=Channel.VOICE.value,
+        actor_type=ActorType.AGENT,
+        actor_id=agent.id,
+        data={"action": "keypad", "tones": len(digits), "call_sid": view.call_sid},
+    )
+    await session.commit()
     view = await call_view(session, interaction)
     await session.commit()
     return HTMLResponse(_render("_voice.html", iid=interaction_id, call=view))
@@ -171,8 +249,16 @@ ALLOWED_FROM: dict[str, tuple[str, ...]] = {
     "hold": ("connected",),
     "resume": ("on_hold",),
     "end": ("connected", "on_hold", "ringing"),
+    "mute": ("connected", "on_hold"),
+    "unmute": ("connected", "on_hold"),
 }
-RECORDED: dict[str, str] = {"hold": "hold", "resume": "resume", "end": "hang_up"}
+RECORDED: dict[str, str] = {
+    "hold": "hold",
+    "resume": "resume",
+    "end": "hang_up",
+    "mute": "mute",
+    "unmute": "unmute",
+}
 
 
 @router.post("/interactions/{interaction_id}/call/{action}", response_class=HTMLResponse)
@@ -182,23 +268,30 @@ async def call_action(
     request: Request,
     session: DbSession,
     settings: AppSettings,
-    maybe_agent: MaybeAgent,
+    agent: CurrentAgent,
 ) -> HTMLResponse:
-    """Hold, resume or end the call. "End" hangs the caller up and starts wrap-up."""
-    agent = _profile(maybe_agent)
+    """Hold, resume, mute, unmute or end the call. "End" hangs the caller up and starts wrap-up.
+    Hold and resume act on the caller's conference participant (the agent's leg stays up); mute
+    and unmute on the agent's."""
     interaction = await held_call(session, interaction_id=interaction_id, agent_id=agent.id)
     view = await call_view(session, interaction)
     if view.state not in ALLOWED_FROM[action]:
         raise Conflict(f"The call is {view.label.lower()}; it cannot {action} now", field="action")
+    if action in MUTE_ACTIONS and view.muted == (action == "mute"):
+        raise Conflict(f"You are already {'muted' if view.muted else 'unmuted'}", field="action")
     assert view.call_sid is not None  # "no_leg" is in no ALLOWED_FROM
+    room = None if action == "end" else _in_conference(view, field="action")
     control = call_control(settings, base_url=str(request.base_url))
     await session.commit()  # nothing held open while the carrier answers
-    if action == "hold":
-        await control.hold(call_sid=view.call_sid)
-    elif action == "resume":
-        await control.resume(call_sid=view.call_sid, agent_id=agent.id)
-    else:
+    if room is None:
         await control.hang_up(call_sid=view.call_sid)
+    elif action == "hold":
+        await control.hold(call_sid=view.call_sid, conference=room)
+    elif action == "resume":
+        await control.resume(call_sid=view.call_sid, conference=room)
+    else:
+        assert view.agent_call_sid is not None  # recorded with the conference
+        await control.mute(agent_call_sid=view.agent_call_sid, conference=room, muted=action == "mute")
     interaction = await held_call(session, interaction_id=interaction_id, agent_id=agent.id)
     append_event(
         session,
@@ -214,7 +307,7 @@ async def call_action(
     if action == "end":
         # The caller is gone: the conversation moves to wrap-up through the routing engine (the
         # carrier's "completed" callback that follows finds it in wrap-up and changes nothing).
-        await routing_api.start_wrap_up(interaction_id, request, session, agent)
+        await actions.wrap_up(session, actions.EngineLink.of(request), agent, interaction_id)
         await session.commit()
         interaction = await session.get(Interaction, interaction_id, populate_existing=True)
         assert interaction is not None
@@ -230,14 +323,13 @@ async def contact_customer(
     response: Response,
     session: DbSession,
     settings: AppSettings,
-    maybe_agent: MaybeAgent,
+    agent: CurrentAgent,
     channel: Annotated[Literal["voice", "email"], Form()] = "voice",
     reason: Annotated[str, Form(max_length=255)] = "",
 ) -> HTMLResponse:
     """Call or email the customer of an interaction this agent holds (a chat escalated to a call, a
     call followed by an email): the new contact continues this interaction's thread. A
     contact-policy refusal is shown in the panel, not raised."""
-    agent = _profile(maybe_agent)
     held = await work_service.held_interaction(session, interaction_id=interaction_id, agent_id=agent.id)
     user = await session.get(User, agent.user_id)
     assert user is not None  # agents.user_id is a non-null foreign key

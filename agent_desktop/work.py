@@ -1,8 +1,8 @@
 """Agent desktop htmx routes for the work around a conversation: notes, wrap-up with codes, the
 transfer dialog, canned responses, and the EX pulse (after an interaction, at the end of a shift).
 
-Routing actions (wrap-up, complete, transfer) go through the routing API's own handlers, so the
-desktop and API clients share one path: SQL check, engine command, the engine's verdict.
+Routing actions (wrap-up, complete, transfer) go through ``routing.actions``, as the JSON API's
+do, so the desktop and API clients share one path: SQL check, engine command, the engine's verdict.
 """
 
 from __future__ import annotations
@@ -15,39 +15,56 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agent_desktop import canned, ex_service, pages, service, voice, work_service
-from routing import api as routing_api
-from routing.models import Agent
+from interactions.models import Interaction
+from interactions.states import State
+from routing import actions
+from routing.actions import EngineLink
 from routing.schemas import TransferRequest
-from switchboard.deps import DbSession, MaybeAgent
+from switchboard.deps import DbSession
 from switchboard.errors import Invalid, NotFound
+from workforce.deps import CurrentAgent, NoAgentProfile
+from workforce.identity import AgentRef
+from workforce.models import Agent, Queue
 
 router = APIRouter(prefix="/desktop", tags=["pages"], include_in_schema=False)
 
 Scale = Annotated[int, Form()]
 
 
-def _profile(agent: Agent | None) -> Agent:
-    if agent is None:
-        raise NotFound("This user has no agent profile", field="agent")
-    return agent
-
-
-async def _tools_context(session: DbSession, interaction_id: uuid.UUID, agent: Agent) -> dict[str, Any]:
+async def _tools_context(session: DbSession, interaction_id: uuid.UUID, agent: AgentRef) -> dict[str, Any]:
     return await tools_context(session, interaction_id=interaction_id, agent_id=agent.id)
 
 
 async def tools_context(
-    session: AsyncSession, *, interaction_id: uuid.UUID, agent_id: uuid.UUID
+    session: AsyncSession,
+    *,
+    interaction_id: uuid.UUID,
+    agent_id: uuid.UUID,
+    bar_only: bool = False,
+    held: Interaction | None = None,
 ) -> dict[str, Any]:
-    ctx = await work_service.work_context(session, interaction_id=interaction_id, agent_id=agent_id)
+    """What ``_work_tools.html`` shows; ``bar_only``: what its wrap-up bar (``_wrapup.html``) alone
+    shows, without the notes and canned responses beside it (a wrap-up click re-renders the bar).
+    ``held``: the interaction just read by the caller's session (see ``work_context``)."""
+    queues: list[Queue] | None = None
+    if held is not None and held.state is not State.WRAP_UP:
+        # Read first: the interaction's own queue is then in the session (held by this list), and
+        # work_context's session.get finds it there instead of reading it again.
+        queues = await work_service.transfer_queues(session)
+    ctx = await work_service.work_context(
+        session, interaction_id=interaction_id, agent_id=agent_id, held=held
+    )
     queue_name = ctx.queue.name if ctx.queue is not None else None
+    beside: dict[str, Any] = {}
+    if not bar_only:
+        beside["notes"] = await work_service.notes(session, interaction_id=interaction_id)
+        beside["canned"] = canned.search(await canned.for_work(session, ctx, agent_id), "")
     return {
         "tools": ctx,
         "iid": interaction_id,
-        "notes": await work_service.notes(session, interaction_id=interaction_id),
-        "canned": canned.search(canned.canned_for(ctx.queue), ""),
+        **beside,
         # The transfer dialog exists only before wrap-up.
-        "queues": [] if ctx.in_wrap_up else await work_service.transfer_queues(session),
+        "queues": [] if ctx.in_wrap_up else queues or await work_service.transfer_queues(session),
         "current_queue": queue_name,
         # Not listed here: the dialog reads who is available when it is opened (transfer_agents),
         # and every tab opening and wrap-up click paid for a read of every available agent
@@ -57,10 +74,10 @@ async def tools_context(
 
 
 @router.get("/interactions/{interaction_id}/tools", response_class=HTMLResponse)
-async def work_tools(interaction_id: uuid.UUID, session: DbSession, maybe_agent: MaybeAgent) -> HTMLResponse:
+async def work_tools(interaction_id: uuid.UUID, session: DbSession, agent: CurrentAgent) -> HTMLResponse:
     """Everything beside one held interaction. Loaded by the panel itself (hx-trigger="load"), so
     the panel partial the websocket pushes needs no queue lookups of its own."""
-    context = await _tools_context(session, interaction_id, _profile(maybe_agent))
+    context = await _tools_context(session, interaction_id, agent)
     await session.commit()
     return HTMLResponse(pages.render("_work_tools.html", **context))
 
@@ -72,10 +89,9 @@ async def work_tools(interaction_id: uuid.UUID, session: DbSession, maybe_agent:
 async def add_note(
     interaction_id: uuid.UUID,
     session: DbSession,
-    maybe_agent: MaybeAgent,
+    agent: CurrentAgent,
     body: Annotated[str, Form(max_length=5000)],
 ) -> HTMLResponse:
-    agent = _profile(maybe_agent)
     await work_service.add_note(session, interaction_id=interaction_id, agent_id=agent.id, body=body)
     await session.commit()
     notes = await work_service.notes(session, interaction_id=interaction_id)
@@ -88,13 +104,12 @@ async def add_note(
 
 @router.post("/interactions/{interaction_id}/wrap-up", response_class=HTMLResponse)
 async def start_wrap_up(
-    interaction_id: uuid.UUID, request: Request, session: DbSession, maybe_agent: MaybeAgent
+    interaction_id: uuid.UUID, request: Request, session: DbSession, agent: CurrentAgent
 ) -> HTMLResponse:
     """ "End / Wrap up": the engine moves the interaction to wrap-up; answer with the wrap-up bar
     (the socket also re-renders the panel; both show the same partial)."""
-    agent = _profile(maybe_agent)
-    await routing_api.start_wrap_up(interaction_id, request, session, agent)
-    context = await _tools_context(session, interaction_id, agent)
+    await actions.wrap_up(session, EngineLink.of(request), agent, interaction_id)
+    context = await tools_context(session, interaction_id=interaction_id, agent_id=agent.id, bar_only=True)
     await session.commit()
     return HTMLResponse(pages.render("_wrapup.html", **context))
 
@@ -104,32 +119,30 @@ async def complete(
     interaction_id: uuid.UUID,
     request: Request,
     session: DbSession,
-    maybe_agent: MaybeAgent,
+    agent: CurrentAgent,
     disposition: Annotated[str, Form(max_length=80)] = "",
 ) -> HTMLResponse:
     """Record the wrap-up code, then complete. Without a valid code nothing is completed (422
     naming ``disposition``): the code is written first, so a completed interaction has one."""
-    agent = _profile(maybe_agent)
-    await work_service.set_wrap_up_code(
+    coded = await work_service.set_wrap_up_code(
         session, interaction_id=interaction_id, agent_id=agent.id, disposition=disposition, completing=True
     )
     await session.commit()
-    await routing_api.complete(interaction_id, request, session, agent)
-    # The panel goes now (the socket's "completed" push does the same, idempotently); the pulse
-    # card goes between the tabs and the panels, where the agent is already looking.
+    # Referenced until here, the row just written stays in the session's identity map (weakly
+    # held), where actions.complete's ownership check finds it instead of reading it again.
+    await actions.complete(session, EngineLink.of(request), agent, coded.id)
+    # The socket's "completed" push removes the tab and panel (work.js hides them at once): a
+    # delete here too would find nothing whenever the push came first (htmx:oobErrorNoTarget).
+    # The pulse card replaces the previous one above the panels (one at a time, never a pile).
     pulse = pages.render("_ex_pulse.html", iid=interaction_id, tags=ex_service.PULSE_TAGS)
-    html = (
-        pages.work_removed_fragment(interaction_id)
-        + f'<div hx-swap-oob="beforebegin:#work-panels">{pulse}</div>'
-        + await _capacity(session, agent)
-    )
+    html = f'<div id="pulse-slot" hx-swap-oob="innerHTML">{pulse}</div>' + await _capacity(session, agent)
     await session.commit()
     return HTMLResponse(html)
 
 
-async def _capacity(session: DbSession, agent: Agent) -> str:
-    fresh = await service.get_agent(session, agent_id=agent.id)
-    return pages.capacity_fragment(await service.capacity(session, agent=fresh)) if fresh else ""
+async def _capacity(session: DbSession, agent: AgentRef) -> str:
+    lines = await service.capacity_for(session, agent_id=agent.id)
+    return pages.capacity_fragment(lines) if lines is not None else ""
 
 
 # ------------------------------------------------------------------ transfer
@@ -139,11 +152,10 @@ async def _capacity(session: DbSession, agent: Agent) -> str:
 async def transfer_agents(
     interaction_id: uuid.UUID,
     session: DbSession,
-    maybe_agent: MaybeAgent,
+    agent: CurrentAgent,
     to_queue: Annotated[str, Query(min_length=1, max_length=60)],
 ) -> HTMLResponse:
     """The agent <option>s for the chosen queue (the dialog swaps them in on change)."""
-    agent = _profile(maybe_agent)
     await work_service.held_interaction(session, interaction_id=interaction_id, agent_id=agent.id)
     agents = await work_service.available_agents(session, queue_name=to_queue, exclude_agent_id=agent.id)
     await session.commit()
@@ -155,7 +167,7 @@ async def transfer(
     interaction_id: uuid.UUID,
     request: Request,
     session: DbSession,
-    maybe_agent: MaybeAgent,
+    agent: CurrentAgent,
     to_queue: Annotated[str, Form(max_length=60)] = "",
     to_agent_id: Annotated[str, Form(max_length=40)] = "",
     mode: Annotated[Literal["blind", "warm"], Form()] = "blind",
@@ -163,7 +175,6 @@ async def transfer(
 ) -> HTMLResponse:
     """Hand over to a named agent when one is chosen, else to the queue; the note travels with it
     (card numbers masked) and the tab leaves this desktop."""
-    agent = _profile(maybe_agent)
     target_agent: uuid.UUID | None = None
     if to_agent_id:
         try:
@@ -179,7 +190,7 @@ async def transfer(
         note=note.strip() or None,
     )
     held = await work_service.held_interaction(session, interaction_id=interaction_id, agent_id=agent.id)
-    result = await routing_api.transfer(interaction_id, body, request, session, agent)
+    result = await actions.transfer(session, EngineLink.of(request), agent, interaction_id, body)
     if result.consult == "pending":
         # Warm: the agent stays with the customer; the tab shows who is being consulted and leaves
         # only when the engine reports the parent completed (target accepted).
@@ -199,28 +210,45 @@ async def transfer(
     return HTMLResponse(html)
 
 
+@router.get("/offers/{offer_id}/origin", response_class=HTMLResponse)
+async def offer_origin(offer_id: uuid.UUID, session: DbSession, agent: CurrentAgent) -> HTMLResponse:
+    """Whether an offered interaction was transferred, by whom and with what note: the toast of a
+    pushed offer asks once, so the target knows before accepting."""
+    mine, origin = await service.offer_origin(session, offer_id=offer_id, agent_id=agent.id)
+    await session.commit()
+    if not mine:
+        raise NotFound("No such offer made to this agent", field="offer_id")
+    return HTMLResponse(pages.render("_offer_origin.html", offer_id=offer_id, origin=origin))
+
+
 @router.post("/interactions/{interaction_id}/transfer/cancel", response_class=HTMLResponse)
 async def cancel_transfer(
-    interaction_id: uuid.UUID, request: Request, session: DbSession, maybe_agent: MaybeAgent
+    interaction_id: uuid.UUID, request: Request, session: DbSession, agent: CurrentAgent
 ) -> HTMLResponse:
     """Withdraw a warm transfer still waiting for its target; the customer stays here."""
-    agent = _profile(maybe_agent)
-    await routing_api.cancel_transfer(interaction_id, request, session, agent)
+    await actions.cancel_transfer(session, EngineLink.of(request), agent, interaction_id)
     html = await _wrapup_bar(session, agent, interaction_id)
     await session.commit()
     return HTMLResponse(html)
 
 
-async def _wrapup_bar(session: DbSession, agent: Agent, interaction_id: uuid.UUID) -> str:
+async def _wrapup_bar(session: DbSession, agent: AgentRef, interaction_id: uuid.UUID) -> str:
     return await wrapup_bar(session, agent_id=agent.id, interaction_id=interaction_id)
 
 
-async def wrapup_bar(session: AsyncSession, *, agent_id: uuid.UUID, interaction_id: uuid.UUID) -> str:
+async def wrapup_bar(
+    session: AsyncSession,
+    *,
+    agent_id: uuid.UUID,
+    interaction_id: uuid.UUID,
+    held: Interaction | None = None,
+) -> str:
     """The wrap-up bar (transfer dialog or pending consult) re-rendered in place, out of band; the
     rest of the panel (reply being typed, scroll position) is left alone."""
-    html = pages.render(
-        "_wrapup.html", **await tools_context(session, interaction_id=interaction_id, agent_id=agent_id)
+    context = await tools_context(
+        session, interaction_id=interaction_id, agent_id=agent_id, bar_only=True, held=held
     )
+    html = pages.render("_wrapup.html", **context)
     marker = '<section id="wrapup-'
     assert html.count(marker) == 1, "the wrap-up bar renders one section"
     return html.replace(marker, '<section hx-swap-oob="true" id="wrapup-')
@@ -233,31 +261,43 @@ async def wrapup_bar(session: AsyncSession, *, agent_id: uuid.UUID, interaction_
 async def canned_search(
     interaction_id: uuid.UUID,
     session: DbSession,
-    maybe_agent: MaybeAgent,
+    agent: CurrentAgent,
     q: Annotated[str, Query(max_length=canned.MAX_QUERY)] = "",
 ) -> HTMLResponse:
-    agent = _profile(maybe_agent)
     ctx = await work_service.work_context(session, interaction_id=interaction_id, agent_id=agent.id)
+    responses = await canned.for_work(session, ctx, agent.id)
     await session.commit()
-    hits = canned.search(canned.canned_for(ctx.queue), q)
+    hits = canned.search(responses, q)
     return HTMLResponse(pages.render("_canned_results.html", iid=interaction_id, canned=hits, q=q))
 
 
 # ------------------------------------------------------------------ EX pulse
 
 
+async def _agent_row(session: AsyncSession, agent: AgentRef) -> Agent:
+    """The profile's row: a pulse records the agent's team, which can change."""
+    row = await session.get(Agent, agent.id)
+    if row is None:  # deleted since the request began
+        raise NoAgentProfile()
+    return row
+
+
 @router.post("/ex/pulse", response_class=HTMLResponse)
 async def submit_pulse(
     session: DbSession,
-    maybe_agent: MaybeAgent,
+    agent: CurrentAgent,
     interaction_id: Annotated[uuid.UUID, Form()],
     score: Scale,
     tags: Annotated[list[str], Form()] = [],  # noqa: B006 - FastAPI copies form defaults
     comment: Annotated[str, Form(max_length=ex_service.MAX_COMMENT)] = "",
 ) -> HTMLResponse:
-    agent = _profile(maybe_agent)
     pulse = await ex_service.record_interaction_pulse(
-        session, agent=agent, interaction_id=interaction_id, score=score, tags=tags, comment=comment
+        session,
+        agent=await _agent_row(session, agent),
+        interaction_id=interaction_id,
+        score=score,
+        tags=tags,
+        comment=comment,
     )
     await session.commit()
     return HTMLResponse(pages.render("_ex_pulse.html", iid=interaction_id, done=pulse))
@@ -266,14 +306,13 @@ async def submit_pulse(
 @router.post("/ex/checkin", response_class=HTMLResponse)
 async def submit_checkin(
     session: DbSession,
-    maybe_agent: MaybeAgent,
+    agent: CurrentAgent,
     energy: Scale,
     workload: Scale,
     comment: Annotated[str, Form(max_length=ex_service.MAX_COMMENT)] = "",
 ) -> HTMLResponse:
-    agent = _profile(maybe_agent)
     pulse = await ex_service.record_shift_checkin(
-        session, agent=agent, energy=energy, workload=workload, comment=comment
+        session, agent=await _agent_row(session, agent), energy=energy, workload=workload, comment=comment
     )
     await session.commit()
     return HTMLResponse(pages.render("_checkin.html", done=pulse))

@@ -10,29 +10,20 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interactions import service as interactions_service
 from interactions.models import ActorType, Interaction, TimelineEvent
+from interactions.queue_texts import codes_for
 from interactions.states import State
 from routing import transfer as transfers
-from routing.models import Agent, Presence, Queue, QueueMember
 from switchboard.errors import Conflict, Invalid, NotFound
+from workforce.models import Agent, Presence, Queue, QueueMember
 
 HELD_STATES = (State.CONNECTED, State.WRAP_UP)
 NOTES_SHOWN = 50
-
-# Used when a queue configures none (Queue.settings["dispositions"]): codes every bank reports on.
-DEFAULT_DISPOSITIONS: tuple[str, ...] = (
-    "resolved",
-    "follow_up_needed",
-    "referred",
-    "complaint_logged",
-    "no_action_needed",
-)
 
 
 @dataclass(frozen=True)
@@ -47,22 +38,18 @@ class WorkContext:
     transfer_note: str | None  # the note a previous agent handed over with this interaction
     transferred_from: str | None
     # A warm transfer of this interaction waiting for its target: who it waits for (agent or queue).
+    # Looked up only before wrap-up, the only time the desktop shows it (beside the transfer dialog).
     consult_target: str | None = None
+    # The last warm transfer ended without the target taking it: why, for the sender.
+    consult_notice: str | None = None
 
     @property
     def in_wrap_up(self) -> bool:
         return self.interaction.state is State.WRAP_UP
 
 
-def dispositions_for(queue: Queue | None) -> tuple[str, ...]:
-    """The queue's wrap-up codes; a malformed setting falls back to the defaults rather than
-    leaving the agent unable to complete anything."""
-    configured: Any = (queue.settings or {}).get("dispositions") if queue is not None else None
-    if isinstance(configured, list):
-        codes = tuple(str(c).strip() for c in configured if isinstance(c, str) and c.strip())
-        if codes:
-            return codes
-    return DEFAULT_DISPOSITIONS
+# The queue's codes (its settings, or the defaults), shared with their administration.
+dispositions_for = codes_for
 
 
 async def held_interaction(
@@ -83,9 +70,23 @@ async def held_interaction(
 
 
 async def work_context(
-    session: AsyncSession, *, interaction_id: uuid.UUID, agent_id: uuid.UUID
+    session: AsyncSession,
+    *,
+    interaction_id: uuid.UUID,
+    agent_id: uuid.UUID,
+    held: Interaction | None = None,
 ) -> WorkContext:
-    interaction = await held_interaction(session, interaction_id=interaction_id, agent_id=agent_id)
+    """``held``: the interaction as this session has just read it held by this agent (the socket's
+    ``work_item``), not read a second time."""
+    if (
+        held is not None
+        and held.id == interaction_id
+        and held.agent_id == agent_id
+        and held.state in HELD_STATES
+    ):
+        interaction = held
+    else:
+        interaction = await held_interaction(session, interaction_id=interaction_id, agent_id=agent_id)
     queue = await session.get(Queue, interaction.queue_id) if interaction.queue_id else None
     wrap_up_seconds = queue.wrap_up_seconds if queue is not None else 60
     deadline = None
@@ -104,23 +105,43 @@ async def work_context(
         acw_deadline=deadline,
         transfer_note=transfer.get("note") or None,
         transferred_from=from_agent,
-        consult_target=await _pending_consult_target(session, interaction),
+        **({} if interaction.state is State.WRAP_UP else await _consult(session, interaction)),
     )
 
 
-async def _pending_consult_target(session: AsyncSession, interaction: Interaction) -> str | None:
-    """The name a pending warm transfer waits for; None when no consult is in progress."""
+# Why a warm transfer came back to its sender (the engine's consult outcomes), said at once.
+CONSULT_ENDED: dict[str, str] = {
+    "rejected": "{target} declined the warm transfer",
+    "missed": "{target} did not answer the warm transfer in time",
+    "expired": "{target} did not answer the warm transfer in time",
+    "agent_offline": "{target} went offline before taking the warm transfer",
+    "timed_out": "Nobody in {target} was free to take the warm transfer",
+    "abandoned": "The warm transfer to {target} was dropped",
+}
+
+
+async def _consult(session: AsyncSession, interaction: Interaction) -> dict[str, str | None]:
+    """``consult_target``: the name a pending warm transfer waits for; ``consult_notice``: why the
+    last one ended without its target (not when the sender withdrew it)."""
     found = await transfers.consult_status(session, parent_id=interaction.id)
-    if found is None or found[1] != "pending":
-        return None
-    child = found[0]
+    if found is None or found[1] not in ("pending", "cancelled"):
+        return {}
+    child, status, outcome = found
+    if status == "cancelled" and outcome not in CONSULT_ENDED:
+        return {}
     target = ((child.attributes or {}).get("transfer") or {}).get("to_agent_id")
+    name = None
     if target:
-        agent = await session.get(Agent, uuid.UUID(target))
-        if agent is not None:
-            return agent.display_name
-    queue = await session.get(Queue, child.queue_id) if child.queue_id else None
-    return queue.display_name if queue is not None else "the queue"
+        name = await session.scalar(select(Agent.display_name).where(Agent.id == uuid.UUID(target)))
+    if name is None:
+        queue = await session.get(Queue, child.queue_id) if child.queue_id else None
+        name = queue.display_name if queue is not None else "the queue"
+    if status == "pending":
+        return {"consult_target": name}
+    return {
+        "consult_notice": CONSULT_ENDED[str(outcome)].format(target=name)
+        + ": the customer is still with you."
+    }
 
 
 # ------------------------------------------------------------------ notes

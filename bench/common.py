@@ -12,6 +12,21 @@ from pathlib import Path
 from typing import Any
 
 
+def retail_queue_row(queue_id: Any, **overrides: Any) -> dict[str, Any]:
+    """The one chat queue every seeded bench floor routes into (insert(Queue) row)."""
+    row: dict[str, Any] = {
+        "id": queue_id,
+        "name": "retail",
+        "display_name": "Retail",
+        "channels": ["chat"],
+        "sl_target_percent": 80,
+        "sl_threshold_seconds": 20,
+        "strategy": "longest_idle",
+        "required_skills": {},
+    }
+    return row | overrides
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU a process has used so far (from /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()

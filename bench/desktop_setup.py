@@ -17,11 +17,11 @@ from argon2 import PasswordHasher
 from sqlalchemy import insert, text
 
 from bench.agent_loop import PASSWORD
-from bench.common import Conn
-from routing.models import Agent, Presence, Queue, QueueMember
+from bench.common import Conn, retail_queue_row
 from switchboard.auth.models import Role, User
 from switchboard.db import Database, utcnow
 from switchboard.security import hash_password
+from workforce.models import Agent, Presence, Queue, QueueMember
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -31,7 +31,8 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5")
 # ------------------------------------------------------------------ data
 
 
-async def prepare(schema: str, agents: int, shift_users: int, product_cost: bool) -> None:
+async def migrate(schema: str) -> None:
+    """The bench's own schema, at the migrations' head (as scripts/setup makes the product's)."""
     db = Database(PG_URL)
     async with db.engine.begin() as conn:
         await conn.execute(text(f"CREATE SCHEMA {schema}"))
@@ -44,6 +45,9 @@ async def prepare(schema: str, agents: int, shift_users: int, product_cost: bool
     cfg.attributes["schema"] = schema
     await asyncio.to_thread(command.upgrade, cfg, "head")
 
+
+async def prepare(schema: str, agents: int, shift_users: int, product_cost: bool) -> None:
+    await migrate(schema)
     # Hash once, reuse (as the demo seed does). The server verifies each login with the cost its
     # stored hash names.
     cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash(PASSWORD)
@@ -71,21 +75,7 @@ async def prepare(schema: str, agents: int, shift_users: int, product_cost: bool
     async with db.sessionmaker() as s:
         await s.execute(
             insert(Queue),
-            [
-                {
-                    "id": queue_id,
-                    "name": "retail",
-                    "display_name": "Retail",
-                    "channels": ["chat"],
-                    "sl_target_percent": 80,
-                    "sl_threshold_seconds": 20,
-                    "strategy": "longest_idle",
-                    "required_skills": {},
-                    "wrap_up_seconds": 30,
-                    "settings": {},
-                    "created_at": now,
-                }
-            ],
+            [retail_queue_row(queue_id, wrap_up_seconds=30, settings={}, created_at=now)],
         )
         await s.execute(insert(User), [*agent_users, *others])
         agent_rows = [

@@ -53,9 +53,10 @@ from customers.models import Customer  # noqa: E402
 from interactions.models import Interaction  # noqa: E402
 from interactions.states import Channel, State  # noqa: E402
 from routing.host import stats_key  # noqa: E402
-from routing.models import Agent, Offer, OfferState, Presence, Queue  # noqa: E402
+from routing.models import Offer, OfferState  # noqa: E402
 from switchboard.db import Database, utcnow  # noqa: E402
 from switchboard.settings import Settings  # noqa: E402
+from workforce.models import Agent, Presence, Queue  # noqa: E402
 
 HELD_PER_AGENT = 2  # of a chat maximum of 3: one free place each
 

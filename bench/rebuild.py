@@ -32,15 +32,16 @@ sys.path.insert(0, str(ROOT))
 import redis.asyncio as aioredis  # noqa: E402
 from sqlalchemy import insert, text, update  # noqa: E402
 
-from bench.common import print_figures  # noqa: E402
+from bench.common import print_figures, retail_queue_row  # noqa: E402
 from customers.models import Customer  # noqa: E402
 from interactions.models import Interaction  # noqa: E402
 from interactions.states import Channel, State  # noqa: E402
 from routing.host import EngineHost  # noqa: E402
 from routing.host.rebuild import build_floor  # noqa: E402
-from routing.models import Agent, Offer, OfferState, Presence, Queue, QueueMember  # noqa: E402
+from routing.models import Offer, OfferState  # noqa: E402
 from switchboard.auth.models import Role, User  # noqa: E402
 from switchboard.db import Database, utcnow  # noqa: E402
+from workforce.models import Agent, Presence, Queue, QueueMember  # noqa: E402
 
 PG_URL = os.environ.get("BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
@@ -132,18 +133,7 @@ async def seed(db: Database, agents: int, waiting: int) -> list[uuid.UUID]:
     async with db.sessionmaker() as s:
         await s.execute(
             insert(Queue),
-            [
-                {
-                    "id": queue_id,
-                    "name": "retail",
-                    "display_name": "Retail",
-                    "channels": ["chat"],
-                    "sl_target_percent": 80,
-                    "sl_threshold_seconds": 20,
-                    "strategy": "longest_idle",
-                    "required_skills": {},
-                }
-            ],
+            [retail_queue_row(queue_id)],
         )
         await s.execute(insert(User), users)
         await s.execute(insert(Agent), agent_rows)

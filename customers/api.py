@@ -11,7 +11,9 @@ from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
 from customers import service
+from customers.access import CustomerAccess
 from customers.jobs import recompute_all_tiers_job
+from customers.merge import merge_customers
 from customers.models import ValueTier
 from customers.schemas import (
     CustomerCreate,
@@ -27,6 +29,8 @@ from customers.schemas import (
 )
 from customers.tier_policy import TierPolicy
 from switchboard import jobs
+from switchboard.audit import CUSTOMER_READ, record_audit
+from switchboard.bounds import INT64_MAX
 from switchboard.deps import AppSettings, CurrentUser, DbSession, RequireAgent, RequireSupervisor
 from switchboard.redis import RedisHandle
 
@@ -78,7 +82,7 @@ async def replace_tier_policy(
 async def list_customers(
     session: DbSession,
     settings: AppSettings,
-    _user: RequireSupervisor,
+    user: RequireSupervisor,
     name: Annotated[str | None, Query(max_length=160, description="Name substring")] = None,
     identity: Annotated[
         str | None, Query(max_length=254, description="Phone (any format), email or chat/app id")
@@ -87,7 +91,7 @@ async def list_customers(
     segment: Annotated[str | None, Query(max_length=40)] = None,
     include_merged: bool = False,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
 ) -> CustomerPage:
     rows, total = await service.list_customers(
         session,
@@ -100,9 +104,21 @@ async def list_customers(
         limit=limit,
         offset=offset,
     )
-    return CustomerPage(
+    page = CustomerPage(
         items=[CustomerSummary.model_validate(c) for c in rows], total=total, limit=limit, offset=offset
     )
+    # Every customer a search shows is a read outside held work: one audit row each.
+    for customer in rows:
+        record_audit(
+            session,
+            actor_id=user.id,
+            action=CUSTOMER_READ,
+            entity_type="customer",
+            entity_id=customer.id,
+            data={"basis": "supervisor", "what": "search"},
+        )
+    await session.commit()
+    return page
 
 
 @router.post("", response_model=CustomerRead, status_code=status.HTTP_201_CREATED)
@@ -117,8 +133,10 @@ async def create_customer(
 
 
 @router.get("/{customer_id}", response_model=CustomerRead)
-async def read_customer(customer_id: uuid.UUID, session: DbSession, user: CurrentUser) -> CustomerRead:
-    await service.authorise_customer_access(session, user=user, customer_id=customer_id)
+async def read_customer(
+    customer_id: uuid.UUID, session: DbSession, user: CurrentUser, access: CustomerAccess
+) -> CustomerRead:
+    await access(session, user, customer_id)
     return CustomerRead.model_validate(await service.get_customer(session, customer_id))
 
 
@@ -139,9 +157,10 @@ async def link_identity(
     session: DbSession,
     settings: AppSettings,
     user: RequireAgent,
+    access: CustomerAccess,
 ) -> IdentityRead:
     """Link a phone/email/chat/app id; 200 if it was already this customer's, 409 if someone else's."""
-    await service.authorise_customer_access(session, user=user, customer_id=customer_id)
+    await access(session, user, customer_id)
     identity, created = await service.link_identity(
         session,
         customer_id=customer_id,
@@ -159,11 +178,15 @@ async def link_identity(
 
 @router.post("/{customer_id}/merge", response_model=CustomerRead)
 async def merge_customer(
-    customer_id: uuid.UUID, body: CustomerMerge, session: DbSession, user: RequireSupervisor
+    customer_id: uuid.UUID, body: CustomerMerge, request: Request, session: DbSession, user: RequireSupervisor
 ) -> CustomerRead:
     """Fold ``source_customer_id`` into this customer (one transaction; history is kept)."""
-    await service.merge_customers(
-        session, target_id=customer_id, source_id=body.source_customer_id, actor_id=user.id
+    await merge_customers(
+        session,
+        target_id=customer_id,
+        source_id=body.source_customer_id,
+        actor_id=user.id,
+        movers=request.app.state.customer_movers,
     )
     await session.commit()
     return CustomerRead.model_validate(await service.get_customer(session, customer_id))

@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from switchboard.db import Base, JSONType, UTCDateTime, new_id, utcnow
+from switchboard.pii import MaskedString
 from switchboard.types import str_enum
 
 
@@ -54,7 +55,7 @@ class Customer(Base):
     __tablename__ = "customers"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
-    display_name: Mapped[str] = mapped_column(String(160))
+    display_name: Mapped[str] = mapped_column(MaskedString(160))
     language: Mapped[str] = mapped_column(String(16), default="en")
     timezone: Mapped[str] = mapped_column(String(64), default="Europe/London")
     date_of_birth: Mapped[date | None] = mapped_column(Date)

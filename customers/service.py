@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import String, cast, exists, func, select, type_coerce, update
+from sqlalchemy import String, cast, func, select, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,13 +21,13 @@ from customers.identity import normalise_identity
 from customers.models import Customer, Identity, IdentityKind, TierPolicyVersion, ValueTier
 from customers.schemas import CustomerCreate, CustomerUpdate
 from customers.tier_policy import DEFAULT_TIER_POLICY, TierPolicy, TierResult, compute_tier
-from interactions.models import ActorType, Interaction
-from interactions.timeline import append_event
-from routing.models import Agent, Offer, OfferState
+from customers.timeline import append_event
+from customers.timeline_models import ActorType
 from switchboard.audit import record_audit
-from switchboard.auth.models import STAFF_RANK, Role, User
+from switchboard.auth.models import Role, User
 from switchboard.db import new_id, utcnow
-from switchboard.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
+from switchboard.errors import Conflict, DomainError, Invalid, NotFound
+from workforce.models import Agent
 
 
 async def find_identity(session: AsyncSession, *, kind: IdentityKind, value: str) -> Identity | None:
@@ -44,8 +44,10 @@ async def resolve_or_create_customer(
     display_name: str | None = None,
     language: str | None = None,
     field: str = "identity.value",
+    now: datetime | None = None,
 ) -> tuple[Customer, Identity, bool]:
     """The customer behind an identity, creating both if unknown. Returns (customer, identity, created).
+    ``now``: the creating request's clock (the interaction's ``created_at``), stamped on new rows.
 
     Safe under concurrency: the unique (kind, value) index decides the race inside a SAVEPOINT,
     and the loser reads the winner's row. A merged customer resolves to the surviving profile.
@@ -65,15 +67,18 @@ async def resolve_or_create_customer(
             assert identity is not None
     else:
         # Ids up front so both rows go in one flush (customers before identities, by the FK).
+        now = now or utcnow()
         new_customer = Customer(
             id=new_id(),
             display_name=display_name or _placeholder_name(kind, value),
             language=language or "en",
+            created_at=now,
+            updated_at=now,
         )
         try:
             async with session.begin_nested():
                 session.add(new_customer)
-                identity = Identity(customer_id=new_customer.id, kind=kind, value=value)
+                identity = Identity(customer_id=new_customer.id, kind=kind, value=value, created_at=now)
                 session.add(identity)
                 await session.flush()
         except IntegrityError:
@@ -89,6 +94,7 @@ async def resolve_or_create_customer(
                 kind="customer_created",
                 actor_type=ActorType.SYSTEM,
                 data={"identity": {"kind": kind.value, "value": value}},
+                at=now,
             )
             return new_customer, identity, True
     assert customer is not None
@@ -183,6 +189,8 @@ async def set_tier_policy(
         entity_type="tier_policy",
         entity_id=str(version),
         data={"previous_version": previous.version, "policy": row.policy},
+        before=previous.policy.model_dump(mode="json"),
+        after=row.policy,
     )
     return LiveTierPolicy(version=version, policy=policy, created_at=row.created_at, created_by_id=actor_id)
 
@@ -310,21 +318,6 @@ async def get_customer(
     return customer
 
 
-async def customer_visible_to_agent(
-    session: AsyncSession, *, customer_id: uuid.UUID, agent_id: uuid.UUID
-) -> bool:
-    """An agent sees a customer behind an interaction assigned to them, or live-offered to them
-    (the offer toast shows who is calling), including profiles merged into it (DESIGN §6)."""
-    ids = await merged_customer_ids(session, customer_id)
-    assigned = exists().where(Interaction.customer_id.in_(ids), Interaction.agent_id == agent_id)
-    offered = (
-        exists()
-        .where(Offer.interaction_id == Interaction.id)
-        .where(Interaction.customer_id.in_(ids), Offer.agent_id == agent_id, Offer.state == OfferState.LIVE)
-    )
-    return bool(await session.scalar(select(assigned | offered)))
-
-
 def _identity_candidates(raw: str, *, default_region: str) -> set[str]:
     """What a typed-in identity may be stored as: itself, as a phone number, as an email."""
     value = raw.strip()
@@ -431,7 +424,7 @@ def _check_not_future(value: date | None, *, field: str) -> None:
         raise Invalid("Date cannot be in the future", field=field)
 
 
-def _dedupe(values: Iterable[str]) -> list[str]:
+def dedupe(values: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(values))
 
 
@@ -485,7 +478,7 @@ async def create_customer(
         identities[(item.kind, value)] = identities.get((item.kind, value), False) or item.verified
 
     profile = data.model_dump(exclude={"identities"})
-    profile["segments"] = _dedupe(profile["segments"])
+    profile["segments"] = dedupe(profile["segments"])
     customer = Customer(**profile)
     try:
         async with session.begin_nested():
@@ -540,7 +533,7 @@ async def update_customer(
         raise Conflict(f"Customer {customer.id} was merged into {customer.merged_into_id}; edit that one")
     await _validate_profile(session, requested, prefix="body.")
     if "segments" in requested:
-        requested["segments"] = _dedupe(requested["segments"])
+        requested["segments"] = dedupe(requested["segments"])
     # Quiet hours are checked on the resulting pair, so a PATCH may move just one end.
     _check_quiet_hours(
         requested.get("quiet_hours_start", customer.quiet_hours_start),
@@ -635,131 +628,3 @@ async def link_identity(
     )
     await session.refresh(customer, ["identities"])
     return identity, True
-
-
-def _fill_if_unset(target: Customer, source: Customer, name: str) -> bool:
-    """Keep the target's value when set; take the source's otherwise. True if it changed."""
-    current = getattr(target, name)
-    incoming = getattr(source, name)
-    unset = current is None or (name in TIER_INPUT_FIELDS and not current)
-    if unset and incoming not in (None, 0, Decimal("0")):
-        setattr(target, name, incoming)
-        return True
-    return False
-
-
-async def merge_customers(
-    session: AsyncSession, *, target_id: uuid.UUID, source_id: uuid.UUID, actor_id: uuid.UUID | None
-) -> Customer:
-    """Fold ``source`` into ``target`` in the caller's single transaction.
-
-    Identities, interactions and customer logins move to the target; timeline events do not
-    (they are append-only) and stay readable through ``merged_customer_ids(target)``.
-    """
-    if target_id == source_id:
-        raise Invalid("A customer cannot be merged into itself", field="body.source_customer_id")
-    # Lock both rows in a fixed order so two concurrent merges of the same pair cannot interleave
-    # (FOR UPDATE on PostgreSQL; SQLite already serialises writers with BEGIN IMMEDIATE).
-    rows = await session.scalars(
-        select(Customer)
-        .where(Customer.id.in_([target_id, source_id]))
-        .order_by(Customer.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    by_id = {c.id: c for c in rows}
-    target = by_id.get(target_id)
-    source = by_id.get(source_id)
-    if target is None:
-        raise NotFound(f"Customer {target_id} not found")
-    if source is None:
-        raise NotFound(f"Customer {source_id} not found", field="body.source_customer_id")
-    if source.merged_into_id is not None:
-        raise Conflict(
-            f"Customer {source_id} was already merged into {source.merged_into_id}",
-            field="body.source_customer_id",
-        )
-    if target.merged_into_id is not None:
-        raise Conflict(f"Customer {target_id} was merged into {target.merged_into_id}; merge into that one")
-
-    moved_identities = await session.execute(
-        update(Identity).where(Identity.customer_id == source_id).values(customer_id=target_id)
-    )
-    moved_interactions = await session.execute(
-        update(Interaction).where(Interaction.customer_id == source_id).values(customer_id=target_id)
-    )
-    moved_users = await session.execute(
-        update(User).where(User.customer_id == source_id).values(customer_id=target_id)
-    )
-
-    filled = [
-        name
-        for name in (
-            "date_of_birth",
-            "relationship_manager_id",
-            "preferred_channel",
-            "customer_since",
-            "relationship_balance",
-            "products_held",
-            "annual_profit",
-            "cost_to_serve",
-        )
-        if _fill_if_unset(target, source, name)
-    ]
-    if target.quiet_hours_start is None and source.quiet_hours_start is not None:
-        # Quiet hours travel as a pair (both-or-neither).
-        target.quiet_hours_start, target.quiet_hours_end = source.quiet_hours_start, source.quiet_hours_end
-        filled.append("quiet_hours")
-    # Contact preferences: the more restrictive wins. A "do not contact" given on either profile
-    # must be honoured, and marketing consent cannot be assumed unless both profiles gave it.
-    target.do_not_contact = target.do_not_contact or source.do_not_contact
-    target.marketing_consent = target.marketing_consent and source.marketing_consent
-    target.segments = _dedupe([*target.segments, *source.segments])
-    source.merged_into_id = target.id
-
-    counts = {
-        "identities": moved_identities.rowcount,
-        "interactions": moved_interactions.rowcount,
-        "users": moved_users.rowcount,
-    }
-    data = {"source_customer_id": str(source_id), "moved": counts, "filled_from_source": filled}
-    append_event(
-        session,
-        customer_id=target.id,
-        kind="customer_merged",
-        actor_type=ActorType.SUPERVISOR if actor_id else ActorType.SYSTEM,
-        actor_id=actor_id,
-        data=data,
-    )
-    record_audit(
-        session,
-        actor_id=actor_id,
-        action="customer.merged",
-        entity_type="customer",
-        entity_id=target.id,
-        data=data,
-    )
-    await session.flush()
-    if TIER_INPUT_FIELDS.intersection(filled):
-        await recompute_tier(session, target, reason="customer_merged")
-        await session.flush()
-    await session.refresh(target, ["identities"])
-    await session.refresh(source, ["identities"])
-    return target
-
-
-async def authorise_customer_access(session: AsyncSession, *, user: User, customer_id: uuid.UUID) -> None:
-    """Supervisors and admins see every customer; an agent only those behind their interactions.
-
-    A customer hidden from an agent is reported as not found, so ids cannot be probed.
-    """
-    rank = STAFF_RANK.get(user.role)
-    if rank is None:
-        raise Forbidden("Staff only")
-    if rank >= STAFF_RANK[Role.SUPERVISOR]:
-        return
-    agent_id = await session.scalar(select(Agent.id).where(Agent.user_id == user.id))
-    if agent_id is None or not await customer_visible_to_agent(
-        session, customer_id=customer_id, agent_id=agent_id
-    ):
-        raise NotFound(f"Customer {customer_id} not found")

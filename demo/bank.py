@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import TypeVar
@@ -33,6 +33,7 @@ from customers.models import ContactChannel, Customer, Identity, IdentityKind, V
 from customers.schemas import CustomerCreate, IdentityCreate
 from customers.service import create_customer, recompute_all_tiers
 from customers.tier_policy import DEFAULT_TIER_POLICY, TierInputs, compute_tier
+from demo.experience import seed_experience
 from demo.rules import ensure_default_rule_set
 from interactions.models import ActorType, MessageSender
 from interactions.schemas import IdentityRef, InteractionCreate
@@ -45,11 +46,11 @@ from interactions.service import (
     transition,
 )
 from interactions.states import Channel, State
-from routing.models import Agent, AgentSkill, Presence, Queue, QueueMember, SelectionStrategy, Skill
 from switchboard.auth.models import Role, User
 from switchboard.db import Database, utcnow
 from switchboard.errors import Invalid
 from switchboard.security import hash_password
+from workforce.models import Agent, AgentSkill, Presence, Queue, QueueMember, SelectionStrategy, Skill, Team
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -163,6 +164,7 @@ class SeedReport:
     interactions: int = 0
     tiers: dict[str, int] = field(default_factory=dict)
     rule_set_published: bool = False
+    experience: dict[str, int] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------
@@ -886,6 +888,24 @@ def _history(
     return tuple(result)
 
 
+REPEATS = 14
+
+
+def _with_repeats(history: tuple[InteractionSpec, ...], rng: random.Random) -> tuple[InteractionSpec, ...]:
+    """Turn some completed contacts into repeats of an earlier one: the same customer, queue,
+    topic and agent again 2 to 40 hours later (what the repeat-contact alert and the journey look
+    for). The counts of the history stay as they are; its own random draws are untouched."""
+    specs = list(history)
+    completed = [i for i, s in enumerate(specs) if not s.abandoned and s.started_seconds_ago > 2 * 86_400]
+    rng.shuffle(completed)
+    for first, replaced in zip(completed[:REPEATS], completed[REPEATS : 2 * REPEATS], strict=True):
+        original = specs[first]
+        later = original.started_seconds_ago - rng.randint(2 * 3_600, 40 * 3_600)
+        specs[replaced] = replace(original, started_seconds_ago=max(later, 3_600))
+    specs.sort(key=lambda spec: -spec.started_seconds_ago)
+    return tuple(specs)
+
+
 def build_demo_plan(seed: int = DEFAULT_SEED, *, today: date | None = None) -> DemoPlan:
     """The whole demo bank as plain data; the same seed (and day) always gives the same plan."""
     today = today or utcnow().date()
@@ -893,7 +913,7 @@ def build_demo_plan(seed: int = DEFAULT_SEED, *, today: date | None = None) -> D
     used_names: set[str] = set()
     users, agents = _staff(rng, used_names)
     customers = _customers(rng, today, agents, used_names)
-    interactions = _history(rng, customers, agents, QUEUES)
+    interactions = _with_repeats(_history(rng, customers, agents, QUEUES), random.Random(seed + 3))
     return DemoPlan(
         seed=seed,
         today=today,
@@ -1219,6 +1239,25 @@ async def _seed_desktop_settings(session: AsyncSession) -> None:
     await session.flush()
 
 
+async def _seed_owners(session: AsyncSession) -> None:
+    """Who alert follow-ups go to (issue #12): each team a lead and each queue an owner, taken in
+    turn from the supervisors; what a supervisor already set is kept."""
+    leads = list(
+        await session.scalars(select(User.id).where(User.role == Role.SUPERVISOR).order_by(User.username))
+    )
+    if not leads:
+        return
+    names = sorted({team for teams in await session.scalars(select(Agent.teams)) for team in teams or []})
+    present = set(await session.scalars(select(Team.name)))
+    for n, name in enumerate(names):
+        if name not in present:
+            session.add(Team(name=name, lead_user_id=leads[n % len(leads)]))
+    for n, queue in enumerate(await session.scalars(select(Queue).order_by(Queue.name))):
+        if queue.owner_user_id is None:
+            queue.owner_user_id = leads[n % len(leads)]
+    await session.flush()
+
+
 async def seed_into(session: AsyncSession, plan: DemoPlan, *, now: datetime | None = None) -> SeedReport:
     """Write ``plan`` into ``session`` (commits). Rows that already exist (by username, skill or
     queue name, customer phone number) are left alone, so running it twice adds nothing."""
@@ -1227,11 +1266,14 @@ async def seed_into(session: AsyncSession, plan: DemoPlan, *, now: datetime | No
     agents = await _seed_staff(session, plan, report)
     await _seed_queues(session, plan, agents, report)
     await _seed_desktop_settings(session)
+    await _seed_owners(session)
     await session.commit()
     customers = await _seed_customers(session, plan, agents, report)
     await session.commit()
     await _seed_history(session, plan, agents, customers, now, report)
     await session.commit()
+    # Survey answers, pulses, check-ins and service level, then the dashboard's rollup (issue #12).
+    report.experience = await seed_experience(session, seed=plan.seed, now=now)
     await recompute_all_tiers(session)
     await _ensure_platinum_managers(session, agents, plan.seed)
     # Routing needs a live rule set: publish the shipped default (queues and skills exist now).
@@ -1260,13 +1302,15 @@ async def seed_demo_bank(
             plan = build_demo_plan(seed)
             report = await seed_into(session, plan)
         log.info(
-            "demo bank seeded: %d users, %d agents, %d queues, %d customers, %d interactions; tiers %s",
+            "demo bank seeded: %d users, %d agents, %d queues, %d customers, %d interactions; tiers %s; "
+            "experience %s",
             report.users,
             report.agents,
             report.queues,
             report.customers,
             report.interactions,
             report.tiers,
+            report.experience,
         )
         return True
     finally:

@@ -12,8 +12,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from routing import service as routing_service
-from routing.models import RuleSetVersion, SelectionStrategy
+from routing.models import RuleSetVersion
 from routing.rules import Filter, RuleSet, Step
+from workforce.models import SelectionStrategy
 
 DEMO_QUEUES = ("retail", "cards", "mortgages", "private-banking", "seniors", "collections")
 DEMO_SKILLS = (

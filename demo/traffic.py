@@ -3,7 +3,10 @@
 Every contact goes through the real front doors, exactly as production traffic would:
 
 * **chat**: ``POST /chat/start`` then the customer websocket ``/chat/ws`` (auth, a message or
-  two, wait for an adviser; answer, leave when the bank ends it, or give up after a while);
+  two, wait for an adviser; answer, leave when the bank ends it, or give up after a while). Most
+  customers prove who they are, as real ones do: an app user starts with a bank-app token (signed
+  with the app-token key, as the bank's app would), others ask for a one-time code by SMS and type
+  it from the simulated carrier's inbox; the rest stay unverified visitors, so agents see both;
 * **voice**: the carrier simulator's signed webhooks over HTTP (IVR digit, hold loop, bridge,
   hang-up; now and then "press star for a callback"); it also serves the carrier's REST API, so
   an accepted callback or an agent's own call really rings a (simulated) customer who answers;
@@ -19,28 +22,42 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import random
+import re
 import smtplib
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
+from pathlib import Path
 from typing import Any
 
 import httpx
 import websockets
 
-from demo.carrier import Call, CarrierSimulator, FakeCarrierApi, PlacedCall
+from demo.carrier import Call, CarrierSimulator, FakeCarrierApi, PlacedCall, SentText, new_call_sid
+from demo.leftovers import FILE_NAME, OpenContacts
+from interactions.chat import APP_TOKEN_AUDIENCE
+from switchboard.security import app_token_key, issue_token
 from switchboard.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# How demo chats say who they are: the bank's app (verified at once), a code by SMS, or nothing.
+APP_SIGN_IN_SHARE = 0.6  # of the customers who have the app
+SMS_CODE_SHARE = 0.6  # of the others, when the generator plays the carrier (it reads the texts)
+CODE_WAIT_SECONDS = 20.0
+CODE_PATTERN = re.compile(r"\b(\d{6})\b")
 MAX_LIVE = 40  # contacts in flight at once; beyond this an arrival is skipped, not queued up
 # How long a stopping generator's customers take to leave (chats end, callers hang up) before going.
 LEAVE_SECONDS = 8.0
 CHANNEL_WEIGHTS = {"chat": 0.4, "voice": 0.4, "email": 0.2}
+INBOUND_NUMBER = "+442071234567"  # the bank's number the demo customers call
 IVR_DIGITS = "1111222334448"  # cards most often, like a real bank's mix
 CHAT_TOPICS = ("cards", "card_fraud", "mortgages", "other")
 CHAT_LINES = (
@@ -67,6 +84,7 @@ class Customer:
     name: str
     phone: str
     email: str | None
+    app_id: str | None = None  # the bank-app login (an APP identity seeded by demo.bank)
 
 
 @dataclass(frozen=True)
@@ -80,6 +98,10 @@ class TrafficConfig:
     carrier_account_sid: str | None = None
     seed: int | None = None
     patience: tuple[float, float] = (45.0, 150.0)  # how long a customer waits before giving up
+    app_token_key: str | None = None  # the key the bank's app signs chat tokens with (None: no app sign-in)
+    jwt_issuer: str = "switchboard"
+    # Where the generator keeps what it has open, so a killed run's contacts end on the next start.
+    open_contacts_file: Path | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TrafficConfig:
@@ -96,6 +118,9 @@ class TrafficConfig:
             per_minute=settings.demo_traffic_per_minute,
             carrier_api_port=api_port,
             carrier_account_sid=settings.carrier_account_sid,
+            app_token_key=app_token_key(settings),
+            jwt_issuer=settings.jwt_issuer,
+            open_contacts_file=settings.data_dir / FILE_NAME,
         )
 
 
@@ -104,7 +129,9 @@ def demo_customers() -> list[Customer]:
     from demo.bank import build_demo_plan
 
     plan = build_demo_plan()
-    return [Customer(c.display_name, c.phone, c.email) for c in plan.customers if not c.do_not_contact]
+    return [
+        Customer(c.display_name, c.phone, c.email, c.app_id) for c in plan.customers if not c.do_not_contact
+    ]
 
 
 class TrafficGenerator:
@@ -117,6 +144,12 @@ class TrafficGenerator:
         self._live: set[asyncio.Task[None]] = set()
         self._http: httpx.AsyncClient | None = None
         self._sim: CarrierSimulator | None = None
+        self._carrier: FakeCarrierApi | None = None  # while it runs: the SMS codes the app sends land here
+        self.proofs = {"app": 0, "sms": 0, "none": 0}  # how chats set out to say who they are
+        self.verified = {"app": 0, "sms": 0}  # and how many got there
+        self.ready = asyncio.Event()  # set once the app answers and the carrier (if any) serves
+        self.open = OpenContacts(config.open_contacts_file)
+        self.leftovers_ended = 0  # contacts a previous run left open, ended at this start
 
     @property
     def channels(self) -> list[str]:
@@ -140,8 +173,12 @@ class TrafficGenerator:
                         on_call=self._callee,
                     )
                     await carrier.start(port=self.config.carrier_api_port)
+                    self._carrier = carrier
+                    self._sim.api = carrier  # callers join their conferences at the same fake carrier
             try:
                 await self._wait_for_app(stop)
+                await self._end_leftovers()
+                self.ready.set()
                 log.info(
                     "demo traffic: about %.1f contacts a minute (%s)",
                     self.config.per_minute,
@@ -161,6 +198,7 @@ class TrafficGenerator:
                     task.cancel()
                 await asyncio.gather(*self._live, return_exceptions=True)
                 if carrier is not None:
+                    self._carrier = None
                     await carrier.stop()
 
     async def _wait_for_app(self, stop: asyncio.Event) -> None:
@@ -172,6 +210,36 @@ class TrafficGenerator:
             except httpx.HTTPError:
                 pass
             await asyncio.sleep(0.5)
+
+    async def _end_leftovers(self) -> None:
+        """End what a previous run left open (killed, or its app stopped first), as its customers
+        would: a chat is left, a call hung up. Tried once each; the app is up, so a failure here
+        (a chat whose token no longer works) would fail again."""
+        self.open = OpenContacts.load(self.config.open_contacts_file)
+        for key, request in list(self.open.starts.items()):
+            # The same key and body: the app answers the chat it started (with a new token).
+            with contextlib.suppress(Exception):
+                started = await asyncio.wait_for(self._start_chat(key, request), LEAVE_SECONDS)
+                if started.is_success:
+                    chat = started.json()
+                    self.open.add_chat(chat["interaction_id"], chat["token"])
+            self.open.end_start(key)
+        for interaction_id, token in list(self.open.chats.items()):
+            with contextlib.suppress(Exception):
+                chat = {"interaction_id": interaction_id, "token": token}
+                await asyncio.wait_for(self._leave_chat(chat), LEAVE_SECONDS)
+                self.leftovers_ended += 1
+            self.open.end_chat(interaction_id)
+        for call_sid, parties in list(self.open.calls.items()):
+            if self._sim is not None:
+                # Its sequence numbers continue past any the killed run sent for this call.
+                call = Call(call_sid, parties["caller"], parties["to"], sequence=itertools.count(1000))
+                with contextlib.suppress(Exception):
+                    (await asyncio.wait_for(self._sim.hang_up(call), LEAVE_SECONDS)).raise_for_status()
+                    self.leftovers_ended += 1
+            self.open.end_call(call_sid)
+        if self.leftovers_ended:
+            log.info("demo traffic: ended %d contacts a previous run left open", self.leftovers_ended)
 
     def arrive(self, channel: str | None = None) -> None:
         """One new customer contact (a random channel unless given)."""
@@ -207,14 +275,22 @@ class TrafficGenerator:
     async def chat(self, customer: Customer) -> None:
         assert self._http is not None
         base = self.config.base_url
-        contact = customer.email if customer.email and self.rng.random() < 0.5 else customer.phone
-        start = asyncio.ensure_future(
-            self._http.post(
-                f"{base}/chat/start",
-                json={"name": customer.name, "contact": contact, "topic": self.rng.choice(CHAT_TOPICS)},
-                headers={"Origin": base},
+        proof = self._proof(customer)
+        self.proofs[proof or "none"] += 1
+        request: dict[str, Any] = {"name": customer.name, "topic": self.rng.choice(CHAT_TOPICS)}
+        if proof == "app":
+            request["app_token"] = self._app_token(customer)
+        elif proof == "sms":
+            request["contact"] = customer.phone
+        else:
+            request["contact"] = (
+                customer.email if customer.email and self.rng.random() < 0.5 else customer.phone
             )
-        )
+        # On file before it is sent: a generator killed before the answer arrives has still
+        # started a chat, and its successor finds it again by replaying this key (see _end_leftovers).
+        key = uuid.uuid4().hex
+        self.open.add_start(key, request)
+        start = asyncio.ensure_future(self._start_chat(key, request))
         try:
             # Shielded: a stop that arrives while the chat is being opened must still learn its id
             # and leave it, or it would wait in the queue as a ghost (the app already created it).
@@ -223,18 +299,85 @@ class TrafficGenerator:
             with contextlib.suppress(Exception):
                 started = await asyncio.wait_for(start, 5)
                 if started.is_success:
-                    await asyncio.wait_for(self._leave_chat(started.json()), LEAVE_SECONDS)
+                    await self._leave_or_remember(started.json())
+                self.open.end_start(key)
             raise
+        self.open.end_start(key)
         started.raise_for_status()
         chat = started.json()
-        async with websockets.connect(self._chat_ws_url(), additional_headers={"Origin": base}) as ws:
-            try:
-                await self._converse(ws, chat, customer)
-            except asyncio.CancelledError:
-                # The generator is stopping: leave the chat, so no ghost waits in the queue next run.
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self._leave(ws), LEAVE_SECONDS)
-                raise
+        self.open.add_chat(chat["interaction_id"], chat["token"])
+        if proof == "app":
+            self.verified["app"] += 1
+        try:
+            async with websockets.connect(self._chat_ws_url(), additional_headers={"Origin": base}) as ws:
+                await self._converse(ws, chat, customer, verify_by_sms=proof == "sms")
+        except asyncio.CancelledError:
+            # The generator is stopping: leave the chat, so no ghost waits in the queue next run.
+            # On a socket of its own: the stop may have come before this one was even authorised.
+            await self._leave_or_remember(chat)
+            raise
+        self.open.end_chat(chat["interaction_id"])
+
+    async def _start_chat(self, key: str, request: dict[str, Any]) -> httpx.Response:
+        assert self._http is not None
+        base = self.config.base_url
+        headers = {"Origin": base, "Idempotency-Key": key}
+        return await self._http.post(f"{base}/chat/start", json=request, headers=headers)
+
+    async def _leave_or_remember(self, chat: dict[str, Any]) -> None:
+        """Leave the chat now; if the app cannot be told, it stays on file for the next start."""
+        self.open.add_chat(chat["interaction_id"], chat["token"])
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._leave_chat(chat), LEAVE_SECONDS)
+            self.open.end_chat(chat["interaction_id"])
+
+    def _proof(self, customer: Customer) -> str | None:
+        """How this customer proves who they are: ``app``, ``sms`` or None (stays unverified)."""
+        if customer.app_id and self.config.app_token_key and self.rng.random() < APP_SIGN_IN_SHARE:
+            return "app"
+        if self._carrier is not None and self.rng.random() < SMS_CODE_SHARE:
+            return "sms"
+        return None
+
+    def _app_token(self, customer: Customer) -> str:
+        """What the bank's app would hand its signed-in user for the chat window."""
+        assert customer.app_id and self.config.app_token_key
+        return issue_token(
+            subject=customer.app_id,
+            role="customer",
+            secret=self.config.app_token_key,
+            issuer=self.config.jwt_issuer,
+            audience=APP_TOKEN_AUDIENCE,
+            ttl=timedelta(minutes=5),
+        )
+
+    async def _verify_by_sms(self, chat: dict[str, Any], customer: Customer) -> None:
+        """Ask for a one-time code, read it off the (simulated) phone, type it in. A code that
+        never comes leaves the customer chatting unverified, as a real one would."""
+        assert self._http is not None and self._carrier is not None
+        base = self.config.base_url
+        url = f"{base}/chat/{chat['interaction_id']}/verify"
+        headers = {"Origin": base, "X-Chat-Token": chat["token"]}
+        (await self._http.post(f"{url}/send", headers=headers)).raise_for_status()
+        text = await self._text_to(customer.phone)
+        found = CODE_PATTERN.search(text.body) if text else None
+        if found is None:
+            log.info("demo chat: no verification code reached %s; chatting unverified", customer.name)
+            return
+        (await self._http.post(url, json={"code": found.group(1)}, headers=headers)).raise_for_status()
+        self.verified["sms"] += 1
+
+    async def _text_to(self, phone: str) -> SentText | None:
+        """The next SMS the carrier took for ``phone`` (removed from its inbox), or None in time."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CODE_WAIT_SECONDS
+        while (carrier := self._carrier) is not None and loop.time() < deadline:
+            for text in carrier.texts:
+                if text.to == phone:
+                    carrier.texts.remove(text)
+                    return text
+            await asyncio.sleep(0.2)
+        return None
 
     def _chat_ws_url(self) -> str:
         base = self.config.base_url
@@ -256,11 +399,15 @@ class TrafficGenerator:
         while json.loads(await ws.recv()).get("type") != "ended":
             pass
 
-    async def _converse(self, ws: Any, chat: dict[str, Any], customer: Customer) -> None:
+    async def _converse(
+        self, ws: Any, chat: dict[str, Any], customer: Customer, *, verify_by_sms: bool = False
+    ) -> None:
         await ws.send(
             json.dumps({"type": "auth", "interaction_id": chat["interaction_id"], "token": chat["token"]})
         )
         await ws.send(json.dumps({"type": "message", "body": self.rng.choice(CHAT_LINES)}))
+        if verify_by_sms:  # while waiting, as the chat page offers it
+            await self._verify_by_sms(chat, customer)
         if customer.email and self.rng.random() < 0.2:
             await ws.send(json.dumps({"type": "transcript", "email": customer.email}))
         loop = asyncio.get_running_loop()
@@ -294,7 +441,9 @@ class TrafficGenerator:
     async def call(self, customer: Customer) -> None:
         sim = self._sim
         assert sim is not None
-        ringing = asyncio.ensure_future(sim.incoming(customer.phone))
+        call_sid = new_call_sid()  # on file before the carrier rings the app: a kill mid-setup
+        self.open.add_call(call_sid, caller=customer.phone, to=INBOUND_NUMBER)
+        ringing = asyncio.ensure_future(sim.incoming(customer.phone, to=INBOUND_NUMBER, call_sid=call_sid))
         try:
             call = await asyncio.shield(ringing)  # as for chats: a stop mid-setup still hangs up
         except asyncio.CancelledError:
@@ -307,15 +456,17 @@ class TrafficGenerator:
         except asyncio.CancelledError:
             # The generator is stopping: hang up, as the carrier would report a caller leaving.
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(sim.hang_up(call), LEAVE_SECONDS)
+                (await asyncio.wait_for(sim.hang_up(call), LEAVE_SECONDS)).raise_for_status()
+                self.open.end_call(call.call_sid)
             raise
+        self.open.end_call(call.call_sid)
 
     async def _on_the_line(self, sim: CarrierSimulator, call: Call) -> None:
         (await sim.press(call, self.rng.choice(IVR_DIGITS))).raise_for_status()
         loop = asyncio.get_running_loop()
         give_up_at = loop.time() + self._patience()
         asked_callback = self.rng.random() < 0.15
-        while call.agent_client is None:
+        while not call.bridged:
             if call.find("Hangup") is not None:
                 return  # the bank ended it (e.g. after a callback was booked)
             if loop.time() >= give_up_at:
@@ -377,4 +528,9 @@ async def run_traffic(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     generator = TrafficGenerator(TrafficConfig.from_settings(settings))
     await generator.run(stop=stop)
-    log.info("demo traffic stopped: started %s, failed %s", generator.started, generator.failed)
+    log.info(
+        "demo traffic stopped: started %s, failed %s, chats verified %s",
+        generator.started,
+        generator.failed,
+        generator.verified,
+    )

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from customers.identity import normalise_identity
+from customers.models import Customer
+from customers.service import find_identity
 from interactions import idempotency, lean_create, service
 from interactions.models import ActorType, Interaction, MessageSender
 from interactions.schemas import (
@@ -35,12 +36,14 @@ from interactions.visibility import (
     Viewer,
     ensure_customer_visible,
     interaction_scope,
+    outbound_reason,
+    read_visible_interaction,
     viewer_for,
     visible_interaction,
 )
-from routing import commands as routing_commands
-from routing.models import Agent
+from switchboard import commands as routing_commands
 from switchboard.auth.models import Role, User
+from switchboard.bounds import INT64_MAX, ApiDateTime
 from switchboard.deps import (
     CurrentUser,
     DbSession,
@@ -50,6 +53,7 @@ from switchboard.deps import (
     get_current_user,
 )
 from switchboard.errors import Conflict, DomainError, Forbidden, Invalid, is_outage, outage_problem
+from workforce.deps import agent_id_for_user
 
 router = APIRouter(tags=["interactions"])
 
@@ -99,7 +103,8 @@ async def _create(request: Request, body: InteractionCreate, user: User) -> Resp
             # The agent's own outbound work is already theirs; queueing it would hand it to routing.
             raise Invalid("An agent's outbound interaction is not queued", field="enqueue")
     claim = idempotency.claim_from(request.headers, scope=CREATE_SCOPE, owner=f"user:{user.id}", body=body)
-    if not db.is_sqlite:
+    # An agent's create goes through the ORM path: it must show a reason for an existing customer.
+    if not db.is_sqlite and not is_agent:
         if claim is not None:
             async with db.sessionmaker() as session:
                 first = await idempotency.replayed(session, claim)
@@ -230,6 +235,33 @@ async def _replay(session: AsyncSession, interaction_id: uuid.UUID) -> Response:
     return _created(read.model_dump_json().encode(), read.id, replayed=True)
 
 
+async def _agent_may_contact(
+    session: AsyncSession, body: InteractionCreate, agent_id: uuid.UUID, default_region: str
+) -> None:
+    """An agent's outbound contact to an existing customer needs a reason, as on
+    ``/api/interactions/outbound``: otherwise creating one would grant them the customer."""
+    kind = body.identity.kind
+    value = normalise_identity(
+        kind, body.identity.value, default_region=default_region, field="identity.value"
+    )
+    existing = await find_identity(session, kind=kind, value=value)
+    if existing is None:
+        return  # a new contact: the customer is created by this very interaction
+    customer = await session.get(Customer, existing.customer_id)
+    assert customer is not None
+    if (
+        await outbound_reason(
+            session, agent_id=agent_id, customer=customer, follow_up_of_id=body.follow_up_of_id
+        )
+        is None
+    ):
+        raise Forbidden(
+            "An agent contacts an existing customer only with a reason (work of theirs with them now, "
+            "a follow-up of their own contact, or as relationship manager); otherwise a supervisor does",
+            field="identity.value",
+        )
+
+
 async def _create_through_orm(
     session: AsyncSession,
     request: Request,
@@ -243,9 +275,8 @@ async def _create_through_orm(
         viewer = await viewer_for(session, user)
         agent_id: uuid.UUID | None = None
         if user.role is Role.AGENT:
-            agent_id = await session.scalar(select(Agent.id).where(Agent.user_id == user.id))
-            if agent_id is None:
-                raise Forbidden("This user has no agent profile")
+            agent_id = await agent_id_for_user(session, user.id)
+            await _agent_may_contact(session, body, agent_id, request.app.state.settings.default_phone_region)
         interaction = await service.create_interaction(
             session,
             data=body,
@@ -276,8 +307,8 @@ async def list_interactions(
     customer_id: uuid.UUID | None = None,
     queue: Annotated[str | None, Query(max_length=60)] = None,
     agent_id: uuid.UUID | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    created_after: ApiDateTime | None = None,
+    created_before: ApiDateTime | None = None,
     limit: Limit = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> InteractionPage:
@@ -305,7 +336,7 @@ async def list_interactions(
 async def read_interaction(
     interaction_id: uuid.UUID, session: DbSession, viewer: CurrentViewer
 ) -> InteractionRead:
-    interaction = await visible_interaction(session, viewer, interaction_id)
+    interaction = await read_visible_interaction(session, viewer, interaction_id, what="interaction")
     return (await service.read_models(session, [interaction]))[0]
 
 
@@ -382,11 +413,11 @@ async def list_messages(
     interaction_id: uuid.UUID,
     session: DbSession,
     viewer: CurrentViewer,
-    after_id: Annotated[int | None, Query(ge=0)] = None,
+    after_id: Annotated[int | None, Query(ge=0, le=INT64_MAX)] = None,
     limit: Limit = 100,
 ) -> list[MessageRead]:
     """The thread oldest first; page forward with ``after_id`` (the last id you have)."""
-    await visible_interaction(session, viewer, interaction_id)
+    await read_visible_interaction(session, viewer, interaction_id, what="messages")
     messages = await service.list_messages(
         session, interaction_id=interaction_id, after_id=after_id, limit=limit
     )
@@ -414,11 +445,11 @@ async def interaction_timeline(
     interaction_id: uuid.UUID,
     session: DbSession,
     viewer: CurrentViewer,
-    before_id: Annotated[int | None, Query(ge=1)] = None,
+    before_id: Annotated[int | None, Query(ge=1, le=INT64_MAX)] = None,
     limit: Limit = 50,
 ) -> TimelinePage:
     """This interaction's events, newest first."""
-    await visible_interaction(session, viewer, interaction_id)
+    await read_visible_interaction(session, viewer, interaction_id, what="interaction timeline")
     return _page(
         await service.interaction_timeline(
             session,
@@ -435,7 +466,7 @@ async def customer_timeline(
     customer_id: uuid.UUID,
     session: DbSession,
     viewer: CurrentViewer,
-    before_id: Annotated[int | None, Query(ge=1)] = None,
+    before_id: Annotated[int | None, Query(ge=1, le=INT64_MAX)] = None,
     limit: Limit = 50,
 ) -> TimelinePage:
     """Cross-channel history of a customer (merged profiles included), newest first."""

@@ -12,38 +12,36 @@ import hashlib
 import hmac
 import secrets
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import and_, func, or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from customers.identity import normalise_email, normalise_identity
 from customers.models import Customer, IdentityKind
 from customers.service import find_identity
+from customers.timeline import append_event
+from interactions import chat_verify
+from interactions.feedback import record_feedback
 from interactions.feedback_models import ChatSession, CustomerFeedback
 from interactions.models import ActorType, Interaction, Message, MessageSender
 from interactions.schemas import MAX_MESSAGE_CHARS, IdentityRef, InteractionCreate
 from interactions.service import Actor, create_interaction, list_messages, post_message
 from interactions.states import Channel, State
-from interactions.timeline import append_event
-from routing.models import Queue
-from routing.service import live_version_number
 from switchboard.db import utcnow
 from switchboard.errors import Conflict, Invalid, NotFound
 from switchboard.events import agent_topic, interaction_topic, publish
 from switchboard.security import TokenError, decode_token
+from workforce.models import Queue
 
 # The bank's app signs a short JWT for its logged-in user with this audience, so an ordinary
 # staff session token (audience "switchboard") can never be replayed as a customer chat login.
 APP_TOKEN_AUDIENCE = "switchboard-chat"
-# Used for the wait estimate until the queue has completed chats of its own to average.
-DEFAULT_HANDLE_SECONDS = 240
-AHT_SAMPLE = 50  # the most recent completed chats of the queue, enough to be stable, cheap to read
 MAX_COMMENT_CHARS = 2000
 
 # The senior menu: plain words for the customer, a routing topic for the rules.
@@ -55,7 +53,7 @@ TOPICS: dict[str, str] = {
 }
 # While waiting the customer may give up (abandon); once connected, "end" just leaves.
 WAITING_STATES = frozenset({State.CREATED, State.QUEUED, State.OFFERED})
-# Feedback is asked for once the conversation is over, whoever ended it.
+# Feedback is asked for once the conversation is over, whoever ended it (and only if an agent answered).
 FEEDBACK_STATES = frozenset({State.WRAP_UP, State.COMPLETED, State.ABANDONED})
 
 
@@ -94,14 +92,6 @@ class StartedChat:
     returning: bool
 
 
-@dataclass(frozen=True)
-class QueueStatus:
-    state: str
-    position: int | None  # 1 = next in line
-    eta_seconds: int | None
-    agent_joined: bool
-
-
 # ------------------------------------------------------------------------------ start
 
 
@@ -109,25 +99,45 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _identity_for(data: ChatStart, *, secret: str, issuer: str) -> tuple[IdentityRef, str]:
-    """Who the customer says they are, and which request field it came from (for error paths)."""
+def _identity_for(data: ChatStart, *, secret: str | None, issuer: str) -> tuple[IdentityRef, str]:
+    """Who the customer says they are, and which request field it came from (for error paths).
+
+    ``secret`` is the bank app's token key (``switchboard.security.app_token_key``), never the
+    staff session key; None when none is configured."""
     if data.app_token is not None:
+        if secret is None:
+            raise Invalid("Sign-in from the bank's app is not configured", field="app_token")
         try:
             claims = decode_token(data.app_token, secret=secret, issuer=issuer, audience=APP_TOKEN_AUDIENCE)
         except TokenError as exc:
             raise Invalid("The app sign-in has expired or is not valid", field="app_token") from exc
         return IdentityRef(kind=IdentityKind.APP, value=claims.subject[:254]), "app_token"
-    if data.contact is not None:
-        kind = IdentityKind.EMAIL if "@" in data.contact else IdentityKind.PHONE
-        return IdentityRef(kind=kind, value=data.contact), "contact"
-    # Anonymous: a fresh visitor profile. Nothing links it to anyone, by design.
+    # A typed phone number or email proves nothing (chat_verify): the chat runs under a fresh
+    # visitor profile, anonymous like a visitor who gave none, until the visitor verifies.
     return IdentityRef(kind=IdentityKind.CHAT, value=f"visitor-{uuid.uuid4().hex}"), "contact"
 
 
-async def _default_queue(session: AsyncSession) -> str | None:
+def contact_key(contact: str | None, *, default_region: str) -> str | None:
+    """The contact as the throttle counts it: normalised (E.164, lower-case email), so spacing or
+    a national format does not make a new one; as typed when it does not parse."""
+    if contact is None:
+        return None
+    kind = IdentityKind.EMAIL if "@" in contact else IdentityKind.PHONE
+    try:
+        return normalise_identity(kind, contact, default_region=default_region, field="contact")
+    except Invalid:
+        return contact
+
+
+# Whether a routing rule set is live. Routing owns the rules, above this layer, so the app hands
+# it in (``switchboard.app`` sets ``app.state.rules_live`` to ``routing.service.rule_set_live``).
+RulesLive = Callable[[AsyncSession], Awaitable[bool]]
+
+
+async def _default_queue(session: AsyncSession, rules_live: RulesLive) -> str | None:
     """None when a rule set is live (the rules choose, seniors get their short path); otherwise the
     first queue that takes chat, so a fresh install without rules still answers its customers."""
-    if await live_version_number(session) is not None:
+    if await rules_live(session):
         return None
     rows = await session.scalars(select(Queue).order_by(Queue.name))
     for queue in rows:
@@ -140,9 +150,10 @@ async def start_chat(
     session: AsyncSession,
     *,
     data: ChatStart,
-    secret: str,
+    secret: str | None,
     issuer: str,
     default_region: str,
+    rules_live: RulesLive,
     now: datetime | None = None,
 ) -> StartedChat:
     """Resolve the customer, create the queued chat interaction and its access token, together.
@@ -159,18 +170,26 @@ async def start_chat(
         # "Never trapped in a bot loop" (DOMAIN): the customer asked for a human, say so to routing.
         attributes["intent"] = "human"
     topic = data.topic if data.topic not in (None, "other") else None
-    # Known before creating: "welcome back" is worth saying, and routing already knows them anyway.
     returning = False
-    if identity.kind is not IdentityKind.CHAT:
+    if identity.kind is IdentityKind.APP:
+        # Signed in through the bank's app: verified, and they may be greeted by name.
+        attributes |= {"identity": chat_verify.VERIFIED, "verified_by": "app"}
         value = normalise_identity(identity.kind, identity.value, default_region=default_region, field=field)
         returning = await find_identity(session, kind=identity.kind, value=value) is not None
+    elif data.contact is not None:
+        kind = IdentityKind.EMAIL if "@" in data.contact else IdentityKind.PHONE
+        claimed = normalise_identity(kind, data.contact, default_region=default_region, field="contact")
+        attributes |= {
+            "identity": chat_verify.UNVERIFIED,
+            "claimed_contact": {"kind": kind.value, "value": claimed},
+        }
     create = InteractionCreate(
         channel=Channel.CHAT,
         identity=identity,
         customer_name=data.name,
         topic=topic,
         subject=f"Talk to a person: {TOPICS[data.topic or 'other']}" if data.talk_to_person else None,
-        queue=await _default_queue(session),
+        queue=await _default_queue(session, rules_live),
         attributes=attributes,
     )
     try:
@@ -183,6 +202,18 @@ async def start_chat(
         raise
     customer = await session.get(Customer, interaction.customer_id)
     assert customer is not None
+    if identity.kind is IdentityKind.APP:
+        append_event(
+            session,
+            customer_id=customer.id,
+            interaction_id=interaction.id,
+            kind="identity_verified",
+            channel=interaction.channel.value,
+            actor_type=ActorType.CUSTOMER,
+            actor_id=str(customer.id),
+            data={"method": "app"},
+            at=now,
+        )
     token = secrets.token_urlsafe(32)
     session.add(
         ChatSession(
@@ -252,6 +283,17 @@ async def live_interaction(session: AsyncSession, *, chat: ChatSession) -> Inter
     interaction = await session.get(Interaction, chain[-1], populate_existing=True)
     assert interaction is not None
     return interaction
+
+
+async def was_answered(session: AsyncSession, *, chat: ChatSession) -> bool:
+    """Whether an agent ever joined the conversation (any interaction of it, across transfers)."""
+    chain = await chat_chain(session, root_id=chat.interaction_id)
+    joined = await session.scalar(
+        select(func.count())
+        .select_from(Interaction)
+        .where(Interaction.id.in_(chain), Interaction.connected_at.is_not(None))
+    )
+    return bool(joined)
 
 
 async def chat_messages(session: AsyncSession, *, chat: ChatSession) -> list[Message]:
@@ -357,91 +399,19 @@ async def submit_feedback(
     interaction = await live_interaction(session, chat=chat)
     if interaction.state not in FEEDBACK_STATES and chat.ended_by_customer_at is None:
         raise Conflict("The chat is still going on", field="csat", state=interaction.state.value)
-    row = CustomerFeedback(
-        interaction_id=interaction.id,
-        customer_id=interaction.customer_id,
-        csat=data.csat,
-        nps=data.nps,
-        ces=data.ces,
-        comment=data.comment or None,
-        created_at=now,
-    )
-    try:
-        async with session.begin_nested():
-            session.add(row)
-            await session.flush()
-    except IntegrityError as exc:
-        raise Conflict("Thank you, we already have your rating for this chat", field="csat") from exc
-    append_event(
+    if not await was_answered(session, chat=chat):
+        raise Conflict("Nobody answered this chat, so there is nothing to rate", field="csat")
+    row = await record_feedback(
         session,
-        customer_id=interaction.customer_id,
-        interaction_id=interaction.id,
-        kind="feedback",
-        channel=interaction.channel.value,
-        actor_type=ActorType.CUSTOMER,
-        actor_id=str(interaction.customer_id),
-        data=data.model_dump(include={"csat", "nps", "ces"}, exclude_none=True),
-        at=now,
+        interaction,
+        scores=data.model_dump(include={"csat", "nps", "ces"}, exclude_none=True),
+        comment=data.comment,
+        now=now,
+        already="Thank you, we already have your rating for this chat",
+        field="csat",
     )
     await session.flush()
     return row
-
-
-# ------------------------------------------------------------------------------ waiting
-
-
-async def average_handle_seconds(session: AsyncSession, *, queue_id: uuid.UUID | None) -> int:
-    """Mean connected-to-ended time of the queue's latest completed chats (a plain, honest guess)."""
-    if queue_id is None:
-        return DEFAULT_HANDLE_SECONDS
-    rows = (
-        await session.execute(
-            select(Interaction.connected_at, Interaction.ended_at)
-            .where(
-                Interaction.queue_id == queue_id,
-                Interaction.channel == Channel.CHAT,
-                Interaction.state == State.COMPLETED,
-                Interaction.connected_at.is_not(None),
-            )
-            .order_by(Interaction.ended_at.desc())
-            .limit(AHT_SAMPLE)
-        )
-    ).all()
-    spans = [(ended - connected).total_seconds() for connected, ended in rows if ended and connected]
-    return round(sum(spans) / len(spans)) if spans else DEFAULT_HANDLE_SECONDS
-
-
-async def queue_status(session: AsyncSession, *, interaction_id: uuid.UUID) -> QueueStatus:
-    """Where the customer is: position among queued work of the same queue, and a wait estimate.
-
-    Ahead of us is queued work with a higher priority, or the same priority and an earlier virtual
-    start (the engine's order before ageing). ETA = position x average handle time; it ignores how
-    many agents serve the queue, so it errs long, which is the kinder mistake for a waiting customer.
-    """
-    it = await session.get(Interaction, interaction_id, populate_existing=True)
-    if it is None:
-        raise NotFound(f"No interaction {interaction_id}", field="interaction_id")
-    joined = it.state in (State.CONNECTED, State.WRAP_UP) or (
-        it.state is State.COMPLETED and it.connected_at is not None
-    )
-    if it.state not in (State.QUEUED, State.OFFERED) or it.queue_id is None:
-        return QueueStatus(it.state.value, None, None, joined)
-    ahead = await session.scalar(
-        select(func.count())
-        .select_from(Interaction)
-        .where(
-            Interaction.state == State.QUEUED,
-            Interaction.queue_id == it.queue_id,
-            Interaction.id != it.id,
-            or_(
-                Interaction.priority > it.priority,
-                and_(Interaction.priority == it.priority, Interaction.virtual_start_at < it.virtual_start_at),
-            ),
-        )
-    )
-    position = int(ahead or 0) + 1
-    eta = position * await average_handle_seconds(session, queue_id=it.queue_id)
-    return QueueStatus(it.state.value, position, eta, joined)
 
 
 # ------------------------------------------------------------------------------ fan-out

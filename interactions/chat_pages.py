@@ -13,23 +13,29 @@ import contextlib
 import json
 import logging
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, WebSocket, WebSocketDisconnect, status
 from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.websockets import WebSocketState
 
-from interactions import chat, idempotency
+from interactions import chat, chat_verify, chat_waiting, idempotency
 from interactions.feedback_models import ChatSession
-from interactions.models import Message
+from interactions.models import Interaction, Message
 from interactions.states import State
-from routing import commands as routing_commands
+from switchboard import commands as routing_commands
 from switchboard.deps import AppSettings, DbSession
+from switchboard.desktop_messages import CustomerChanged
 from switchboard.errors import DomainError, Forbidden
-from switchboard.events import interaction_topic
+from switchboard.events import interaction_topic, publish
+from switchboard.security import app_token_key
 from switchboard.settings import Settings
 from switchboard.templating import templates
+from switchboard.text import MESSAGE as CONTROL_MESSAGE
+from switchboard.text import first_control
+from switchboard.throttle import client_address, throttle_of
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +49,7 @@ MAX_CLIENT_MESSAGE = 16_384
 CLOSE_FORBIDDEN = 4403
 CLOSE_POLICY = 1008
 CLOSE_IDLE = 1013
+CLOSE_UNSUPPORTED = 1003  # RFC 6455: a data type the endpoint cannot accept (a binary frame)
 ENDED_STATES = frozenset({State.WRAP_UP, State.COMPLETED, State.ABANDONED, State.FAILED})
 
 
@@ -50,7 +57,7 @@ def _origin_allowed(origin: str | None, settings: Settings) -> bool:
     return origin is not None and origin.rstrip("/") in {o.rstrip("/") for o in settings.allowed_origins}
 
 
-def _refuse_foreign_origin(request: Request, settings: Settings) -> None:
+def refuse_foreign_origin(request: Request, settings: Settings) -> None:
     """Browsers always send Origin on a cross-site POST: refuse pages that are not ours or the
     bank's. (A non-browser client sends none and is no different from any other API caller.)"""
     origin = request.headers.get("origin")
@@ -132,7 +139,9 @@ async def start(
     With an ``Idempotency-Key`` (at least 16 characters: nothing else ties a retry to its first
     request here) a retry answers the chat it started, with a new token (``chat.restart_chat``).
     """
-    _refuse_foreign_origin(request, settings)
+    refuse_foreign_origin(request, settings)
+    contact = chat.contact_key(body.contact, default_region=settings.default_phone_region)
+    await throttle_of(request).intake(kind="chat", address=client_address(request), contacts=[contact])
     claim = idempotency.claim_from(
         request.headers,
         scope="chat",
@@ -145,9 +154,10 @@ async def start(
         started = await chat.start_chat(
             session,
             data=body,
-            secret=settings.secret_key,
+            secret=app_token_key(settings),
             issuer=settings.jwt_issuer,
             default_region=settings.default_phone_region,
+            rules_live=request.app.state.rules_live,
         )
         return started, started.interaction.id
 
@@ -161,12 +171,75 @@ async def start(
         response.headers[idempotency.REPLAYED_HEADER] = "true"
     elif started.interaction.state is State.QUEUED:
         await routing_commands.notify_enqueued(request.app.state.redis_client, started.interaction.id)
-    return {
+    verified = chat_verify.identity_status(started.interaction)
+    answer: dict[str, Any] = {
         "interaction_id": str(started.interaction.id),
         "token": started.access_token,
-        "customer_name": started.customer.display_name,
-        "returning": started.returning,
+        # Never who a typed contact belongs to: only the bank's app proves who the visitor is.
+        "identity": verified or "anonymous",
+        "can_verify": chat_verify.claimed_contact(started.interaction) is not None,
     }
+    if verified == chat_verify.VERIFIED and started.returning:
+        answer |= {"customer_name": started.customer.display_name, "returning": True}
+    return answer
+
+
+class VerifyCode(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    code: str = Field(min_length=4, max_length=12, pattern=r"^[0-9 ]+$")
+
+
+async def _verifying_chat(session: Any, interaction_id: uuid.UUID, token: str) -> tuple[Any, Any]:
+    row = await chat.authorise(session, interaction_id=interaction_id, token=token)
+    root = await session.get(Interaction, row.interaction_id, populate_existing=True)
+    live = await chat.live_interaction(session, chat=row)
+    return root, live
+
+
+@router.post("/chat/{interaction_id}/verify/send", status_code=status.HTTP_202_ACCEPTED)
+async def send_verification_code(
+    interaction_id: uuid.UUID,
+    request: Request,
+    session: DbSession,
+    settings: AppSettings,
+    x_chat_token: Annotated[str, Header(max_length=200)] = "",
+) -> dict:
+    """Send a one-time code to the phone or email the visitor gave, if it is registered with the
+    bank. The answer is the same whether it is or not."""
+    refuse_foreign_origin(request, settings)
+    root, _live = await _verifying_chat(session, interaction_id, x_chat_token)
+    await throttle_of(request).spend(chat_verify.SENDS, str(root.id))
+    code = await chat_verify.prepare_code(session, request.app.state.redis_client, root=root)
+    await session.commit()  # nothing held open while the relay or the carrier answers
+    if code is not None:
+        await chat_verify.send_code(settings, code)
+    return {"status": "sent if registered", "expires_in": chat_verify.CODE_TTL_SECONDS}
+
+
+@router.post("/chat/{interaction_id}/verify")
+async def verify(
+    interaction_id: uuid.UUID,
+    body: VerifyCode,
+    request: Request,
+    session: DbSession,
+    settings: AppSettings,
+    x_chat_token: Annotated[str, Header(max_length=200)] = "",
+) -> dict:
+    """Check the one-time code: the chat becomes the customer's, verified, on their timeline."""
+    refuse_foreign_origin(request, settings)
+    root, live = await _verifying_chat(session, interaction_id, x_chat_token)
+    await throttle_of(request).spend(chat_verify.ATTEMPTS, str(root.id))
+    customer = await chat_verify.check_code(
+        session, request.app.state.redis_client, root=root, live=live, code=body.code.replace(" ", "")
+    )
+    agent_id = live.agent_id
+    await session.commit()
+    if agent_id is not None:  # the agent's desktop shows the verified customer at once
+        await publish(
+            request.app.state.redis_client, *CustomerChanged(interaction_id=str(live.id)).to(agent_id)
+        )
+    return {"identity": chat_verify.VERIFIED, "customer_name": customer.display_name}
 
 
 @router.post("/chat/{interaction_id}/feedback", status_code=status.HTTP_201_CREATED)
@@ -179,7 +252,7 @@ async def feedback(
     x_chat_token: Annotated[str, Header(max_length=200)] = "",
 ) -> dict:
     """The post-chat survey (CSAT 1-5 and an optional comment; NPS/CES when the page asks)."""
-    _refuse_foreign_origin(request, settings)
+    refuse_foreign_origin(request, settings)
     row = await chat.authorise(session, interaction_id=interaction_id, token=x_chat_token)
     saved = await chat.submit_feedback(session, chat=row, data=body)
     await session.commit()
@@ -222,21 +295,27 @@ class CustomerSocket:
         await self.send({"type": "history", "messages": [_message_json(m) for m in messages]})
 
     async def status_loop(self) -> None:
+        shown: chat_waiting.QueueStatus | None = None
         while True:
             async with self.db.sessionmaker() as session:
                 row = await self._chat(session)
                 chain = await chat.chat_chain(session, root_id=row.interaction_id)
-                current = await chat.queue_status(session, interaction_id=chain[-1])
+                current = await chat_waiting.queue_status(session, interaction_id=chain[-1])
                 left = row.ended_by_customer_at is not None
+                ended = left or State(current.state) in ENDED_STATES
+                answered = ended and not self.ended_sent and await chat.was_answered(session, chat=row)
                 await session.commit()
             self.followed.update(chain)  # a transfer continues the chat in a child interaction
-            payload = {"type": "status", **asdict(current)}
+            shown = chat_waiting.steady(shown, current)
+            payload = {"type": "status", **shown.payload()}
             if payload != self.last_status:
                 self.last_status = payload
                 await self.send(payload)
-            if not self.ended_sent and (left or State(current.state) in ENDED_STATES):
+            if not self.ended_sent and ended:
                 self.ended_sent = True
-                await self.send({"type": "ended", "by": "customer" if left else "bank"})
+                # The page asks for a rating only when someone answered (nothing to rate otherwise).
+                by = "customer" if left else "bank"
+                await self.send({"type": "ended", "by": by, "answered": answered})
             await asyncio.sleep(STATUS_EVERY_S)
 
     async def push_loop(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
@@ -255,14 +334,23 @@ class CustomerSocket:
     async def receive_loop(self) -> None:
         while True:
             try:
-                raw = await asyncio.wait_for(self.websocket.receive_text(), IDLE_TIMEOUT_S)
+                raw = await asyncio.wait_for(_receive_text(self.websocket), IDLE_TIMEOUT_S)
             except TimeoutError:
                 await _close(self.websocket, CLOSE_IDLE, "idle")
+                return
+            if raw is None:
+                await _close(self.websocket, CLOSE_UNSUPPORTED, "text frames only")
                 return
             action = _parse(raw)
             if action is None:
                 await _close(self.websocket, CLOSE_POLICY, "unknown message")
                 return
+            bad = first_control(action, "message")
+            if bad is not None:
+                # As a form field would be: refused, named, and the socket stays up.
+                field_name = bad.split(".", 1)[-1] if "." in bad else "body"
+                await self.send({"type": "error", "field": field_name, "detail": CONTROL_MESSAGE})
+                continue
             self.in_flight = asyncio.ensure_future(self.handle(action))
             try:
                 await asyncio.shield(self.in_flight)
@@ -352,12 +440,24 @@ async def _close(websocket: WebSocket, code: int, reason: str) -> None:
             await websocket.close(code=code, reason=reason)
 
 
-async def _authenticate(websocket: WebSocket) -> tuple[uuid.UUID, str] | None:
-    """The first message must be ``{"type": "auth", "interaction_id", "token"}`` for a real chat."""
+async def _receive_text(websocket: WebSocket) -> str | None:
+    """The next text frame; None for a binary one (Starlette's ``receive_text`` raises KeyError)."""
+    message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+    text = message.get("text")
+    return text if isinstance(text, str) else None
+
+
+async def _authenticate(websocket: WebSocket) -> tuple[uuid.UUID, str] | int | None:
+    """The first message must be ``{"type": "auth", "interaction_id", "token"}`` for a real chat.
+    The chat and its token, or the close code to give (a binary frame), or None (refused)."""
     try:
-        raw = await asyncio.wait_for(websocket.receive_text(), AUTH_TIMEOUT_S)
+        raw = await asyncio.wait_for(_receive_text(websocket), AUTH_TIMEOUT_S)
     except (TimeoutError, WebSocketDisconnect):
         return None
+    if raw is None:
+        return CLOSE_UNSUPPORTED
     message = _parse(raw, allowed=frozenset({"auth"}))
     if message is None:
         return None
@@ -386,7 +486,10 @@ async def chat_socket(websocket: WebSocket) -> None:
         await _close(websocket, CLOSE_FORBIDDEN, "origin not allowed")
         return
     auth = await _authenticate(websocket)
-    if auth is None:
+    if auth == CLOSE_UNSUPPORTED:
+        await _close(websocket, CLOSE_UNSUPPORTED, "text frames only")
+        return
+    if not isinstance(auth, tuple):
         await _close(websocket, CLOSE_FORBIDDEN, "not your chat")
         return
     connection = CustomerSocket(websocket, chat_id=auth[0], token=auth[1], followed={auth[0]})

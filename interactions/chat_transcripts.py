@@ -28,15 +28,15 @@ from email.utils import formatdate
 
 from sqlalchemy import select, update
 
+from customers.timeline import append_event
 from interactions import chat
 from interactions.email import outbound
 from interactions.feedback_models import ChatSession
 from interactions.models import ActorType, Interaction
-from interactions.service import mask_card_numbers
 from interactions.states import State
-from interactions.timeline import append_event
 from switchboard.db import Database, utcnow
 from switchboard.errors import ServiceUnavailable
+from switchboard.pii import mask_card_numbers
 from switchboard.settings import Settings
 
 log = logging.getLogger(__name__)

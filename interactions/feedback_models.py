@@ -9,10 +9,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, Uuid, text
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from switchboard.db import Base, UTCDateTime, new_id, utcnow
+from switchboard.pii import MaskedText
 
 
 class CustomerFeedback(Base):
@@ -20,7 +21,7 @@ class CustomerFeedback(Base):
 
     __tablename__ = "customer_feedback"
     __table_args__ = (
-        CheckConstraint("csat BETWEEN 1 AND 5", name="csat_range"),
+        CheckConstraint("csat BETWEEN 1 AND 5", name="csat_range"),  # NULL passes a CHECK
         CheckConstraint("nps IS NULL OR nps BETWEEN 0 AND 10", name="nps_range"),
         CheckConstraint("ces IS NULL OR ces BETWEEN 1 AND 7", name="ces_range"),
     )
@@ -30,10 +31,11 @@ class CustomerFeedback(Base):
         Uuid, ForeignKey("interactions.id", ondelete="CASCADE"), unique=True
     )
     customer_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("customers.id"), index=True)
-    csat: Mapped[int] = mapped_column(Integer)
+    # Each queue chooses its questions (CSAT, NPS, CES); a survey may leave CSAT out.
+    csat: Mapped[int | None] = mapped_column(Integer)
     nps: Mapped[int | None] = mapped_column(Integer)
     ces: Mapped[int | None] = mapped_column(Integer)
-    comment: Mapped[str | None] = mapped_column(Text)
+    comment: Mapped[str | None] = mapped_column(MaskedText)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 

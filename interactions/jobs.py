@@ -24,7 +24,7 @@ async def _purge() -> int:
 
 def purge_idempotency_keys_job() -> int:
     """Delete expired ``Idempotency-Key`` rows (queued by the worker's maintenance pass, by name:
-    switchboard.jobs.PURGE_JOB); returns how many."""
+    switchboard.jobs.PERIODIC_JOBS); returns how many."""
     purged = run_async(_purge())
     log.info("expired idempotency keys deleted: %d", purged)
     return purged

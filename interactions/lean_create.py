@@ -32,18 +32,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from customers.identity import normalise_identity
 from customers.models import IdentityKind
 from customers.service import _placeholder_name
+from customers.timeline import live_payloads
 from interactions import idempotency
 from interactions.models import ActorType
 from interactions.schemas import InteractionCreate, InteractionRead
 from interactions.service import AGENT_KEY, transition_data
 from interactions.states import Direction, State
-from interactions.timeline import live_payloads
-from routing import commands as routing_commands
-from routing.models import Agent
+from switchboard import commands as routing_commands
 from switchboard.db import new_id, utcnow
-from switchboard.errors import Forbidden, Invalid
+from switchboard.errors import Invalid
 from switchboard.events import PREFIX, customer_topic
 from switchboard.fastsql import FastStatement, PgStatement, held_connection
+from workforce.deps import NoAgentProfile
+from workforce.models import Agent
 
 log = logging.getLogger(__name__)
 
@@ -347,7 +348,7 @@ async def create(
 
 async def announce(client: aioredis.Redis, created: Created) -> None:
     """After the commit, in ONE round trip: the enqueue command to the routing engine (as
-    ``routing.commands.notify_enqueued``) and the live timeline message (as the timeline's
+    ``switchboard.commands.notify_enqueued``) and the live timeline message (as the timeline's
     after-commit publish). Best effort like both: the interaction is committed either way, the
     engine's reconcile routes it and a desktop re-reads on its next resync."""
     try:
@@ -375,5 +376,5 @@ async def announce(client: aioredis.Redis, created: Created) -> None:
 
 def agent_required(agent_id: uuid.UUID | None) -> uuid.UUID:
     if agent_id is None:
-        raise Forbidden("This user has no agent profile")
+        raise NoAgentProfile()
     return agent_id

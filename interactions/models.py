@@ -1,4 +1,6 @@
-"""Interaction, its append-only timeline and its messages."""
+"""Interaction and its messages. The timeline's storage (``TimelineEvent``, ``ActorType``) sits
+one layer down, in customers.timeline_models: a customer's own changes are on it too. They are
+re-exported here for the modules that still import them from this one."""
 
 from __future__ import annotations
 
@@ -7,12 +9,16 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, Uuid
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import ForeignKey, Index, Integer, String, Uuid
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from customers.timeline_models import ActorType, TimelineEvent
 from interactions.states import Channel, Direction, State
 from switchboard.db import Base, JSONType, UTCDateTime, new_id, utcnow
+from switchboard.pii import MaskedJSON, MaskedString, MaskedText
 from switchboard.types import BigIntPK, str_enum
+
+__all__ = ["ActorType", "TimelineEvent"]  # re-exported (see the module docstring)
 
 
 class Interaction(Base):
@@ -22,6 +28,8 @@ class Interaction(Base):
         Index("ix_interactions_customer_created", "customer_id", "created_at"),
         # What an agent holds (the capacity check of every offer, the desktop's resync).
         Index("ix_interactions_agent_state", "agent_id", "state"),
+        # The wallboard's arrivals recorder reads a few seconds of entries at a time.
+        Index("ix_interactions_queued_at", "queued_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
@@ -40,13 +48,13 @@ class Interaction(Base):
     )
     rule_set_version: Mapped[int | None] = mapped_column(Integer)
 
-    subject: Mapped[str | None] = mapped_column(String(255))
+    subject: Mapped[str | None] = mapped_column(MaskedString(255))
     topic: Mapped[str | None] = mapped_column(String(80))
     language: Mapped[str | None] = mapped_column(String(16))
     disposition: Mapped[str | None] = mapped_column(String(80))
     # The identity the customer reached us through, e.g. {"kind": "phone", "value": "+44..."}.
     contact_identity: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
-    attributes: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    attributes: Mapped[dict[str, Any]] = mapped_column(MaskedJSON, default=dict)
 
     parent_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("interactions.id"))
     callback_of_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("interactions.id"))
@@ -62,36 +70,10 @@ class Interaction(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-
-class ActorType(enum.StrEnum):
-    CUSTOMER = "customer"
-    AGENT = "agent"
-    SUPERVISOR = "supervisor"
-    SYSTEM = "system"
-    BOT = "bot"
-
-
-class TimelineEvent(Base):
-    """Append-only: rows are inserted, never updated or deleted.
-
-    A customer merge leaves events on the merged profile; history reads the merged id set.
-    """
-
-    __tablename__ = "timeline_events"
-    __table_args__ = (
-        Index("ix_timeline_customer_id_desc", "customer_id", "id"),
-        Index("ix_timeline_interaction", "interaction_id", "id"),
-    )
-
-    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
-    customer_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("customers.id"))
-    interaction_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("interactions.id"))
-    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    kind: Mapped[str] = mapped_column(String(40))
-    channel: Mapped[str | None] = mapped_column(String(16))
-    actor_type: Mapped[ActorType] = mapped_column(str_enum(ActorType))
-    actor_id: Mapped[str | None] = mapped_column(String(80))
-    data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # Never loaded: it tells the unit of work to insert an interaction before the timeline events
+    # of the same flush (the events' model sits in customers/, mapped first; a foreign key alone
+    # does not order a flush).
+    timeline_events: Mapped[list[TimelineEvent]] = relationship(lazy="raise", viewonly=False)
 
 
 class MessageSender(enum.StrEnum):
@@ -111,7 +93,7 @@ class Message(Base):
     interaction_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("interactions.id"))
     sender: Mapped[MessageSender] = mapped_column(str_enum(MessageSender))
     author_id: Mapped[str | None] = mapped_column(String(80))
-    body: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(MaskedText)
     content_type: Mapped[str] = mapped_column(String(40), default="text/plain")
     # Email threading (Message-ID) and carrier/channel ids; unique per channel source when present.
     external_id: Mapped[str | None] = mapped_column(String(255), index=True)

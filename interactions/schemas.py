@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from customers.models import IdentityKind, ValueTier
 from interactions.models import ActorType, MessageSender
 from interactions.states import Channel, Direction, State
+from switchboard.bounds import INT32_MAX
 
 MAX_MESSAGE_CHARS = 10_000
 MAX_NOTE_CHARS = 5_000
@@ -42,6 +43,21 @@ class InteractionBase(BaseModel):
 
 
 class InteractionCreate(_Input, InteractionBase):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "channel": "voice",
+                    "identity": {"kind": "phone", "value": "+44 7911 123456"},
+                    "customer_name": "Ann Example",
+                    "queue": "retail",
+                    "subject": "Card declined abroad",
+                }
+            ]
+        },
+    )
+
     identity: IdentityRef
     customer_name: str | None = Field(
         default=None, min_length=1, max_length=160, description="Used only when the customer is new"
@@ -56,7 +72,7 @@ class InteractionCreate(_Input, InteractionBase):
     follow_up_of_id: uuid.UUID | None = None
 
 
-class CustomerSummary(BaseModel):
+class InteractionCustomer(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
@@ -71,7 +87,7 @@ class InteractionRead(InteractionBase):
 
     id: uuid.UUID
     customer_id: uuid.UUID
-    customer: CustomerSummary | None = None
+    customer: InteractionCustomer | None = None
     state: State
     version: int
     queue_id: uuid.UUID | None
@@ -116,13 +132,16 @@ class TransitionRequest(_Input):
     to_state: State
     reason: str | None = Field(default=None, max_length=255)
     expected_version: int | None = Field(
-        default=None, ge=1, description="Compare-and-set: refuse with 409 unless this is the current version"
+        default=None,
+        ge=1,
+        le=INT32_MAX,
+        description="Compare-and-set: refuse with 409 unless this is the current version",
     )
 
 
 class DispositionUpdate(_Input):
     disposition: str = Field(min_length=1, max_length=80)
-    expected_version: int | None = Field(default=None, ge=1)
+    expected_version: int | None = Field(default=None, ge=1, le=INT32_MAX)
 
 
 class MessageCreate(_Input):

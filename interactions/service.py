@@ -12,7 +12,6 @@ import binascii
 import contextlib
 import enum
 import json
-import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,21 +24,22 @@ from sqlalchemy.orm.util import identity_key
 
 from customers.models import Customer
 from customers.service import merged_customer_ids, resolve_or_create_customer
+from customers.timeline import append_event
 from interactions.models import ActorType, Interaction, Message, MessageSender, TimelineEvent
 from interactions.schemas import (
     MAX_MESSAGE_CHARS,
     MAX_NOTE_CHARS,
     PREVIEW_CHARS,
-    CustomerSummary,
     InteractionCreate,
+    InteractionCustomer,
     InteractionFilters,
     InteractionRead,
 )
 from interactions.states import TERMINAL_STATES, Direction, State, can_transition
-from interactions.timeline import append_event
-from routing.models import Agent, Queue
 from switchboard.db import new_id, utcnow
 from switchboard.errors import Conflict, Invalid, NotFound
+from switchboard.pii import mask_card_numbers
+from workforce.models import Agent, Queue
 
 MAX_PAGE = 200
 
@@ -139,6 +139,7 @@ async def create_interaction(
             display_name=data.customer_name,
             language=data.language,
             field="identity.value",
+            now=now,
         )
         interaction = Interaction(
             # The id up front: the events can then reference the row in the same flush (the unit
@@ -337,31 +338,6 @@ async def set_disposition(
 
 # --------------------------------------------------------------------------------------------
 # Messages and notes
-
-# 13-19 digits, optionally grouped by spaces or dashes: candidate card numbers (PANs).
-_PAN_CANDIDATE = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
-
-
-def mask_card_numbers(text: str) -> str:
-    """Mask Luhn-valid card numbers, keeping the last four digits (DESIGN §6: PII in transcripts)."""
-
-    def _mask(match: re.Match[str]) -> str:
-        digits = re.sub(r"\D", "", match.group(0))
-        if not _luhn_ok(digits):
-            return match.group(0)
-        return "*" * (len(digits) - 4) + digits[-4:]
-
-    return _PAN_CANDIDATE.sub(_mask, text)
-
-
-def _luhn_ok(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch)
-        if i % 2 == 1:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
 
 
 async def post_message(
@@ -576,7 +552,7 @@ async def read_models(session: AsyncSession, interactions: Sequence[Interaction]
     for interaction in interactions:
         read = InteractionRead.model_validate(interaction)
         customer = customers.get(interaction.customer_id)
-        read.customer = CustomerSummary.model_validate(customer) if customer else None
+        read.customer = InteractionCustomer.model_validate(customer) if customer else None
         read.queue = queues.get(interaction.queue_id) if interaction.queue_id else None
         out.append(read)
     return out

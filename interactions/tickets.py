@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from fastapi import APIRouter, Request, Response, status
 
@@ -15,9 +16,10 @@ from interactions.email.schemas import ReplyCreate, TicketCreate, TicketCreated
 from interactions.schemas import MessageRead
 from interactions.states import State
 from interactions.visibility import viewer_for, visible_interaction
-from routing import commands as routing_commands
+from switchboard import commands as routing_commands
 from switchboard.deps import AppSettings, DbSession, RequireAgent
 from switchboard.errors import Conflict
+from switchboard.throttle import client_address, throttle_of
 
 router = APIRouter(tags=["tickets"])
 
@@ -28,9 +30,13 @@ async def submit_ticket(
     settings: AppSettings,
     data: TicketCreate,
     claim: idempotency.Claim | None = None,
+    also: Callable[[email_service.Ingested], None] | None = None,
 ) -> email_service.Ingested:
-    """Shared by the JSON route and the HTML form: store, commit, then tell routing. A retry is
-    recognised by ``data.submission_id`` (the form's) or ``claim`` (an ``Idempotency-Key``)."""
+    """Shared by the JSON route, the HTML form and a chat customer's left message: store, commit,
+    then tell routing. A retry is recognised by ``data.submission_id`` (the form's) or ``claim``
+    (an ``Idempotency-Key``). Throttled per address and per email (429). ``also`` adds the caller's
+    own rows for the new ticket to the same commit (a left message ends its chat with it)."""
+    await throttle_of(request).intake(kind="ticket", address=client_address(request), contacts=[data.email])
 
     async def create() -> tuple[email_service.Ingested, uuid.UUID]:
         result = await email_service.create_web_ticket(
@@ -39,6 +45,8 @@ async def submit_ticket(
             default_region=settings.default_phone_region,
             id_domain=id_domain(settings.smtp_from),
         )
+        if also is not None and result.opened:
+            also(result)
         return result, result.interaction.id
 
     async def replay(interaction_id: uuid.UUID) -> email_service.Ingested:

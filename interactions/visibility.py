@@ -21,9 +21,11 @@ from customers.models import Customer
 from customers.service import merged_customer_ids
 from interactions.models import ActorType, Interaction, TimelineEvent
 from interactions.service import AGENT_KEY, Actor, get_interaction
-from routing.models import Agent
+from interactions.states import TERMINAL_STATES
+from switchboard.audit import record_customer_read
 from switchboard.auth.models import Role, User
 from switchboard.errors import NotFound
+from workforce.models import Agent
 
 # Internal working notes are for staff only.
 HIDDEN_FROM_CUSTOMERS = ("note",)
@@ -94,11 +96,77 @@ async def visible_interaction(
     return interaction
 
 
-async def ensure_customer_visible(session: AsyncSession, viewer: Viewer, customer_id: uuid.UUID) -> None:
-    """NotFound unless the customer exists and the viewer may see them."""
+async def read_visible_interaction(
+    session: AsyncSession, viewer: Viewer, interaction_id: uuid.UUID, *, what: str
+) -> Interaction:
+    """``visible_interaction`` for a read of its content (its customer, messages, timeline), which
+    is a read of the customer: audited when outside the reader's held work."""
+    interaction = await visible_interaction(session, viewer, interaction_id)
+    await audit_customer_read(
+        session, user=viewer.user, agent_id=viewer.agent_id, customer_id=interaction.customer_id, what=what
+    )
+    return interaction
+
+
+async def held_by_agent(session: AsyncSession, *, agent_id: uuid.UUID, customer_ids: list[uuid.UUID]) -> bool:
+    """Does the agent hold work for this customer now (assigned, not finished)? Reads inside held
+    work are the job; any other read of a customer is audited."""
+    held = await session.scalar(
+        select(Interaction.id)
+        .where(
+            Interaction.customer_id.in_(customer_ids),
+            Interaction.agent_id == agent_id,
+            Interaction.state.not_in(TERMINAL_STATES),
+        )
+        .limit(1)
+    )
+    return held is not None
+
+
+async def outbound_reason(
+    session: AsyncSession, *, agent_id: uuid.UUID, customer: Customer, follow_up_of_id: uuid.UUID | None
+) -> str | None:
+    """Why this agent may contact this customer, or None: ``held`` (an unfinished interaction with
+    the customer assigned to them, an accepted callback included), ``follow_up`` (of an earlier
+    interaction of this customer that they handled), ``relationship_manager``."""
+    ids = await merged_customer_ids(session, customer.id)
+    if await held_by_agent(session, agent_id=agent_id, customer_ids=ids):
+        return "held"
+    if follow_up_of_id is not None:
+        earlier = await session.get(Interaction, follow_up_of_id)
+        if earlier is not None and earlier.customer_id in ids and earlier.agent_id == agent_id:
+            return "follow_up"
+    if customer.relationship_manager_id == agent_id:
+        return "relationship_manager"
+    return None
+
+
+async def audit_customer_read(
+    session: AsyncSession, *, user: User, agent_id: uuid.UUID | None, customer_id: uuid.UUID, what: str
+) -> None:
+    """Record the read unless it is within the reader's held work (staff only; a customer reading
+    their own profile is not audited)."""
+    if user.role is Role.CUSTOMER:
+        return
+    if agent_id is not None:
+        ids = await merged_customer_ids(session, customer_id)
+        if await held_by_agent(session, agent_id=agent_id, customer_ids=ids):
+            return
+    basis = "supervisor" if user.role in (Role.SUPERVISOR, Role.ADMIN) else "offer or earlier work"
+    await record_customer_read(session, user_id=user.id, customer_id=customer_id, basis=basis, what=what)
+
+
+async def ensure_customer_visible(
+    session: AsyncSession, viewer: Viewer, customer_id: uuid.UUID, *, what: str = "timeline"
+) -> None:
+    """NotFound unless the customer exists and the viewer may see them; a staff read outside the
+    viewer's held work is audited."""
     if await session.get(Customer, customer_id) is None:
         raise NotFound(f"No customer {customer_id}", field="customer_id")
     if viewer.sees_all:
+        await audit_customer_read(
+            session, user=viewer.user, agent_id=None, customer_id=customer_id, what=what
+        )
         return
     ids = await merged_customer_ids(session, customer_id)
     scope = interaction_scope(viewer)
@@ -112,6 +180,9 @@ async def ensure_customer_visible(session: AsyncSession, viewer: Viewer, custome
         allowed = found is not None
     if not allowed:
         raise NotFound(f"No customer {customer_id}", field="customer_id")
+    await audit_customer_read(
+        session, user=viewer.user, agent_id=viewer.agent_id, customer_id=customer_id, what=what
+    )
 
 
 async def _surviving_customer(session: AsyncSession, customer_id: uuid.UUID) -> uuid.UUID:

@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
+import enum
 import json
-import time
 import uuid
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, status
 from fastapi.responses import JSONResponse
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from interactions.models import Interaction
-from routing import commands, history, replies, service
-from routing import transfer as transfers
+from routing import actions, condition_help, dryrun, history, rule_actions, service
+from routing.condition_help import ConditionKind
 from routing.host import stats_key
-from routing.lease import LeaseManager
-from routing.models import Agent, Offer, OfferState, Presence
+from routing.models import Offer, OfferState
 from routing.schemas import (
     AgentStatusRead,
     CommandResult,
+    ConditionAttributesRead,
+    ConditionCheck,
+    ConditionCheckRead,
     DryRunRequest,
     OfferRead,
     PresenceUpdate,
@@ -33,23 +35,30 @@ from routing.schemas import (
     TransferRead,
     TransferRequest,
 )
-from switchboard.audit import record_audit
+from switchboard import commands, replies
+from switchboard.bounds import INT32_MAX, ApiDateTime
 from switchboard.db import utcnow
-from switchboard.deps import CurrentUser, DbSession, MaybeAgent, RequireSupervisor
+from switchboard.deps import CurrentUser, DbSession, RequireSupervisor
 from switchboard.errors import (
-    OUTAGE_ERRORS,
-    Conflict,
     Invalid,
     NotFound,
-    ServiceUnavailable,
-    StillProcessing,
 )
+from switchboard.middleware import received_at
+from workforce.deps import CurrentAgent, MaybeAgent
 
 router = APIRouter(prefix="/api/routing", tags=["routing"])
 
 
-async def _notify_rules_changed(request: Request) -> None:
-    await commands.send(request.app.state.redis_client, commands.RuleSetPublished())
+class HistoryInterval(enum.IntEnum):
+    """Interval lengths of the history (an enum, not ``Literal[15, 30, 60]``: a query string's "30"
+    is text, and a literal of ints never matched it, so only the default was reachable)."""
+
+    QUARTER_HOUR = 15
+    HALF_HOUR = 30
+    HOUR = 60
+
+
+RuleSetVersionNo = Annotated[int, Path(ge=1, le=INT32_MAX)]
 
 
 async def _read(session, row) -> RuleSetVersionRead:
@@ -86,62 +95,40 @@ async def validate_rule_set(
 async def rollback_rule_set(
     body: RollbackRequest, request: Request, session: DbSession, user: RequireSupervisor
 ) -> RuleSetVersionRead:
-    row = await service.rollback(session, to_version=body.to_version, actor_id=user.id)
-    await session.commit()
-    await _notify_rules_changed(request)
+    """Put an earlier published version live again; audited, and the engine uses it at once."""
+    row = await rule_actions.rollback(
+        session, actions.EngineLink.of(request), to_version=body.to_version, actor=user
+    )
     return await _read(session, row)
 
 
-@router.post("/rule-sets/reevaluate")
+@router.post("/rule-sets/reevaluate", responses=actions.ACCEPTED_LATER)
 async def reevaluate_waiting(request: Request, session: DbSession, user: RequireSupervisor) -> Any:
     """Re-route waiting work with the live version (explicitly: publishing alone never moves it).
     Each interaction keeps its place in line; only rule-routed work is affected."""
-    if await LeaseManager(request.app.state.redis_client).current_holder() is None:
-        # Nothing routes in memory now. The next leader keeps waiting work on its pinned version
-        # (a take-over never moves work silently), so there is nothing to re-evaluate yet: a state
-        # conflict the supervisor can resolve by retrying, not a server fault.
-        raise Conflict(
-            "No routing engine is running; waiting work stays on the rule-set version that routed "
-            "it. Re-evaluate once an engine is running."
-        )
-    reply = await _engine_call(request, commands.Reevaluate(), owner=user.id)
-    _result(reply, subject="Cannot re-evaluate")
-    record_audit(
-        session,
-        actor_id=user.id,
-        action="rule_set.reevaluated",
-        entity_type="rule_set",
-        entity_id=f"{service.DEFAULT_PARTITION}:{await service.live_version_number(session)}",
-        data={"moved": reply.get("moved", 0)},
-    )
-    await session.commit()
-    return {"moved": reply.get("moved", 0)}
+    return {"moved": await rule_actions.reevaluate(session, actions.EngineLink.of(request), actor=user)}
 
 
 @router.post("/rule-sets/{version}/preview")
 async def preview_rule_set(
-    version: int, request: Request, session: DbSession, _user: RequireSupervisor
+    version: RuleSetVersionNo, request: Request, session: DbSession, _user: RequireSupervisor
 ) -> dict[str, Any]:
     """Which waiting interactions would move (queue, filter, step, priority) if this version were
     live and waiting work re-evaluated. Changes nothing."""
-    row = await service.get_version(session, version=version)
-    problems = await service.check_rule_set(session, row.body)
-    await session.commit()  # hold no transaction while the engine works (SQLite's lock is global)
-    if problems:
-        raise Invalid("This version is invalid against the current queues and skills", field="version")
-    reply = await _engine_call(request, commands.PreviewRules(version=version))
-    _result(reply, subject="Cannot preview")
-    return {"version": version, "moves": reply["moves"]}
+    moves = await rule_actions.preview(session, actions.EngineLink.of(request), version=version)
+    return {"version": version, "moves": moves}
 
 
 @router.get("/rule-sets/{version}", response_model=RuleSetVersionRead)
-async def get_rule_set(version: int, session: DbSession, _user: RequireSupervisor) -> RuleSetVersionRead:
+async def get_rule_set(
+    version: RuleSetVersionNo, session: DbSession, _user: RequireSupervisor
+) -> RuleSetVersionRead:
     return await _read(session, await service.get_version(session, version=version))
 
 
 @router.put("/rule-sets/{version}", response_model=RuleSetVersionRead)
 async def update_rule_set(
-    version: int, body: RuleSetVersionUpdate, session: DbSession, user: RequireSupervisor
+    version: RuleSetVersionNo, body: RuleSetVersionUpdate, session: DbSession, user: RequireSupervisor
 ) -> RuleSetVersionRead:
     row = await service.update_draft(
         session, version=version, body=body.body, comment=body.comment, actor_id=user.id
@@ -152,45 +139,15 @@ async def update_rule_set(
 
 @router.post("/rule-sets/{version}/publish", response_model=RuleSetVersionRead)
 async def publish_rule_set(
-    version: int, request: Request, session: DbSession, user: RequireSupervisor
+    version: RuleSetVersionNo, request: Request, session: DbSession, user: RequireSupervisor
 ) -> RuleSetVersionRead:
     """Make this version live, atomically. On any error the previous version stays live."""
-    row = await service.publish(session, version=version, actor_id=user.id)
-    await session.commit()
-    await _notify_rules_changed(request)
+    row = await rule_actions.publish(session, actions.EngineLink.of(request), version=version, actor=user)
     return await _read(session, row)
 
 
 # ---------------------------------------------------------------------- agents at work
-
-
-async def _engine_call(
-    request: Request, command: commands.Command, *, owner: uuid.UUID | None = None
-) -> dict[str, Any]:
-    """The engine's reply. ``owner``: the user a changing command acts for. If the engine does not
-    answer in time, such a command is still in its stream and may be applied later, so the answer
-    is 202 with a status link only ``owner`` can follow (as Genesys Cloud answers participant
-    changes 202 and the desktop learns the outcome from its notifications: ours from its socket).
-    A read-only query (no owner) changes nothing later: 503 with Retry-After."""
-    client = request.app.state.redis_client
-    try:
-        return await commands.call(client, command)
-    except commands.EngineUnavailable as exc:
-        if owner is None or exc.request_id is None:
-            raise ServiceUnavailable(str(exc)) from exc
-        await replies.remember_pending(client, exc.request_id, owner=str(owner))
-        raise StillProcessing(
-            "The routing engine has not answered yet; the command will be applied when it does. "
-            "Follow status_url for the outcome.",
-            status_url=str(request.url_for("command_status", request_id=exc.request_id).path),
-            request_id=exc.request_id,
-        ) from exc
-
-
-def _result(reply: dict[str, Any], *, subject: str) -> CommandResult:
-    if not reply.get("ok"):
-        raise Conflict(f"{subject}: {reply.get('reason', 'refused')}", reason=reply.get("reason"))
-    return CommandResult(ok=True)
+# Thin routes over ``routing.actions`` (the desktop's pages call the same functions).
 
 
 REQUEST_ID = Path(pattern=r"^[0-9a-f]{32}\.[0-9a-f]{32}$")
@@ -212,62 +169,18 @@ async def command_status(
     return JSONResponse({"request_id": request_id, "status": "done", **result})
 
 
-def _require_profile(agent: Agent | None) -> Agent:
-    if agent is None:
-        raise NotFound("This user has no agent profile", field="agent")
-    return agent
-
-
-async def _own_offer(session: DbSession, offer_id: uuid.UUID, agent: Agent | None) -> Offer:
-    """The offer, if it was made to this agent: unknown is 404, someone else's is 409."""
-    offer = await session.get(Offer, offer_id)
-    await session.commit()
-    if offer is None:
-        raise NotFound("No such offer", field="offer_id")
-    if agent is None or offer.agent_id != agent.id:
-        raise Conflict("This offer was made to another agent", field="offer_id")
-    return offer
-
-
-async def _held_interaction(
-    session: DbSession, interaction_id: uuid.UUID, agent: Agent | None
-) -> Interaction:
-    interaction = await session.get(Interaction, interaction_id)
-    await session.commit()
-    if interaction is None or agent is None or interaction.agent_id != agent.id:
-        raise NotFound("No such interaction held by this agent", field="interaction_id")
-    return interaction
-
-
-@router.post("/presence", response_model=AgentStatusRead)
+@router.post("/presence", response_model=AgentStatusRead, responses=actions.ACCEPTED_LATER)
 async def set_presence(
-    body: PresenceUpdate, request: Request, session: DbSession, maybe_agent: MaybeAgent
+    body: PresenceUpdate, session: DbSession, request: Request, agent: CurrentAgent
 ) -> AgentStatusRead:
     """The agent's own status. Routing reacts at once (offers start, stop or are rescinded).
 
     Saved only if routing can be told: Redis refusing the command undoes the change (503), so
     the agent never shows one status while routing acts on another."""
-    agent = await session.merge(_require_profile(maybe_agent))
-    before: dict[str, Any] = {"presence": agent.presence, "presence_reason": agent.presence_reason}
-    before["presence_since"] = agent.presence_since
-    agent.presence = Presence(body.presence)
-    agent.presence_reason = body.reason
-    agent.presence_since = since = utcnow()
-    await session.commit()
-    try:
-        await commands.send(request.app.state.redis_client, commands.AgentChanged(agent_id=str(agent.id)))
-    except OUTAGE_ERRORS as exc:
-        # Only our own change, and only if nothing changed it since (the engine, another tab).
-        await session.execute(
-            update(Agent)
-            .where(Agent.id == agent.id, Agent.presence_since == since)
-            .values(**before)
-            .execution_options(synchronize_session=False)
-        )
-        await session.commit()
-        detail = "Routing is unavailable: your status was not changed. Retry shortly."
-        raise ServiceUnavailable(detail) from exc
-    return AgentStatusRead.model_validate(agent)
+    changed = await actions.set_presence(
+        session, actions.EngineLink.of(request), agent, presence=body.presence, reason=body.reason
+    )
+    return AgentStatusRead.model_validate(changed)
 
 
 @router.get("/offers", response_model=list[OfferRead])
@@ -283,86 +196,55 @@ async def my_offers(session: DbSession, agent: MaybeAgent) -> list[OfferRead]:
     return [OfferRead.model_validate(o) for o in rows]
 
 
-async def _offer_command(
-    kind: type[commands.Accept | commands.Reject],
-    offer_id: uuid.UUID,
-    request: Request,
-    session: DbSession,
-    agent: Agent | None,
-    subject: str,
-) -> CommandResult:
-    # The agent answered now: the engine judges the answer against the offer's expiry by this
-    # time, however long the command then waits behind others (``Engine._live_offer``).
-    received_at = time.time()
-    offer = await _own_offer(session, offer_id, agent)
-    command = kind(offer_id=str(offer.id), agent_id=str(offer.agent_id), received_at=received_at)
-    reply = await _engine_call(request, command, owner=agent.user_id if agent else None)
-    return _result(reply, subject=subject)
-
-
-@router.post("/offers/{offer_id}/accept", response_model=CommandResult)
+@router.post("/offers/{offer_id}/accept", response_model=CommandResult, responses=actions.ACCEPTED_LATER)
 async def accept_offer(
-    offer_id: uuid.UUID, request: Request, session: DbSession, agent: MaybeAgent
+    offer_id: uuid.UUID, session: DbSession, request: Request, agent: CurrentAgent
 ) -> CommandResult:
     """Accept an offer. 409 when it expired, was rescinded or is another agent's; nothing changes."""
-    return await _offer_command(
-        commands.Accept, offer_id, request, session, agent, "The offer cannot be accepted"
-    )
+    link = actions.EngineLink.of(request)
+    return await actions.accept(session, link, agent, offer_id, received_at=received_at(request.scope))
 
 
-@router.post("/offers/{offer_id}/reject", response_model=CommandResult)
+@router.post("/offers/{offer_id}/reject", response_model=CommandResult, responses=actions.ACCEPTED_LATER)
 async def reject_offer(
-    offer_id: uuid.UUID, request: Request, session: DbSession, agent: MaybeAgent
+    offer_id: uuid.UUID, session: DbSession, request: Request, agent: CurrentAgent
 ) -> CommandResult:
-    return await _offer_command(
-        commands.Reject, offer_id, request, session, agent, "The offer cannot be rejected"
-    )
+    link = actions.EngineLink.of(request)
+    return await actions.reject(session, link, agent, offer_id, received_at=received_at(request.scope))
 
 
-async def _work_command(
-    kind: type[commands.WrapUp | commands.Complete],
-    interaction_id: uuid.UUID,
-    request: Request,
-    session: DbSession,
-    agent: Agent | None,
-    subject: str,
-) -> CommandResult:
-    held = await _held_interaction(session, interaction_id, agent)
-    reply = await _engine_call(
-        request,
-        kind(interaction_id=str(held.id), agent_id=str(held.agent_id)),
-        owner=agent.user_id if agent else None,
-    )
-    return _result(reply, subject=subject)
-
-
-@router.post("/interactions/{interaction_id}/wrap-up", response_model=CommandResult)
+@router.post(
+    "/interactions/{interaction_id}/wrap-up", response_model=CommandResult, responses=actions.ACCEPTED_LATER
+)
 async def start_wrap_up(
-    interaction_id: uuid.UUID, request: Request, session: DbSession, agent: MaybeAgent
+    interaction_id: uuid.UUID, session: DbSession, request: Request, agent: CurrentAgent
 ) -> CommandResult:
     """The conversation ended: after-contact work starts; the agent keeps the capacity until complete."""
-    return await _work_command(
-        commands.WrapUp, interaction_id, request, session, agent, "Cannot start wrap-up"
-    )
+    return await actions.wrap_up(session, actions.EngineLink.of(request), agent, interaction_id)
 
 
-@router.post("/interactions/{interaction_id}/complete", response_model=CommandResult)
+@router.post(
+    "/interactions/{interaction_id}/complete", response_model=CommandResult, responses=actions.ACCEPTED_LATER
+)
 async def complete(
-    interaction_id: uuid.UUID, request: Request, session: DbSession, agent: MaybeAgent
+    interaction_id: uuid.UUID, session: DbSession, request: Request, agent: CurrentAgent
 ) -> CommandResult:
     """Wrap-up done: the interaction completes and the agent's capacity is released.
 
     A completed interaction always carries a wrap-up code: set it first
     (``PUT /api/interactions/{id}/disposition``, or the desktop's wrap-up form)."""
-    held = await _held_interaction(session, interaction_id, agent)
-    if not held.disposition:
-        raise Invalid("Set a wrap-up code (disposition) before completing", field="disposition")
-    return await _work_command(commands.Complete, interaction_id, request, session, agent, "Cannot complete")
+    return await actions.complete(session, actions.EngineLink.of(request), agent, interaction_id)
 
 
-@router.post("/interactions/{interaction_id}/transfer", response_model=TransferRead)
+@router.post(
+    "/interactions/{interaction_id}/transfer", response_model=TransferRead, responses=actions.ACCEPTED_LATER
+)
 async def transfer(
-    interaction_id: uuid.UUID, body: TransferRequest, request: Request, session: DbSession, agent: MaybeAgent
+    interaction_id: uuid.UUID,
+    body: TransferRequest,
+    session: DbSession,
+    request: Request,
+    agent: CurrentAgent,
 ) -> TransferRead:
     """Hand a connected interaction to a queue or a named agent; a child interaction keeps the
     customer's place in line and carries the note.
@@ -371,96 +253,114 @@ async def transfer(
     (``consult: pending``) until the target accepts the child, then it ends as ``transferred``;
     if they reject or miss it, or nobody could take it in time, the child is cancelled and the
     customer stays with you. Follow it with ``GET .../transfer``; withdraw it with ``.../cancel``."""
-    held = await _held_interaction(session, interaction_id, agent)
-    if body.to_agent_id is not None and body.to_agent_id == held.agent_id:
-        raise Invalid("You cannot transfer to yourself", field="body.to_agent_id")
-    command = commands.Transfer(
-        interaction_id=str(held.id),
-        agent_id=str(held.agent_id),
-        mode=body.mode,
-        note=body.note,
-        to_queue=body.to_queue,
-        to_agent_id=str(body.to_agent_id) if body.to_agent_id is not None else None,
-    )
-    reply = await _engine_call(request, command, owner=agent.user_id if agent else None)
-    _result(reply, subject="Cannot transfer")
-    return TransferRead(
-        ok=True, child_interaction_id=reply.get("child_interaction_id"), consult=reply.get("consult")
-    )
-
-
-async def _transfer_status(session: DbSession, parent_id: uuid.UUID) -> TransferRead:
-    found = await transfers.consult_status(session, parent_id=parent_id)
-    await session.commit()
-    if found is None:
-        raise NotFound("This interaction was not transferred", field="interaction_id")
-    child, consult, outcome = found
-    return TransferRead(ok=True, child_interaction_id=child.id, consult=consult, consult_outcome=outcome)
+    return await actions.transfer(session, actions.EngineLink.of(request), agent, interaction_id, body)
 
 
 @router.get("/interactions/{interaction_id}/transfer", response_model=TransferRead)
-async def transfer_status(interaction_id: uuid.UUID, session: DbSession, agent: MaybeAgent) -> TransferRead:
+async def transfer_status(interaction_id: uuid.UUID, session: DbSession, agent: CurrentAgent) -> TransferRead:
     """The latest transfer of an interaction you hold or held, with its consult status."""
-    held = await _held_interaction(session, interaction_id, agent)
-    return await _transfer_status(session, held.id)
+    return await actions.transfer_status(session, agent, interaction_id)
 
 
-@router.post("/interactions/{interaction_id}/transfer/cancel", response_model=TransferRead)
+@router.post(
+    "/interactions/{interaction_id}/transfer/cancel",
+    response_model=TransferRead,
+    responses=actions.ACCEPTED_LATER,
+)
 async def cancel_transfer(
-    interaction_id: uuid.UUID, request: Request, session: DbSession, agent: MaybeAgent
+    interaction_id: uuid.UUID, session: DbSession, request: Request, agent: CurrentAgent
 ) -> TransferRead:
     """Withdraw a warm transfer still waiting for its target: the child is cancelled and you keep
     the customer. 409 when none is in progress (e.g. the target has just accepted)."""
-    held = await _held_interaction(session, interaction_id, agent)
-    reply = await _engine_call(
-        request,
-        commands.CancelConsult(interaction_id=str(held.id), agent_id=str(held.agent_id)),
-        owner=agent.user_id if agent else None,
-    )
-    _result(reply, subject="Cannot cancel the transfer")
-    return await _transfer_status(session, held.id)
+    return await actions.cancel_transfer(session, actions.EngineLink.of(request), agent, interaction_id)
 
 
-@router.post("/interactions/{interaction_id}/abandon", response_model=CommandResult)
+@router.post(
+    "/interactions/{interaction_id}/abandon", response_model=CommandResult, responses=actions.ACCEPTED_LATER
+)
 async def abandon(
-    interaction_id: uuid.UUID, request: Request, session: DbSession, user: RequireSupervisor
+    interaction_id: uuid.UUID, session: DbSession, request: Request, user: RequireSupervisor
 ) -> CommandResult:
     """The customer gave up (channel adapters call the same command): it leaves the queue."""
     interaction = await session.get(Interaction, interaction_id)
     await session.commit()
     if interaction is None:
         raise NotFound("No such interaction", field="interaction_id")
-    reply = await _engine_call(request, commands.Abandon(interaction_id=str(interaction_id)), owner=user.id)
-    return _result(reply, subject="Cannot abandon")
+    command = commands.Abandon(interaction_id=str(interaction_id))
+    reply = await actions.call_engine(actions.EngineLink.of(request), command, owner=user.id)
+    return actions.verdict(reply, subject="Cannot abandon")
 
 
 # ---------------------------------------------------------------------- supervisors
 
 
 @router.post("/dry-run")
-async def dry_run(body: DryRunRequest, request: Request, _user: RequireSupervisor) -> dict[str, Any]:
-    """Where would this interaction go now: filter, step, queue, effective priority, and the
-    currently eligible agents ranked with the reason for each rank. Changes nothing."""
-    if body.interaction_id is None and "channel" not in body.context:
-        raise Invalid("Give an interaction_id, or a context with at least a channel", field="body.context")
-    command = commands.Explain(
-        context=body.context,
-        interaction_id=str(body.interaction_id) if body.interaction_id is not None else None,
+async def dry_run(
+    body: DryRunRequest, request: Request, session: DbSession, _user: RequireSupervisor
+) -> dict[str, Any]:
+    """Where would this interaction go now: the filters tried and the steps passed over (``trace``),
+    filter, step, queue, effective priority, the eligible agents ranked (by name, with the reason
+    for each rank) and why the queue's other agents are not eligible (``others``). Give an
+    ``interaction_id`` (real waiting work), a ``contact`` described in plain terms, or raw rule
+    ``context`` attributes; ``version`` tries a draft instead of the live rule set. Changes nothing."""
+    context = dict(body.context)
+    if body.contact is not None:
+        context = {**dryrun.contact_context(body.contact), **context}
+    return await dryrun.dry_run(
+        session,
+        actions.EngineLink.of(request),
+        context=context,
+        interaction_id=body.interaction_id,
+        version=body.version,
     )
-    reply = await _engine_call(request, command)
-    if not reply.get("ok"):
-        raise Invalid(f"Cannot explain: {reply.get('reason')}", field="body")
-    return reply["explanation"]
+
+
+@router.post("/conditions/validate", response_model=ConditionCheckRead)
+async def validate_condition(
+    body: ConditionCheck, session: DbSession, _user: RequireSupervisor
+) -> ConditionCheckRead:
+    """Parse a filter's ``when`` or a step's ``target`` with the engine's own parser: the first
+    problem with its position (0-based ``position``, 1-based ``column``), and completions for the
+    word at the end of the text (attribute names, keywords, known values)."""
+    verdict = condition_help.check(body.text, body.kind)
+    wanted = condition_help.value_source(body.text)
+    values = await condition_help.known_values(session, agents_too=wanted in condition_help.AGENT_SOURCES)
+    await session.commit()
+    return ConditionCheckRead(
+        valid=verdict.valid,
+        message=verdict.message or None,
+        position=None if verdict.valid else verdict.position,
+        column=None if verdict.valid else verdict.column,
+        completions=condition_help.completions(body.text, body.kind, values),
+    )
+
+
+@router.get("/conditions/attributes", response_model=ConditionAttributesRead)
+async def condition_attributes(
+    session: DbSession, _user: RequireSupervisor, kind: ConditionKind = "when"
+) -> ConditionAttributesRead:
+    """The attribute names a condition of this kind may read, and the values the floor knows."""
+    values = await condition_help.known_values(session)
+    await session.commit()
+    return ConditionAttributesRead(
+        kind=kind,
+        attributes=condition_help.attribute_names(kind, values["skills"]),
+        values={
+            name: values[source]
+            for name, source in condition_help.VALUE_SOURCES.items()
+            if name in condition_help.SCHEMAS[kind].attrs
+        },
+    )
 
 
 @router.get("/stats/history")
 async def stats_history(
     session: DbSession,
     _user: RequireSupervisor,
-    start: datetime | None = None,
-    end: datetime | None = None,
+    start: ApiDateTime | None = None,
+    end: ApiDateTime | None = None,
     queue: str | None = Query(default=None, max_length=60),
-    interval_minutes: Literal[15, 30, 60] = 15,
+    interval_minutes: HistoryInterval = HistoryInterval.QUARTER_HOUR,
 ) -> dict[str, Any]:
     """Cumulative figures per queue and interval (default: today, UTC), durable across fail-overs."""
     now = utcnow()
@@ -470,7 +370,7 @@ async def stats_history(
         raise Invalid("end must be after start", field="query.end")
     if end - start > timedelta(days=93):
         raise Invalid("at most 93 days per request", field="query.end")
-    rows = await history.history(session, start=start, end=end, queue=queue, minutes=interval_minutes)
+    rows = await history.history(session, start=start, end=end, queue=queue, minutes=int(interval_minutes))
     return {"start": start.isoformat(), "end": end.isoformat(), "intervals": rows}
 
 

@@ -1,7 +1,8 @@
 """Weighted agent capacity (DESIGN §3): units per agent, a cost per channel, a per-channel ceiling.
 
-One implementation shared by the in-memory engine and the SQL safety net, so both agree on
-what "fits" means.
+The in-memory engine's rule. The SQL safety net states the same rule as predicates in
+``routing.offer_checks`` (SQL cannot call Python); tests/routing/test_offer_checks.py checks that
+the two agree on every load.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ every strategy falls back to "longest idle" before that (DESIGN §3: ties go to 
 from __future__ import annotations
 
 from routing.engine.state import AgentState, Entry, QueueConfig
-from routing.models import SelectionStrategy
+from workforce.models import SelectionStrategy
 
 
 def proficiency(agent: AgentState, skills: tuple[str, ...]) -> int:

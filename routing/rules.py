@@ -23,7 +23,7 @@ from routing.conditions import (
     Condition,
     ConditionError,
 )
-from routing.models import SelectionStrategy
+from workforce.models import SelectionStrategy
 
 FINAL_ACTIONS = ("callback", "voicemail")
 PreferredKind = Literal["relationship_manager", "last_agent"]
@@ -93,10 +93,23 @@ class Routing:
     ruleset_version: int = 0
 
 
+@dataclass(frozen=True)
+class TraceLine:
+    """One decision of :func:`evaluate`, for dry-runs: a filter tested, or a step passed over or
+    chosen (``outcome``: matched, no match, pinned, default, expired, skipped, active)."""
+
+    kind: Literal["filter", "step"]
+    index: int
+    name: str
+    outcome: str
+    detail: str = ""
+
+
 # --------------------------------------------------------------------------- validation
 
 
-def _cond_error(path: str, text: str, exc: ConditionError) -> ValidationError:
+def condition_problem(path: str, text: str, exc: ConditionError) -> ValidationError:
+    """One condition's error as the rules editor shows it (also the alert rules', experience/)."""
     return ValidationError(path, f"{exc.message} at column {exc.pos + 1} in {text!r}")
 
 
@@ -117,7 +130,7 @@ def _validate_filter(
         try:
             Condition(f.when, INTERACTION_SCHEMA)
         except ConditionError as exc:
-            errors.append(_cond_error(f"{path}.when", f.when, exc))
+            errors.append(condition_problem(f"{path}.when", f.when, exc))
     if not f.steps:
         errors.append(ValidationError(f"{path}.steps", "a filter needs at least one step"))
     previous: float | None = None
@@ -129,7 +142,7 @@ def _validate_filter(
             try:
                 Condition(step.target, TARGET_SCHEMA)
             except ConditionError as exc:
-                errors.append(_cond_error(f"{sp}.target", step.target, exc))
+                errors.append(condition_problem(f"{sp}.target", step.target, exc))
         for skill, level in step.required_skills.items():
             if skill not in known_skills:
                 errors.append(ValidationError(f"{sp}.required_skills.{skill}", f"unknown skill {skill!r}"))
@@ -272,10 +285,15 @@ def interaction_context(ctx: Mapping[str, Any], now: float) -> dict[str, Any]:
     return out
 
 
-def select_filter(ruleset: RuleSet, ctx: Mapping[str, Any]) -> Filter:
-    for f in ruleset.filters:
-        if f.when is not None and compiled_when(f.when).evaluate(ctx):
+def select_filter(ruleset: RuleSet, ctx: Mapping[str, Any], trace: list[TraceLine] | None = None) -> Filter:
+    for i, f in enumerate(ruleset.filters):
+        matched = f.when is not None and compiled_when(f.when).evaluate(ctx)
+        if trace is not None:
+            trace.append(TraceLine("filter", i, f.name, "matched" if matched else "no match", f.when or ""))
+        if matched:
             return f
+    if trace is not None:
+        trace.append(TraceLine("filter", len(ruleset.filters), ruleset.default_filter.name, "default"))
     return ruleset.default_filter
 
 
@@ -286,6 +304,7 @@ def evaluate(
     *,
     filter_name: str | None = None,
     available: Callable[[Step, str | None], bool] | None = None,
+    trace: list[TraceLine] | None = None,
 ) -> Routing:
     """Route one interaction at ``now``.
 
@@ -293,27 +312,42 @@ def evaluate(
     filter that first routed it while its age advances). The active step is the first whose
     timeout exceeds the interaction's age; a preferred step is skipped when the customer has no
     such agent; a ``skip_if_unavailable`` step is skipped when ``available(step, preferred)``
-    says nobody could take it now.
+    says nobody could take it now. ``trace``, when given, receives every decision in order.
     """
     ctx = interaction_context(interaction_ctx, now)
     if filter_name is None:
-        chosen = select_filter(ruleset, ctx)
+        chosen = select_filter(ruleset, ctx, trace)
     else:
         by_name = {f.name: f for f in [*ruleset.filters, ruleset.default_filter]}
         chosen = by_name[filter_name]
+        if trace is not None:
+            trace.append(TraceLine("filter", -1, chosen.name, "pinned"))
+
     age = float(ctx.get("interaction.age", 0.0))
     base = int(ctx.get("interaction.priority", 0))
     for j, step in enumerate(chosen.steps):
         if step.timeout_seconds is not None and age >= step.timeout_seconds:
+            if trace is not None:  # (guarded: the engine evaluates on every arrival without one)
+                why = f"waited {age:.0f} s, step ends at {step.timeout_seconds:g} s"
+                trace.append(TraceLine("step", j, step.queue, "expired", why))
             continue
         preferred: str | None = None
         if step.preferred is not None:
             preferred = ctx.get(PREFERRED_ATTRIBUTE[step.preferred]) or None
             if preferred is None:
-                continue  # no relationship manager / last agent: nothing to prefer
+                # no relationship manager / last agent: nothing to prefer
+                if trace is not None:
+                    why = f"the customer has no {step.preferred.replace('_', ' ')}"
+                    trace.append(TraceLine("step", j, step.queue, "skipped", why))
+                continue
         if step.skip_if_unavailable and available is not None and not available(step, preferred):
+            if trace is not None:
+                why = "nobody who fits could take it now (skip if unavailable)"
+                trace.append(TraceLine("step", j, step.queue, "skipped", why))
             continue
         priority = (step.priority if step.priority is not None else base) + step.priority_boost
+        if trace is not None:
+            trace.append(TraceLine("step", j, step.queue, "active"))
         return Routing(
             filter_name=chosen.name,
             step_index=j,
@@ -329,6 +363,10 @@ def evaluate(
         )
     # Every step expired (or was skipped): the final action.
     final = ruleset.on_final_timeout
+    if trace is not None:
+        trace.append(
+            TraceLine("step", len(chosen.steps), final, "final", "every step expired or was skipped")
+        )
     last_priority = base
     if chosen.steps:
         last = chosen.steps[-1]

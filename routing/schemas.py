@@ -8,7 +8,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from routing.models import OfferState, Presence, RuleSetStatus
+from customers.models import ValueTier
+from interactions.states import Channel
+from routing.condition_help import ConditionKind
+from routing.models import OfferState, RuleSetStatus
+from switchboard.bounds import INT32_MAX
+from workforce.models import Presence
 
 
 class RuleSetVersionCreate(BaseModel):
@@ -50,7 +55,7 @@ class RuleSetValidationRead(BaseModel):
 class RollbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    to_version: int = Field(ge=1)
+    to_version: int = Field(ge=1, le=INT32_MAX)
 
 
 class PresenceUpdate(BaseModel):
@@ -88,17 +93,62 @@ class CommandResult(BaseModel):
     reason: str | None = None
 
 
+TIME_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+
+
+class DescribedContact(BaseModel):
+    """A contact described in the terms supervisors use; each field becomes a rule attribute."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    channel: Channel = Channel.VOICE
+    tier: ValueTier = ValueTier.STANDARD
+    senior: bool = Field(default=False, description='Adds the "senior" segment')
+    vulnerable: bool = False
+    language: str = Field(default="en", max_length=16, pattern=r"^[A-Za-z-]*$")
+    topic: str = Field(default="", max_length=80)
+    time: str | None = Field(default=None, pattern=TIME_PATTERN, description="Time of day, HH:MM")
+    waited_seconds: float = Field(default=0, ge=0, le=86_400, description="How long it has waited")
+    direction: Literal["inbound", "outbound"] = "inbound"
+
+
 class DryRunRequest(BaseModel):
-    """Either an existing interaction, or a described one as rule-context attributes."""
+    """An existing interaction, a described contact, or rule-context attributes (which override
+    the described contact's)."""
 
     model_config = ConfigDict(extra="forbid")
 
     interaction_id: uuid.UUID | None = None
+    contact: DescribedContact | None = None
     context: dict[str, Any] = Field(
         default_factory=dict,
         description='Rule attributes, e.g. {"channel": "voice", "customer.tier": "gold"}',
         max_length=50,
     )
+    version: int | None = Field(
+        default=None, ge=1, le=INT32_MAX, description="A rule-set version to try (a draft); default: live"
+    )
+
+
+class ConditionCheck(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(max_length=2000, description="The condition as typed so far")
+    kind: ConditionKind = Field(default="when", description="when: a filter's condition; target: a step's")
+
+
+class ConditionCheckRead(BaseModel):
+    valid: bool
+    message: str | None = None
+    position: int | None = Field(default=None, description="0-based offset of the problem")
+    column: int | None = Field(default=None, description="1-based column of the problem")
+    completions: list[str] = Field(description="Whole-text completions of the word being typed")
+
+
+class ConditionAttributesRead(BaseModel):
+    kind: ConditionKind
+    attributes: list[str]
+    values: dict[str, list[str]]
 
 
 class TransferRequest(BaseModel):

@@ -17,11 +17,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from routing.models import Queue, RoutingPartition, RuleSetStatus, RuleSetVersion, Skill
+from routing.models import RoutingPartition, RuleSetStatus, RuleSetVersion
 from routing.rules import RuleSet, validate_rule_set
 from switchboard.audit import record_audit
 from switchboard.db import utcnow
 from switchboard.errors import Conflict, Invalid, NotFound
+from workforce.models import Queue, Skill
 
 DEFAULT_PARTITION = "default"
 
@@ -81,6 +82,12 @@ async def _partition(session: AsyncSession, name: str) -> RoutingPartition:
         session.add(partition)
         await session.flush()
     return partition
+
+
+async def rule_set_live(session: AsyncSession) -> bool:
+    """Whether the default partition has a live rule set (handed to the chat start, which is below
+    routing: ``interactions.chat.RulesLive``)."""
+    return await live_version_number(session) is not None
 
 
 async def live_version_number(session: AsyncSession, *, partition: str = DEFAULT_PARTITION) -> int | None:
@@ -166,6 +173,7 @@ async def update_draft(
             f"Version {version} is {row.status.value}; published rule sets are frozen", field="version"
         )
     _raise_if_invalid(await check_rule_set(session, body))
+    before = {"comment": row.comment, "body": row.body}
     row.body = {k: v for k, v in body.items() if k != "version"}
     row.comment = comment
     await session.flush()
@@ -176,6 +184,8 @@ async def update_draft(
         entity_type="rule_set",
         entity_id=f"{partition}:{version}",
         data={"comment": comment},
+        before=before,
+        after={"comment": row.comment, "body": row.body},
     )
     return row
 
@@ -199,6 +209,8 @@ async def _make_live(
         entity_type="rule_set",
         entity_id=f"{row.partition}:{row.version}",
         data={"previous_live_version": previous},
+        before={"live_version": previous},
+        after={"live_version": row.version},
     )
     return row
 

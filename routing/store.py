@@ -13,27 +13,28 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from customers.models import Customer
+from customers.timeline import event_row, insert_events
 from interactions import service as interactions_service
 from interactions.models import ActorType, Interaction
 from interactions.service import transition_data
 from interactions.states import Channel, State, can_transition
-from interactions.timeline import event_row, insert_events
-from routing.capacity import DEFAULT_CHANNEL_COST, VOICE, fits
+from routing.capacity import DEFAULT_CHANNEL_COST, VOICE
 from routing.history import COUNTERS, SUMS, interval_start
-from routing.models import Agent, Offer, OfferState, RoutingPartition
+from routing.models import Offer, OfferState, RoutingPartition
+from routing.offer_checks import OFFER_CHECKS, OfferCheck, OfferFacts, allowed_sql, first_refusal
 from switchboard.db import new_id
 from switchboard.errors import Conflict, NotFound
 from switchboard.fastsql import FastStatement, PgStatement
+from workforce.models import Agent, Queue
 
 # States in which an interaction occupies its agent's capacity (released only after wrap-up).
 OCCUPYING_STATES = (State.OFFERED, State.CONNECTED, State.WRAP_UP)
@@ -135,6 +136,7 @@ assert _OFFERABLE == (State.QUEUED,), _OFFERABLE
 def _offer_statements() -> tuple[FastStatement, FastStatement, FastStatement]:
     """create_offer's three statements (bound per call: interaction_id, agent_id, now)."""
     it, ag, of, cu = Interaction.__table__.c, Agent.__table__.c, Offer.__table__.c, Customer.__table__.c
+    qu = Queue.__table__.c
     interaction_id, agent_id = bindparam("interaction_id"), bindparam("agent_id")
     held = select(func.count()).where(it.agent_id == agent_id, it.state.in_(OCCUPYING_STATES))
     declined = (
@@ -151,6 +153,12 @@ def _offer_statements() -> tuple[FastStatement, FastStatement, FastStatement]:
         ag.channel_max,
         declined.label("declined"),
         select(it.channel).where(it.id == interaction_id).scalar_subquery().label("work_channel"),
+        # The offer policy of the queue the work is placed in, and the agent's pending offers.
+        select(qu.offer_policy)
+        .where(qu.id == select(it.queue_id).where(it.id == interaction_id).scalar_subquery())
+        .scalar_subquery()
+        .label("offer_policy"),
+        held.where(it.state == State.OFFERED).scalar_subquery().label("pending_offers"),
         # What the agent holds now, per channel (the capacity it has left).
         *(held.where(it.channel == channel).scalar_subquery().label(channel.value) for channel in Channel),
     ).where(ag.id == agent_id)
@@ -212,18 +220,20 @@ async def create_offer(
         raise NotFound("No such agent", field="agent_id")
     if checks.work_channel is None:
         raise NotFound("No such interaction", field="interaction_id")
-    if checks.declined:
-        raise Conflict("This agent already declined or missed the interaction", field="agent_id")
-    load = Counter({channel.value: getattr(checks, channel.value) for channel in Channel})
     channel = Channel(checks.work_channel).value
-    if not fits(
+    facts = OfferFacts.of(
         channel=channel,
-        load_by_channel=load,
+        load_by_channel={c.value: getattr(checks, c.value) for c in Channel},
+        pending=checks.pending_offers,
         capacity_units=checks.capacity_units,
         channel_max=checks.channel_max,
+        offer_policy=checks.offer_policy,
+        declined=bool(checks.declined),
         costs=costs,
-    ):
-        raise Conflict("The agent has no capacity for this channel", field="agent_id")
+    )
+    refused = first_refusal(facts, OFFER_CHECKS)
+    if refused is not None:
+        raise Conflict(refused.refusal, field="agent_id")
 
     offered = await _MAKE_OFFERED.first(session, {**params, "now": now})
     if offered is None:
@@ -280,14 +290,23 @@ async def create_offer(
     return OfferMade.of(offer_id, interaction_id, agent_id, expires_at, channel, offered._asdict())
 
 
-def _offer_in_one_statement_sql(costs: dict[str, int]) -> PgStatement:
+def _offer_in_one_statement_sql(
+    costs: dict[str, int], checks: tuple[OfferCheck, ...] = OFFER_CHECKS
+) -> PgStatement:
     """``create_offer`` (with the fence, the placement the engine chose and the interval counter)
     as ONE PostgreSQL statement: it runs in autocommit, so the whole write is one round trip
     instead of ten (BEGIN, fence, place, checks, offer, events, counters, COMMIT...). Same checks,
     same rows, same events as the portable path; each CTE below names the step it replaces."""
     unit_cost = " ".join(f"WHEN '{channel}' THEN {int(cost)}" for channel, cost in sorted(costs.items()))
     occupying = ", ".join(f"'{state.value}'" for state in OCCUPYING_STATES)
-    declined = ", ".join(f"'{state.value}'" for state in (OfferState.REJECTED, OfferState.EXPIRED))
+    allowed = allowed_sql(
+        channel=":channel",
+        channel_cost=":channel_cost",
+        offer_policy="policy.offer_policy",
+        interaction_id=":interaction_id",
+        agent_id=":agent_id",
+        checks=checks,
+    )
     counters = ", ".join((*COUNTERS, *SUMS))
     counter_values = ", ".join("1" if name == "offered" else "0" for name in (*COUNTERS, *SUMS))
     return PgStatement(
@@ -299,19 +318,18 @@ def _offer_in_one_statement_sql(costs: dict[str, int]) -> PgStatement:
         ), held AS (  -- what the agent holds now
             SELECT count(*) AS total, count(*) FILTER (WHERE channel = '{VOICE}') AS voice,
                    count(*) FILTER (WHERE channel = :channel) AS same_channel,
+                   count(*) FILTER (WHERE state = '{State.OFFERED.value}') AS pending,
                    coalesce(sum(CASE channel {unit_cost} ELSE 0 END), 0) AS units
             FROM interactions
             WHERE agent_id = :agent_id AND state IN ({occupying})
-        ), allowed AS (  -- capacity.fits() and "never re-offered to who declined or missed it"
-            SELECT 1 AS ok FROM fence, held, agents
+        ), policy AS (  -- the offer policy of the queue the work is placed in
+            SELECT (SELECT offer_policy FROM queues
+                    WHERE queues.id = coalesce(:queue_id::uuid, interactions.queue_id)) AS offer_policy
+            FROM interactions WHERE interactions.id = :interaction_id
+        ), allowed AS (  -- routing.offer_checks: every check the portable path makes
+            SELECT 1 AS ok FROM fence, held, agents, policy
             WHERE agents.id = :agent_id
-              AND held.same_channel + 1 <= coalesce((agents.channel_max ->> :channel)::int, 0)
-              AND held.units + :channel_cost <= agents.capacity_units
-              AND held.voice = 0 AND (held.total = 0 OR :channel <> '{VOICE}')  -- voice is exclusive
-              AND NOT EXISTS (
-                  SELECT 1 FROM offers
-                  WHERE offers.interaction_id = :interaction_id AND offers.agent_id = :agent_id
-                    AND offers.state IN ({declined}))
+              AND {allowed}
         ), placed AS (  -- where the engine placed it, and the compare-and-set queued -> offered
             UPDATE interactions
             SET state = '{State.OFFERED.value}', agent_id = :agent_id, version = version + 1,
@@ -427,6 +445,177 @@ async def offer_in_one_statement(
     return offer, list(row["event_ids"] or [])
 
 
+def _offers_set_based_sql(
+    costs: dict[str, int], checks: tuple[OfferCheck, ...] = OFFER_CHECKS
+) -> PgStatement:
+    """``offer_in_one_statement`` for many offers at once (a take-over makes one per free agent):
+    the same checks, rows and events, set-based over arrays, in the caller's transaction. An agent
+    appears at most once per call: its load is read once, before any of the call's offers."""
+    unit_cost = " ".join(f"WHEN '{channel}' THEN {int(cost)}" for channel, cost in sorted(costs.items()))
+    occupying = ", ".join(f"'{state.value}'" for state in OCCUPYING_STATES)
+    allowed = allowed_sql(
+        channel="work.channel",
+        channel_cost="work.channel_cost",
+        offer_policy="work.offer_policy",
+        interaction_id="work.interaction_id",
+        agent_id="work.agent_id",
+        checks=checks,
+    )
+    counters = ", ".join((*COUNTERS, *SUMS))
+    counter_values = ", ".join("count(*)" if name == "offered" else "0" for name in (*COUNTERS, *SUMS))
+    return PgStatement(
+        f"""
+        WITH input AS (
+            SELECT * FROM unnest(
+                :offer_ids::uuid[], :interaction_ids::uuid[], :agent_ids::uuid[], :expires::timestamptz[],
+                :queue_ids::uuid[], :priorities::int[], :versions::int[], :routed::text[],
+                :offer_data::text[], :queue_names::text[]
+            ) WITH ORDINALITY AS t(
+                offer_id, interaction_id, agent_id, expires_at, queue_id, priority, rule_set_version,
+                routed_data, offer_data, queue_name, n)
+        ), work AS (  -- each offer's channel and its cost, and its queue's offer policy
+            SELECT input.*, w.channel, CASE w.channel {unit_cost} ELSE 0 END AS channel_cost,
+                   (SELECT offer_policy FROM queues
+                    WHERE queues.id = coalesce(input.queue_id, w.queue_id)) AS offer_policy
+            FROM input JOIN interactions w ON w.id = input.interaction_id
+        ), fence AS (
+            UPDATE routing_partitions SET epoch = :epoch
+            WHERE name = :partition AND epoch <= :epoch
+            RETURNING epoch
+        ), held AS (
+            SELECT work.n, count(it.id) AS total,
+                   count(it.id) FILTER (WHERE it.channel = '{VOICE}') AS voice,
+                   count(it.id) FILTER (WHERE it.channel = work.channel) AS same_channel,
+                   count(it.id) FILTER (WHERE it.state = '{State.OFFERED.value}') AS pending,
+                   coalesce(sum(CASE it.channel {unit_cost} ELSE 0 END), 0) AS units
+            FROM work LEFT JOIN interactions it ON it.agent_id = work.agent_id AND it.state IN ({occupying})
+            GROUP BY work.n
+        ), allowed AS (
+            SELECT work.* FROM work JOIN held ON held.n = work.n
+            JOIN agents ON agents.id = work.agent_id CROSS JOIN fence
+            WHERE {allowed}  -- routing.offer_checks
+        ), placed AS (
+            UPDATE interactions
+            SET state = '{State.OFFERED.value}', agent_id = allowed.agent_id,
+                version = interactions.version + 1, offered_at = :now, updated_at = :now,
+                queue_id = coalesce(allowed.queue_id, interactions.queue_id),
+                priority = coalesce(allowed.priority, interactions.priority),
+                rule_set_version = coalesce(allowed.rule_set_version, interactions.rule_set_version)
+            FROM allowed
+            WHERE interactions.id = allowed.interaction_id AND interactions.state = '{State.QUEUED.value}'
+              AND interactions.channel = allowed.channel
+            RETURNING interactions.id, interactions.customer_id, interactions.version, interactions.queue_id,
+                      interactions.virtual_start_at, interactions.topic, interactions.subject,
+                      allowed.n, allowed.offer_id, allowed.agent_id, allowed.expires_at, allowed.channel,
+                      allowed.routed_data, allowed.offer_data, allowed.queue_name
+        ), offer AS (
+            INSERT INTO offers (id, interaction_id, agent_id, state, created_at, expires_at, engine_epoch)
+            SELECT offer_id, id, agent_id, '{OfferState.LIVE.value}', :now, expires_at, :epoch FROM placed
+            RETURNING id
+        ), events AS (
+            INSERT INTO timeline_events
+                (customer_id, interaction_id, at, kind, channel, actor_type, actor_id, data)
+            SELECT placed.customer_id, placed.id, :now, e.kind, placed.channel,
+                   '{ActorType.SYSTEM.value}', 'routing', e.data
+            FROM placed CROSS JOIN LATERAL (VALUES
+                (0, 'routed', placed.routed_data::jsonb),
+                (1, 'state_changed', jsonb_build_object(
+                    'from', 'queued', 'to', 'offered', 'reason', 'offered', 'version', placed.version,
+                    'changes', jsonb_build_object('agent_id', placed.agent_id::text),
+                    'agent_id', placed.agent_id::text)),
+                (2, 'offer_created', placed.offer_data::jsonb)
+            ) AS e(k, kind, data)
+            WHERE e.data IS NOT NULL
+            ORDER BY placed.n, e.k
+            RETURNING id, interaction_id, kind
+        ), counted AS (
+            INSERT INTO queue_intervals (queue_name, interval_start, {counters})
+            SELECT queue_name, :interval_start, {counter_values}
+            FROM placed WHERE queue_name IS NOT NULL GROUP BY queue_name
+            ON CONFLICT (queue_name, interval_start)
+            DO UPDATE SET offered = queue_intervals.offered + excluded.offered
+        )
+        SELECT (SELECT count(*) FROM fence) AS fenced, (SELECT count(*) FROM offer) AS offers,
+               placed.n, placed.channel, placed.customer_id, placed.version, placed.queue_id,
+               placed.virtual_start_at, placed.topic, placed.subject,
+               customers.display_name, customers.value_tier, customers.segments,
+               (SELECT array_agg(events.id ORDER BY events.id) FROM events
+                WHERE events.interaction_id = placed.id) AS event_ids,
+               (SELECT array_agg(events.kind ORDER BY events.id) FROM events
+                WHERE events.interaction_id = placed.id) AS event_kinds
+        FROM (SELECT 1) AS one
+        LEFT JOIN placed ON true
+        LEFT JOIN customers ON customers.id = placed.customer_id
+        """
+    )
+
+
+_OFFERS_SET_BASED = _offers_set_based_sql(DEFAULT_CHANNEL_COST)
+
+
+@dataclass(frozen=True, slots=True)
+class OfferWanted:
+    """One offer for ``offers_set_based``: what the engine decided, and where it placed the work."""
+
+    interaction_id: uuid.UUID
+    agent_id: uuid.UUID
+    expires_at: datetime
+    placement: dict[str, Any] | None = None  # queue_id, priority, rule_set_version (None keeps)
+    routed_data: dict[str, Any] | None = None  # the "routed" event when placed in this decision
+    queue_name: str | None = None  # the interval counter's queue (None: not counted)
+
+
+async def offers_set_based(
+    session: AsyncSession, *, partition: str, epoch: int, now: datetime, wanted: list[OfferWanted]
+) -> list[tuple[OfferMade, list[int], list[str]] | None]:
+    """Write ``wanted`` in ONE statement inside the session's transaction (PostgreSQL through
+    asyncpg): per offer, as ``offer_in_one_statement`` checks and writes it, the offer made with
+    its timeline event ids and kinds, or None where SQL refused it (capacity, decliner, no longer
+    queued). At most one offer per agent. Raises StaleEngine when fenced out, Conflict when an
+    interaction already has a live offer (the unique index fails the whole statement)."""
+    assert len({w.agent_id for w in wanted}) == len(wanted), "one offer per agent per statement"
+    offer_ids = [new_id() for _ in wanted]
+    placements = [w.placement or {} for w in wanted]
+    params = {
+        "partition": partition,
+        "epoch": epoch,
+        "now": now,
+        "interval_start": interval_start(now),
+        "offer_ids": offer_ids,
+        "interaction_ids": [w.interaction_id for w in wanted],
+        "agent_ids": [w.agent_id for w in wanted],
+        "expires": [w.expires_at for w in wanted],
+        "queue_ids": [p.get("queue_id") for p in placements],
+        "priorities": [p.get("priority") for p in placements],
+        "versions": [p.get("rule_set_version") for p in placements],
+        "routed": [json.dumps(w.routed_data) if w.routed_data is not None else None for w in wanted],
+        "offer_data": [
+            json.dumps(
+                {"offer_id": str(o), "agent_id": str(w.agent_id), "expires_at": w.expires_at.isoformat()}
+            )
+            for o, w in zip(offer_ids, wanted, strict=True)
+        ],
+        "queue_names": [w.queue_name for w in wanted],
+    }
+    try:
+        rows = await _OFFERS_SET_BASED.fetch_in(session, params)
+    except IntegrityError as exc:
+        raise Conflict("An interaction already has a live offer", field="interaction_id") from exc
+    if not rows[0]["fenced"]:
+        raise StaleEngine(f"engine epoch {epoch} is stale for partition {partition!r}")
+    made: list[tuple[OfferMade, list[int], list[str]] | None] = [None] * len(wanted)
+    for row in rows:
+        if row["n"] is None:
+            continue  # nothing placed
+        n = row["n"] - 1
+        w = wanted[n]
+        offer = OfferMade.of(
+            offer_ids[n], w.interaction_id, w.agent_id, w.expires_at, row["channel"], dict(row)
+        )
+        made[n] = (offer, list(row["event_ids"] or []), list(row["event_kinds"] or []))
+    return made
+
+
 async def _live_offer(session: AsyncSession, offer_id: uuid.UUID) -> Offer:
     offer = await session.get(Offer, offer_id, populate_existing=True, with_for_update=True)
     if offer is None:
@@ -471,6 +660,145 @@ async def accept_offer(
         now=now,
     )
     return offer
+
+
+# ---------------------------------------------------------------------- lean compare-and-set moves
+#
+# The engine's commonest writes after offers (accept, wrap-up, complete) as ONE Core statement
+# each instead of the ORM's read-check-write-flush (five round trips): the compare-and-set is the
+# WHERE clause, RETURNING gives what the timeline row and the counters need, and the timeline row
+# is collected for the caller's one INSERT. ``None`` means the move did not apply: the caller
+# takes the portable path, which re-reads SQL and raises the precise Conflict (or finds the move
+# already made).
+
+
+def _held_columns(it: Any) -> tuple[Any, ...]:
+    """What a move of held work (accept, wrap-up, complete) returns: one row shape for all three."""
+    return (
+        it.id,
+        it.version,
+        it.customer_id,
+        it.channel,
+        it.agent_id,
+        it.queue_id,
+        it.connected_at,
+        it.virtual_start_at,
+    )
+
+
+def _held_move(from_state: State, to_state: State) -> FastStatement:
+    it = Interaction.__table__.c
+    now: Any = bindparam("now")
+    return FastStatement(
+        update(cast(Table, Interaction.__table__))
+        .where(it.id == bindparam("interaction_id"), it.state == from_state)
+        .values(
+            state=to_state,
+            version=it.version + 1,
+            updated_at=now,
+            **{interactions_service.STATE_TIMESTAMP[to_state]: now},
+        )
+        .returning(*_held_columns(it))
+    )
+
+
+_MOVES = {
+    (State.CONNECTED, State.WRAP_UP): _held_move(State.CONNECTED, State.WRAP_UP),
+    (State.WRAP_UP, State.COMPLETED): _held_move(State.WRAP_UP, State.COMPLETED),
+}
+
+
+def _accepted_statements() -> tuple[FastStatement, FastStatement]:
+    of, it = Offer.__table__.c, Interaction.__table__.c
+    now: Any = bindparam("now")
+    accept = (
+        update(cast(Table, Offer.__table__))
+        .where(
+            of.id == bindparam("offer_id"),
+            of.state == OfferState.LIVE,
+            of.agent_id == bindparam("holder"),  # not a column's name: SQLite's path would SET it
+            of.expires_at >= bindparam("answered_at"),
+        )
+        .values(state=OfferState.ACCEPTED, decided_at=now, reason="accepted")
+        .returning(of.interaction_id)
+    )
+    connect = (
+        update(cast(Table, Interaction.__table__))
+        .where(
+            it.id == bindparam("interaction_id"),
+            it.state == State.OFFERED,
+            it.agent_id == bindparam("holder"),
+        )
+        .values(state=State.CONNECTED, version=it.version + 1, updated_at=now, connected_at=now)
+        .returning(*_held_columns(it))
+    )
+    return FastStatement(accept), FastStatement(connect)
+
+
+_ACCEPT_LIVE, _CONNECT_OFFERED = _accepted_statements()
+
+
+def _moved_row(
+    moved: Any, from_state: State, to_state: State, reason: str, actor: tuple[ActorType, str], now: datetime
+) -> dict[str, Any]:
+    """The ``state_changed`` timeline row ``interactions.service.transition`` would append."""
+    return event_row(
+        customer_id=moved.customer_id,
+        interaction_id=moved.id,
+        kind="state_changed",
+        channel=Channel(moved.channel).value,
+        actor_type=actor[0],
+        actor_id=actor[1],
+        data=transition_data(from_state, to_state, reason, moved.version, {}, moved.agent_id),
+        at=now,
+    )
+
+
+async def move_held(
+    session: AsyncSession,
+    *,
+    interaction_id: uuid.UUID,
+    from_state: State,
+    to_state: State,
+    reason: str,
+    now: datetime,
+    events: list[dict[str, Any]],
+) -> Any | None:
+    """connected -> wrap_up or wrap_up -> completed in one statement (the caller fenced); the
+    moved row (version, customer_id, channel, agent_id, queue_id, connected_at, virtual_start_at),
+    or None if the interaction was not in ``from_state``. Its timeline row goes into ``events``."""
+    params = {"interaction_id": interaction_id, "now": now}
+    moved = await _MOVES[(from_state, to_state)].first(session, params)
+    if moved is not None:
+        events.append(_moved_row(moved, from_state, to_state, reason, (ActorType.SYSTEM, "routing"), now))
+    return moved
+
+
+async def accept_live_offer(
+    session: AsyncSession,
+    *,
+    offer_id: uuid.UUID,
+    agent_id: uuid.UUID,
+    now: datetime,
+    received_at: datetime | None,
+    events: list[dict[str, Any]],
+) -> Any | None:
+    """``accept_offer`` in two statements (the caller fenced): the offer live, the agent's own and
+    answered in time -> accepted; its interaction offered to that agent -> connected. Returns the
+    connected interaction's row (as ``move_held``), or None when the offer did not qualify (nothing
+    written: ``accept_offer`` says why). Raises Conflict if the interaction was not offered."""
+    params = {"offer_id": offer_id, "holder": agent_id, "now": now, "answered_at": received_at or now}
+    accepted = await _ACCEPT_LIVE.first(session, params)
+    if accepted is None:
+        return None
+    moved = await _CONNECT_OFFERED.first(
+        session, {"interaction_id": accepted.interaction_id, "holder": agent_id, "now": now}
+    )
+    if moved is None:
+        raise Conflict("The offered interaction moved on", field="offer_id")
+    actor = (ActorType.AGENT, str(agent_id))
+    events.append(_moved_row(moved, State.OFFERED, State.CONNECTED, "offer accepted", actor, now))
+    return moved
 
 
 async def close_offer(

@@ -18,11 +18,12 @@ from typing import Any, Literal
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from customers.timeline import append_event
 from interactions import service as interactions_service
 from interactions.models import ActorType, Interaction
 from interactions.states import State
-from interactions.timeline import append_event
-from switchboard import events as bus
+from switchboard.desktop_messages import Assigned, Completed
+from switchboard.pii import mask_card_numbers
 
 TransferMode = Literal["blind", "warm"]
 
@@ -38,7 +39,7 @@ async def transfer_in_sql(
     note: str | None,
     now: datetime,
 ) -> Interaction:
-    safe_note = interactions_service.mask_card_numbers(note) if note else None
+    safe_note = mask_card_numbers(note) if note else None
     if mode == "blind":
         await interactions_service.transition(
             session,
@@ -148,7 +149,7 @@ async def end_consult_in_sql(
         data["accepted_by"] = str(to_agent_id) if to_agent_id else None
         kinds = ((parent, "transferred"), (child, "consult_accepted"))
         # The sender's desktop drops the tab: the parent is no longer theirs to work.
-        notice = {"type": "completed", "interaction_id": str(parent_id)}
+        notice: Assigned | Completed = Completed(interaction_id=str(parent_id))
     else:
         if child.state not in (State.FAILED, State.ABANDONED):
             await interactions_service.transition(
@@ -168,7 +169,7 @@ async def end_consult_in_sql(
         data["customer_stays_with"] = str(from_agent_id)
         kinds = ((parent, "consult_cancelled"), (child, "consult_cancelled"))
         # The sender's desktop shows (again) the customer it still holds.
-        notice = {"type": "assigned", "interaction_id": str(parent_id)}
+        notice = Assigned(interaction_id=str(parent_id))
     for interaction, kind in kinds:
         append_event(
             session,
@@ -181,7 +182,7 @@ async def end_consult_in_sql(
             data=data,
             at=now,
         )
-    return [(bus.agent_topic(from_agent_id), notice)]
+    return [notice.to(from_agent_id)]
 
 
 async def consult_status(

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from routing.engine.events import Event
 from switchboard.audit import record_audit
 from switchboard.db import Base, Database, JSONType, UTCDateTime, new_id, utcnow
+from switchboard.egress import DestinationRefused, EgressPolicy
 from switchboard.errors import Conflict, Invalid, NotFound
 from switchboard.types import str_enum
 
@@ -64,6 +65,7 @@ EVENT_TYPES: frozenset[str] = frozenset(
         "completed",
         "abandoned",
         "transferred",
+        "reprioritised",  # a supervisor raised or lowered waiting work's priority
         "consult_ended",  # a warm transfer's outcome: accepted, or why the customer stayed
     }
 )
@@ -258,6 +260,17 @@ def check_url(url: str, *, field: str = "body.url") -> str:
     return url
 
 
+async def check_destination(url: str, egress: EgressPolicy, *, field: str = "body.url") -> str:
+    """``check_url``, then refuse loopback, private, link-local and multicast destinations (after
+    DNS resolution) that the allow-list does not name; the dispatcher checks again on every send."""
+    url = check_url(url, field=field)
+    try:
+        await egress.check(url)
+    except DestinationRefused as exc:
+        raise Invalid(f"Destination refused: {exc}", field=field) from None
+    return url
+
+
 def check_event_types(event_types: Iterable[str], *, field: str = "body.event_types") -> list[str]:
     """Known types only, duplicates dropped, order kept. Every unknown entry is reported."""
     types = list(event_types)
@@ -279,9 +292,10 @@ async def create_subscription(
     event_types: list[str],
     active: bool = True,
     actor_id: uuid.UUID | None,
+    egress: EgressPolicy,
 ) -> WebhookSubscription:
     sub = WebhookSubscription(
-        url=check_url(url),
+        url=await check_destination(url, egress),
         event_types=check_event_types(event_types),
         secret=secrets.token_urlsafe(32),
         active=active,
@@ -330,7 +344,12 @@ async def recent_deliveries(
 
 
 async def update_subscription(
-    session: AsyncSession, *, subscription_id: uuid.UUID, changes: dict[str, Any], actor_id: uuid.UUID | None
+    session: AsyncSession,
+    *,
+    subscription_id: uuid.UUID,
+    changes: dict[str, Any],
+    actor_id: uuid.UUID | None,
+    egress: EgressPolicy,
 ) -> WebhookSubscription:
     """Apply ``changes`` (any of url, event_types, active). Null is not a value for any of them."""
     sub = await get_subscription(session, subscription_id=subscription_id)
@@ -338,7 +357,7 @@ async def update_subscription(
         if value is None:
             raise Invalid(f"{name} cannot be null", field=f"body.{name}")
     if "url" in changes:
-        sub.url = check_url(changes["url"])
+        sub.url = await check_destination(changes["url"], egress)
     if "event_types" in changes:
         sub.event_types = check_event_types(changes["event_types"])
     if "active" in changes:
@@ -407,6 +426,15 @@ async def enqueue_ping(
 # ---------------------------------------------------------------------- delivery
 
 
+def _failure(exc: Exception) -> str:
+    """A delivery failure in fixed words, whatever the exception says."""
+    if isinstance(exc, httpx.ConnectError | ConnectionError):
+        return "could not connect"
+    if isinstance(exc, httpx.TransportError):  # reset, closed, or bytes that are not HTTP
+        return "no valid HTTP answer"
+    return "request failed"
+
+
 def sign(secret: str, body: bytes) -> str:
     """The ``X-Switchboard-Signature`` value: ``sha256=`` + hex HMAC-SHA256 of the raw body."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
@@ -458,8 +486,11 @@ class WebhookDispatcher:
         timeout_seconds: float = TIMEOUT_SECONDS,
         claim_seconds: float = 60.0,
         cache: SubscriptionCache | None = None,
+        egress: EgressPolicy | None = None,
     ) -> None:
         self.db = db
+        # Strict unless the app passes the allow-list from its settings.
+        self.egress = egress or EgressPolicy()
         self.clock = clock
         self.poll_seconds = poll_seconds
         self.batch_size = batch_size
@@ -618,13 +649,31 @@ class WebhookDispatcher:
             "X-Switchboard-Signature": sign(item.secret, item.body),
         }
         try:
+            # Resolved and checked on every attempt (DNS may have changed since the subscription
+            # was made), and the connection goes to the address that was checked.
+            target = await self.egress.resolve(item.url)
+        except DestinationRefused as exc:
+            return Outcome(ok=False, status=None, error=f"destination refused: {exc}"[:500])
+        headers["Host"] = target.host_header
+        try:
             # One deadline for the whole exchange (httpx's timeout is per phase); the body is
-            # never read, so a receiver cannot make us buffer a large response.
+            # never read, so a receiver cannot make us buffer a large response. Redirects are
+            # not followed (the client is built so): a 3xx is recorded, never a POST elsewhere.
             async with asyncio.timeout(self.timeout_seconds):
-                async with self._client().stream("POST", item.url, content=item.body, headers=headers) as r:
+                async with self._client().stream(
+                    "POST",
+                    target.url,
+                    content=item.body,
+                    headers=headers,
+                    extensions={"sni_hostname": target.server_name},
+                ) as r:
                     status = r.status_code
-        except (httpx.HTTPError, TimeoutError, OSError) as exc:
-            return Outcome(ok=False, status=None, error=(f"{type(exc).__name__}: {exc}")[:500])
+        except (httpx.TimeoutException, TimeoutError):
+            return Outcome(ok=False, status=None, error="timed out")
+        except (httpx.HTTPError, OSError) as exc:
+            # Our words only: an exception's text can quote what the target sent (a banner, a
+            # malformed status line), which would make the status page a port scanner's reader.
+            return Outcome(ok=False, status=None, error=_failure(exc))
         if 200 <= status < 300:
             return Outcome(ok=True, status=status, error=None)
         return Outcome(ok=False, status=status, error=f"HTTP {status}")

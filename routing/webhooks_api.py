@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from routing import webhooks
 from routing.webhooks import DeliveryState
 from switchboard.deps import DbSession, RequireSupervisor
+from switchboard.egress import EgressPolicy
 
 router = APIRouter(prefix="/api/routing/webhooks", tags=["routing", "webhooks"])
 
@@ -76,11 +77,23 @@ class WebhookDetail(WebhookRead):
 # ---------------------------------------------------------------------- routes
 
 
+def _egress(request: Request) -> EgressPolicy:
+    return EgressPolicy.from_entries(request.app.state.settings.webhook_allowed_destinations)
+
+
 @router.post("", response_model=WebhookCreated, status_code=status.HTTP_201_CREATED)
-async def create_webhook(body: WebhookCreate, session: DbSession, user: RequireSupervisor) -> WebhookCreated:
-    """Subscribe a URL. The signing secret is in this response only: store it now."""
+async def create_webhook(
+    body: WebhookCreate, request: Request, session: DbSession, user: RequireSupervisor
+) -> WebhookCreated:
+    """Subscribe a URL. The signing secret is in this response only: store it now. Loopback,
+    private, link-local and multicast destinations are refused unless the allow-list names them."""
     sub = await webhooks.create_subscription(
-        session, url=body.url, event_types=body.event_types, active=body.active, actor_id=user.id
+        session,
+        url=body.url,
+        event_types=body.event_types,
+        active=body.active,
+        actor_id=user.id,
+        egress=_egress(request),
     )
     await session.commit()
     webhooks.subscription_cache.invalidate()
@@ -107,7 +120,11 @@ async def get_webhook(
 
 @router.patch("/{subscription_id}", response_model=WebhookRead)
 async def update_webhook(
-    subscription_id: uuid.UUID, body: WebhookUpdate, session: DbSession, user: RequireSupervisor
+    subscription_id: uuid.UUID,
+    body: WebhookUpdate,
+    request: Request,
+    session: DbSession,
+    user: RequireSupervisor,
 ) -> WebhookRead:
     """Change url, event_types or active. Deactivating pauses pending deliveries; they resume after."""
     sub = await webhooks.update_subscription(
@@ -115,6 +132,7 @@ async def update_webhook(
         subscription_id=subscription_id,
         changes=body.model_dump(exclude_unset=True),
         actor_id=user.id,
+        egress=_egress(request),
     )
     await session.commit()
     webhooks.subscription_cache.invalidate()

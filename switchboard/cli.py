@@ -8,12 +8,10 @@ import logging
 import os
 import secrets
 import signal
-import subprocess
-import sys
 from collections.abc import Coroutine
 from typing import Any
 
-from switchboard.settings import PROJECT_ROOT, Settings, get_settings
+from switchboard.settings import PROJECT_ROOT, Settings, settings_or_exit
 from switchboard.tasks import cancel_and_wait
 
 log = logging.getLogger("switchboard")
@@ -60,6 +58,9 @@ def worker(settings: Settings, *, burst: bool = False) -> None:
     """An RQ worker for background jobs (tier recomputation, surveys, alerts); ``burst`` drains the
     queues and exits (one-off runs, tests). Retries, prompt re-queueing of a dead worker's job and
     the maintenance pass: switchboard.jobs."""
+    # Every model, so that any job's session can flush any table's rows (the timeline's foreign
+    # keys point at interactions even in a job that only touches customers).
+    import switchboard.model_registry  # noqa: F401
     from switchboard.jobs import run_worker
 
     run_worker(settings, burst=burst)
@@ -133,7 +134,8 @@ def demo_carrier(settings: Settings) -> dict[str, str]:
 
 def run(settings: Settings) -> None:
     """Migrate, seed the demo bank if empty, start Redis (embedded unless REDIS_URL), a worker, the SMTP
-    listener, the dialer, demo traffic (unless turned off) and the app."""
+    listener, the dialer, the app and demo traffic (unless turned off), each a child process, until
+    SIGTERM or Ctrl-C stops them in order (``switchboard.runner``)."""
     from switchboard.redis import open_redis
 
     migrate(settings)
@@ -150,14 +152,27 @@ def run(settings: Settings) -> None:
         "SWITCHBOARD_DATABASE_URL": settings.resolved_database_url,
         **demo_env,
     }
-    procs = [
-        subprocess.Popen([sys.executable, "-m", "switchboard", "worker"], env=env),
-        subprocess.Popen([sys.executable, "-m", "switchboard", "smtp"], env=env),
-    ]
-    if settings.carrier_api_url:
-        procs.append(subprocess.Popen([sys.executable, "-m", "switchboard", "dialer"], env=env))
-    if demo_env:
-        procs.append(subprocess.Popen([sys.executable, "-m", "switchboard", "traffic"], env=env))
+    from switchboard.runner import ProcessTree
+
+    tree = ProcessTree(env)
+    try:
+        tree.start_service("worker")
+        tree.start_service("smtp")
+        if settings.carrier_api_url:
+            tree.start_service("dialer")
+        tree.start_app()
+        if demo_env:
+            tree.start_generator("traffic")
+        _print_banner(settings, seeded=seeded, traffic=bool(demo_env))
+        tree.wait()
+    finally:
+        tree.stop()  # generators first, while the app still answers their hang-ups; then the app
+        from switchboard.redis import stop_embedded
+
+        stop_embedded(handle)
+
+
+def _print_banner(settings: Settings, *, seeded: bool, traffic: bool) -> None:
     url = f"http://{settings.host}:{settings.port}"
     print(
         f"\n  Switchboard is starting on {url}\n"
@@ -169,24 +184,11 @@ def run(settings: Settings) -> None:
         + (
             f"  Demo traffic: about {settings.demo_traffic_per_minute:g} simulated contacts a minute "
             "(chat, voice, email); SWITCHBOARD_DEMO_TRAFFIC_PER_MINUTE=0 turns it off\n"
-            if demo_env
+            if traffic
             else ""
         ),
         flush=True,
     )
-    try:
-        serve(settings)
-    finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        from switchboard.redis import stop_embedded
-
-        stop_embedded(handle)
 
 
 def configure_logging() -> None:
@@ -212,7 +214,7 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("traffic", help="generate live demo traffic against a running app")
     sub.add_parser("run", help="migrate, seed, start Redis + worker + SMTP listener + dialer + traffic + app")
     args = parser.parse_args(argv)
-    settings = get_settings()
+    settings = settings_or_exit()
     if args.command == "migrate":
         migrate(settings)
     elif args.command == "seed":

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, MetaData, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
@@ -61,13 +62,20 @@ class UTCDateTime(TypeDecorator[datetime]):
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 
+# How long a SQLite writer waits for the single write lock before "database is locked". One figure
+# for the driver's timeout and the pragma (the pragma, set last, used to cut it to 10 s): a shift-start
+# burst queues every sign-in, status change and offer behind one lock, and waiting is the right
+# answer on the embedded default; a request failing is not.
+SQLITE_BUSY_TIMEOUT_S = 30
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin (SAVEPOINTs need it).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
     cursor.close()
 
 
@@ -80,7 +88,9 @@ def _sqlite_begin_immediate(connection: Any) -> None:
 def make_engine(url: str, *, echo: bool = False, schema: str | None = None) -> AsyncEngine:
     """``schema`` (PostgreSQL only) pins the search_path, e.g. one schema per test run or tenant."""
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+        engine = create_async_engine(
+            url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S}, hide_parameters=True
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
         return engine
@@ -88,9 +98,32 @@ def make_engine(url: str, *, echo: bool = False, schema: str | None = None) -> A
     # No pool_pre_ping: with asyncpg it costs three round trips (BEGIN, ping, ROLLBACK) on every
     # checkout, i.e. on every session of the hot path. A connection PostgreSQL dropped fails its
     # next statement instead; SQLAlchemy then invalidates the pool, and recycling bounds the age.
-    return create_async_engine(
-        url, echo=echo, pool_size=20, max_overflow=20, pool_recycle=1800, connect_args=connect_args
+    # One the driver already knows is closed is replaced at checkout (``_replace_closed``).
+    engine = create_async_engine(
+        url,
+        echo=echo,
+        pool_size=20,
+        max_overflow=20,
+        pool_recycle=1800,
+        connect_args=connect_args,
+        # A failed statement's exception (and so its log line) never carries the values: they are
+        # customers' messages, names and addresses.
+        hide_parameters=True,
     )
+    event.listen(engine.sync_engine.pool, "checkout", _replace_closed)
+    return engine
+
+
+def _replace_closed(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """A pooled connection whose server end is gone (its backend terminated, the server restarted)
+    is replaced before anyone gets it. SQLAlchemy learns a connection is dead only when one of its
+    own statements fails on it; a failure on the driver directly (``switchboard.fastsql`` begins the
+    transaction itself) left the dead connection in the pool, handed out again and again: the
+    routing engine's take-over failed on it at every retry. Asking the driver costs no round trip."""
+    driver = record.driver_connection
+    is_closed = getattr(driver, "is_closed", None)  # asyncpg's; other drivers are left as they were
+    if callable(is_closed) and is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
 
 
 def make_sessionmaker(

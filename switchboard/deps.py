@@ -7,15 +7,13 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException
 
-from routing.models import Agent
 from switchboard.auth.cache import UserCache
 from switchboard.auth.models import STAFF_RANK, Role, User
 from switchboard.errors import Forbidden, Unauthorized
-from switchboard.security import TokenClaims, TokenError, csrf_matches, decode_token
+from switchboard.security import TokenClaims, TokenError, csrf_matches, decode_session_token
 from switchboard.settings import Settings
 
 SESSION_COOKIE = "sb_session"
@@ -49,9 +47,7 @@ def _bearer_token(request: Request) -> str | None:
 
 async def _checked_user(session: AsyncSession, settings: Settings, token: str) -> tuple[User, TokenClaims]:
     try:
-        claims = decode_token(
-            token, secret=settings.secret_key, issuer=settings.jwt_issuer, audience=settings.jwt_audience
-        )
+        claims = decode_session_token(token, settings)
         user_id = uuid.UUID(claims.subject)
     except (TokenError, ValueError) as exc:
         raise Unauthorized("Invalid or expired token") from exc
@@ -60,7 +56,23 @@ async def _checked_user(session: AsyncSession, settings: Settings, token: str) -
         raise Unauthorized("Unknown or disabled user")
     if user.role != claims.role:
         raise Unauthorized("Token role no longer matches the user")
+    if user.token_version != claims.version:
+        raise Unauthorized("Session ended (signed out, disabled, or password or role changed)")
     return user, claims
+
+
+async def reads_in_autocommit(session: AsyncSession) -> None:
+    """Run the session's statements without a transaction on PostgreSQL, for read-only work.
+
+    Each statement is then one round trip instead of BEGIN + statement(s) + COMMIT; under READ
+    COMMITTED (the default) every statement of a transaction sees a fresh snapshot anyway, so what
+    is read is the same. The isolation level resets when the connection returns to the pool. Not
+    on SQLite, whose BEGIN IMMEDIATE listener and sqlite3 transaction handling must stay as
+    configured in switchboard.db. Call before the session's first statement.
+    """
+    bind = session.bind
+    if bind is not None and bind.dialect.name == "postgresql":
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
 async def authenticated_user(request: Request, token: str) -> User:
@@ -78,12 +90,7 @@ async def authenticated_user(request: Request, token: str) -> User:
             return cached
         generation = cache.generation
     async with state.db.sessionmaker() as session:
-        if session.bind.dialect.name == "postgresql":
-            # The user read needs no transaction: in autocommit it is one round trip instead of
-            # BEGIN + SELECT + COMMIT (the isolation level resets when the connection returns to the
-            # pool). Not on SQLite, whose BEGIN IMMEDIATE listener and sqlite3 transaction handling
-            # must stay as configured in switchboard.db.
-            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        await reads_in_autocommit(session)  # the user read needs no transaction
         user, claims = await _checked_user(session, state.settings, token)
         # End the read transaction before the request goes on: it must not hold SQLite's write
         # lock or sit idle-in-transaction on PostgreSQL while it waits (on the engine, a socket).
@@ -130,7 +137,7 @@ async def get_optional_user(request: Request) -> User | None:
         if from_cookie and request.method in UNSAFE_METHODS:
             settings: Settings = request.app.state.settings
             sent = request.headers.get(CSRF_HEADER) or await _csrf_form_field(request)
-            if not csrf_matches(sent, token, settings.secret_key):
+            if not csrf_matches(sent, token, settings.secret_key, settings.previous_secret_keys):
                 raise Forbidden("Missing or invalid CSRF token", field=CSRF_HEADER)
     scope[_USER_SCOPE_KEY] = user
     return user
@@ -155,6 +162,7 @@ def require_staff(minimum: Role):
     async def dependency(request: Request) -> User:
         return check_staff(await get_current_user(request), minimum)
 
+    dependency.authenticates = True  # type: ignore[attr-defined]  # switchboard.openapi reads it
     return dependency
 
 
@@ -168,24 +176,3 @@ def check_staff(user: User, minimum: Role) -> User:
 RequireAgent = Annotated[User, Depends(require_staff(Role.AGENT))]
 RequireSupervisor = Annotated[User, Depends(require_staff(Role.SUPERVISOR))]
 RequireAdmin = Annotated[User, Depends(require_staff(Role.ADMIN))]
-
-
-async def get_current_agent(user: CurrentUser, session: DbSession) -> Agent:
-    agent = await session.scalar(select(Agent).where(Agent.user_id == user.id))
-    await session.commit()  # as in get_optional_user: hold no transaction past authentication
-    if agent is None:
-        raise Forbidden("This user has no agent profile")
-    return agent
-
-
-CurrentAgent = Annotated[Agent, Depends(get_current_agent)]
-
-
-async def get_agent_profile(user: RequireAgent, session: DbSession) -> Agent | None:
-    """Staff member's agent profile, or None (a supervisor who does not take contacts)."""
-    agent = await session.scalar(select(Agent).where(Agent.user_id == user.id))
-    await session.commit()
-    return agent
-
-
-MaybeAgent = Annotated[Agent | None, Depends(get_agent_profile)]

@@ -73,6 +73,16 @@ class Unauthorized(DomainError):
     status, title, type_slug = 401, "Not authenticated", "unauthorized"
 
 
+class TooManyRequests(DomainError):
+    """Throttled (switchboard.throttle): 429 with ``Retry-After`` in seconds."""
+
+    status, title, type_slug = 429, "Too many requests", "rate-limited"
+
+    def __init__(self, detail: str, *, retry_after: int, **extra: Any) -> None:
+        super().__init__(detail, retry_after=retry_after, **extra)
+        self.retry_after = retry_after
+
+
 class StillProcessing(Exception):
     """Accepted but not finished in time (202): the work may complete later; ``status_url`` tells.
 
@@ -150,6 +160,18 @@ _HTTP_TITLES = {
 }
 
 
+# RFC 9110: a 401 names the scheme to authenticate with.
+WWW_AUTHENTICATE = 'Bearer realm="switchboard"'
+
+
+def _domain_headers(status: int) -> dict[str, str] | None:
+    if status == 503:
+        return {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    if status == 401:
+        return {"WWW-Authenticate": WWW_AUTHENTICATE}
+    return None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:
@@ -158,13 +180,18 @@ def install_error_handlers(app: FastAPI) -> None:
         errors = extra.pop("errors", None)
         if errors is None and exc.field:
             errors = [{"field": exc.field, "message": exc.detail}]
+        headers = None
+        if isinstance(exc, TooManyRequests):
+            headers = {"Retry-After": str(exc.retry_after)}
+        else:
+            headers = _domain_headers(exc.status)
         return problem(
             exc.status,
             exc.title,
             exc.detail,
             type_slug=exc.type_slug,
             instance=request.url.path,
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)} if exc.status == 503 else None,
+            headers=headers,
             errors=errors,
             **extra,
         )

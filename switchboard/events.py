@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 PREFIX = rkey("events") + ":"
 
 
+# The supervisors' wallboards: an agent's state changed (they re-read the floor, batched per socket).
+FLOOR_TOPIC = "floor"
+
+
 def agent_topic(agent_id: object) -> str:
     return f"agent:{agent_id}"
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, EmulatedDBAPIException, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 
@@ -139,6 +139,17 @@ class PgStatement:
             _translate(exc, self.sql, params)
             raise
 
+    async def fetch_in(self, session: AsyncSession, params: dict[str, Any]) -> list[Any]:
+        """Every row, inside the session's transaction (PostgreSQL through asyncpg only)."""
+        raw = await _raw_connection(session)
+        if raw is None:
+            raise RuntimeError("PgStatement needs PostgreSQL through asyncpg")
+        try:
+            return list(await raw.fetch(self.sql, *(params[name] for name in self.names)))
+        except Exception as exc:
+            _translate(exc, self.sql, params)
+            raise
+
 
 async def _raw_connection(session: AsyncSession) -> Any | None:
     """The asyncpg connection of the session's transaction, or None to use ``session.execute``
@@ -152,8 +163,24 @@ async def _raw_connection(session: AsyncSession) -> Any | None:
     if adapter._transaction is None:  # noqa: SLF001
         # SQLAlchemy's adapter sends BEGIN lazily, with the transaction's first statement; do what
         # it would (a no-op in autocommit), or this statement would commit on its own.
-        await adapter._start_transaction()  # noqa: SLF001
+        try:
+            await adapter._start_transaction()  # noqa: SLF001
+        except EmulatedDBAPIException as exc:
+            # As session.execute raises it (a DBAPIError), so callers tell a dead connection from
+            # a bug; the pool replaces the connection at its next checkout (switchboard.db).
+            raise DBAPIError.instance(
+                "BEGIN",
+                None,
+                exc,
+                session.bind.dialect.loaded_dbapi.Error,
+                connection_invalidated=_driver_closed(adapter),
+            ) from exc
     return adapter._connection  # noqa: SLF001 - the asyncpg connection under the adapter
+
+
+def _driver_closed(adapter: Any) -> bool:
+    """Whether the driver connection under SQLAlchemy's adapter knows it is closed."""
+    return bool(adapter._connection.is_closed())  # noqa: SLF001
 
 
 async def _run(method: Callable[..., Any], compiled: _Compiled, params: dict[str, Any]) -> Any:

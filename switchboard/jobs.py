@@ -18,9 +18,10 @@ failed ones listed for admins (switchboard.jobs_admin) until retried or discarde
 * **Retries without a scheduler process.** The maintenance pass also moves retries that are due
   from the scheduled registry back to their queue (what RQ's separate scheduler process does), so
   nothing is left orphaned when a worker is killed.
-* Every ``PURGE_EVERY_SECONDS`` it queues ``PURGE_JOB`` (expired ``Idempotency-Key``
-  rows, interactions.idempotency) for a work horse: the worker process itself never opens the
-  database, and a purge that fails is listed with the other failed jobs.
+* **Periodic jobs** (``PERIODIC_JOBS``: the purge of expired ``Idempotency-Key`` rows, the
+  survey sender, the alert rules, ...): the pass queues each one once per period across all
+  workers, for a work horse. The worker process itself never opens the database, and a periodic
+  job that fails is listed with the other failed jobs.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import signal
 import sys
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import redis
@@ -53,9 +55,25 @@ MAINTENANCE_INTERVAL = 10
 WORKER_TTL = MAINTENANCE_INTERVAL + 15  # RQ blocks on an idle dequeue for WORKER_TTL - 15 s
 PR_SET_PDEATHSIG = 1
 PUBSUB_POLL_SECONDS = 1.0
-PURGE_EVERY_SECONDS = 600
-PURGE_LOCK_KEY = "switchboard:maintenance:purge-idempotency-keys"
-PURGE_JOB = "interactions.jobs.purge_idempotency_keys_job"  # by name: the core imports no domain
+PERIODIC_LOCK_PREFIX = "switchboard:maintenance:periodic:"
+
+
+@dataclass(frozen=True)
+class Periodic:
+    """A job every worker's maintenance pass queues once per period across all workers (the
+    Redis key ``PERIODIC_LOCK_PREFIX + job`` is the lock). Named, not imported: the core imports
+    no domain. Each job must be safe to run twice (idempotent steps, claims in SQL)."""
+
+    job: str
+    every_seconds: int
+
+
+PERIODIC_JOBS = (
+    Periodic("interactions.jobs.purge_idempotency_keys_job", 600),
+    Periodic("experience.survey_jobs.send_due_surveys_job", 30),
+    Periodic("experience.jobs.alerts_job", 60),  # alert rules -> follow-ups; overdue escalation
+    Periodic("experience.jobs.experience_rollup_job", 300),  # the experience dashboard's days
+)
 
 
 def retry_policy() -> Retry:
@@ -126,11 +144,19 @@ class SwitchboardWorker(Worker):
         super().run_maintenance_tasks()  # lapsed leases: re-queued (retries left) or failed
         try:
             enqueue_due_retries(self.connection, [q.name for q in self.queues])
-            # One purge per period across all workers (the key is the lock).
-            if self.connection.set(PURGE_LOCK_KEY, "1", nx=True, ex=PURGE_EVERY_SECONDS):
-                Queue("default", connection=self.connection).enqueue(PURGE_JOB)
+            enqueue_periodic_jobs(self.connection)
         except redis.RedisError:
             log.exception("maintenance: not done (the next pass tries again)")
+
+
+def enqueue_periodic_jobs(connection: redis.Redis) -> list[str]:
+    """Queue each periodic job whose period has passed (one worker wins each lock); returns them."""
+    queued = []
+    for periodic in PERIODIC_JOBS:
+        if connection.set(PERIODIC_LOCK_PREFIX + periodic.job, "1", nx=True, ex=periodic.every_seconds):
+            Queue("default", connection=connection).enqueue(periodic.job, retry=retry_policy())
+            queued.append(periodic.job)
+    return queued
 
 
 def enqueue_due_retries(connection: redis.Redis, queue_names: list[str]) -> None:

@@ -23,10 +23,10 @@ from rq.registry import FailedJobRegistry
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from switchboard.audit import record_audit
-from switchboard.auth.models import Role, User
-from switchboard.auth.pages import page_context
-from switchboard.deps import AppSettings, DbSession, OptionalUser, RequireAdmin, check_staff
-from switchboard.errors import NotFound, Unauthorized, problem
+from switchboard.auth.models import User
+from switchboard.auth.pages import admin_or_login, page_context
+from switchboard.deps import AppSettings, DbSession, OptionalUser, RequireAdmin
+from switchboard.errors import NotFound, problem
 from switchboard.jobs import QUEUES
 from switchboard.redis import RedisHandle
 from switchboard.templating import templates
@@ -192,18 +192,9 @@ async def act_on_failed_job(
 # ------------------------------------------------------------------ page
 
 
-def _admin_or_login(request: Request, user: User | None) -> User | Response:
-    """Browsers without a session go to the login page; API clients get 401; non-admins 403."""
-    if user is None:
-        if "text/html" in request.headers.get("accept", ""):
-            return RedirectResponse("/login", status_code=303)
-        raise Unauthorized("Sign in first")
-    return check_staff(user, Role.ADMIN)
-
-
 @pages.get("/admin/jobs", response_class=HTMLResponse)
 async def failed_jobs_page(request: Request, user: OptionalUser, settings: AppSettings) -> Response:
-    admin = _admin_or_login(request, user)
+    admin = admin_or_login(request, user)
     if isinstance(admin, Response):
         return admin
     jobs = await _list(request)
@@ -234,7 +225,7 @@ async def _page_action(
 ) -> Response:
     """The page's buttons: htmx gets the refreshed list (with a notice); a plain form post is sent
     back to the page."""
-    admin = _admin_or_login(request, user)
+    admin = admin_or_login(request, user)
     if isinstance(admin, Response):
         return admin
     done = await _audited_action(request, session, admin, job_id, action)

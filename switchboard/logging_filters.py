@@ -11,7 +11,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from interactions.service import mask_card_numbers
+from switchboard.pii import mask_card_numbers
 
 
 def _masked(value: Any) -> Any:

@@ -29,6 +29,7 @@ def rkey(*parts: object) -> str:
     """A Redis key or channel name in this deployment's namespace: ``rkey("desktop", "beats")``."""
     return ":".join((NAMESPACE, *(str(part) for part in parts)))
 
+
 POOL_SIZE = 100  # per client; redis-py's own default
 POOL_WAIT_SECONDS = 2.0
 

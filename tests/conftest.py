@@ -25,15 +25,12 @@ from switchboard.auth.cache import watch_user_changes
 from switchboard.auth.models import Role, User
 from switchboard.auth.service import create_user, token_for
 from switchboard.db import Database
-from switchboard.model_registry import metadata
 from switchboard.redis import RedisHandle, start_embedded, stop_embedded
 from switchboard.settings import PROJECT_ROOT, Settings
+from tests.helpers import PG_SCHEMA, TEST_PASSWORD, db_schema_for, truncate_all
 
 PG_URL = os.environ.get("SWITCHBOARD_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("SWITCHBOARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
-# Each test run gets its own PostgreSQL schema inside database "test", so runs never collide.
-PG_SCHEMA = f"sbtest_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-TEST_PASSWORD = "correct-horse-battery"
 
 
 def _port_open(host: str, port: int) -> bool:
@@ -93,10 +90,6 @@ def _upgrade(url: str, schema: str | None = None) -> None:
     command.upgrade(cfg, "head")
 
 
-def db_schema_for(url: str) -> str | None:
-    return None if url.startswith("sqlite") else PG_SCHEMA
-
-
 @pytest.fixture(scope="session")
 def redis_handle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisHandle]:
     if _port_open("127.0.0.1", 6379) and not os.environ.get("SWITCHBOARD_TEST_EMBEDDED_REDIS"):
@@ -134,23 +127,20 @@ def postgres_url() -> Iterator[str]:
     asyncio.run(_pg_exec(f"DROP SCHEMA {PG_SCHEMA} CASCADE"))
 
 
+@pytest.fixture
+async def pg_db(postgres_url: str) -> AsyncIterator[Database]:
+    """A PostgreSQL database for tests of PostgreSQL-only paths (the one-statement create and
+    offer), emptied first; skipped when PostgreSQL does not answer."""
+    database = Database(postgres_url, schema=db_schema_for(postgres_url))
+    await truncate_all(database)
+    yield database
+    await database.dispose()
+
+
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest) -> str:
     fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"
     return request.getfixturevalue(fixture)
-
-
-async def _truncate(db: Database) -> None:
-    tables = [t.name for t in reversed(metadata.sorted_tables)]
-    async with db.engine.begin() as conn:
-        if db.is_sqlite:
-            await conn.execute(text("PRAGMA foreign_keys=OFF"))
-            for name in tables:
-                await conn.execute(text(f'DELETE FROM "{name}"'))
-            await conn.execute(text("PRAGMA foreign_keys=ON"))
-        else:
-            joined = ", ".join(f'"{n}"' for n in tables)
-            await conn.execute(text(f"TRUNCATE {joined} RESTART IDENTITY CASCADE"))
 
 
 @pytest.fixture
@@ -166,7 +156,7 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     # The test writes users like another writer in the app's process: its commits invalidate the
     # in-process app's user cache at once, as the app's own sessions do (switchboard.app.wire_sessions).
     watch_user_changes(database.session_class, None)
-    await _truncate(database)
+    await truncate_all(database)
     yield database
     await database.dispose()
 

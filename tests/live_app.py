@@ -15,14 +15,16 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from switchboard.db import Database
 from switchboard.settings import PROJECT_ROOT, Settings
-from tests.conftest import db_schema_for
+from tests.helpers import TEST_PASSWORD, db_schema_for
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -35,20 +37,26 @@ CHROMIUM_ARGS = [
 ]
 
 VENDOR_ASSETS = [PROJECT_ROOT / "static" / "vendor" / name for name in ("htmx.min.js", "htmx-ext-ws.js")]
+DOCS_ASSETS = [
+    PROJECT_ROOT / "static" / "vendor" / name
+    for name in ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js")
+]
 
 
-def _browser_missing() -> str | None:
+def _browser_missing(assets: list[Path] = VENDOR_ASSETS) -> str | None:
     """Why browser tests cannot run here, or None. Without the npm assets every page loads without
     htmx and the tests would fail far from the cause."""
     if not CHROMIUM.exists():
         return "Debian chromium is not installed at /usr/bin/chromium (scripts/setup --test installs it)"
-    missing = [str(path.relative_to(PROJECT_ROOT)) for path in VENDOR_ASSETS if not path.exists()]
+    missing = [str(path.relative_to(PROJECT_ROOT)) for path in assets if not path.exists()]
     if missing:
         return f"browser assets missing ({', '.join(missing)}): scripts/setup installs them from npm"
     return None
 
 
 needs_chromium = pytest.mark.skipif(_browser_missing() is not None, reason=_browser_missing() or "")
+_DOCS_MISSING = _browser_missing(VENDOR_ASSETS + DOCS_ASSETS)
+needs_docs_assets = pytest.mark.skipif(_DOCS_MISSING is not None, reason=_DOCS_MISSING or "")
 
 # Set by ``--update-screenshots`` (tests/conftest.py): only then do browser tests rewrite the images
 # in docs/screenshots; otherwise they still render the screenshot (the page must paint) and keep it.
@@ -145,3 +153,62 @@ async def running_app(settings: Settings, log_path: Path) -> AsyncIterator[str]:
         yield base
     finally:
         stop_app(proc)
+
+
+async def sign_in(page: Any, base: str, username: str) -> None:
+    """The login form filled and sent from the keyboard (Enter), as ``username`` with the test password."""
+    await page.goto(f"{base}/login")
+    await page.get_by_label("Username").fill(username)
+    await page.get_by_label("Password").fill(TEST_PASSWORD)
+    await page.keyboard.press("Enter")
+
+
+async def sign_in_to_desktop(browser: Any, server: Any, username: str, *, available: bool = True) -> Any:
+    """A desktop page signed in as ``username`` (``server.base``: the app's URL), live, available."""
+    from playwright.async_api import expect
+
+    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    page = await context.new_page()
+    await page.goto(f"{server.base}/login")
+    await page.get_by_label("Username").fill(username)
+    await page.get_by_label("Password").fill(TEST_PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url(f"{server.base}/desktop")
+    await expect(page.locator("#ws-status.live")).to_be_visible(timeout=10_000)
+    if available:
+        await go_available(page)
+    return page
+
+
+async def go_available(page: Any) -> None:
+    from playwright.async_api import expect
+
+    await page.get_by_label("Change status").select_option("available")
+    await page.get_by_role("button", name="Set status").click()
+    await expect(page.locator("#desktop-status .presence-badge")).to_have_text("Available")
+
+
+@dataclass
+class ChatServer:
+    base: str
+    db: Database
+    agent_username: str
+    agent_headers: dict[str, str]
+    supervisor_headers: dict[str, str]
+
+
+@dataclass
+class DeskServer:
+    base: str
+    origin: str
+    settings: Settings
+    agent_username: str
+    agent_token: str
+    supervisor_headers: dict[str, str]
+
+
+async def accept_dialog(dialog: Any) -> None:
+    """A ``page.on("dialog", ...)`` handler that confirms. Playwright keeps a reference to the
+    coroutine it schedules; a bare ``asyncio.ensure_future`` task can be garbage-collected before
+    it runs, leaving the confirm() open and the page frozen."""
+    await dialog.accept()

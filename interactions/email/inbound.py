@@ -10,27 +10,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from email.utils import parseaddr
 from typing import Any
 
 import redis.asyncio as aioredis
 
+from customers.timeline import publish_after_commit
 from interactions.email.parsing import EmailRejected, parse_email
 from interactions.email.server import SmtpServer
 from interactions.email.service import ingest_email
-from interactions.service import mask_card_numbers
 from interactions.states import State
-from interactions.timeline import publish_after_commit
-from routing.commands import notify_enqueued
+from switchboard.commands import notify_enqueued
 from switchboard.db import Database
-from switchboard.errors import DomainError
+from switchboard.errors import DomainError, TooManyRequests
+from switchboard.pii import mask_card_numbers
 from switchboard.settings import Settings
+from switchboard.throttle import Throttle
 
 log = logging.getLogger(__name__)
 
 
 def id_domain(from_address: str) -> str:
     """The domain our generated Message-IDs use (the part after @ of our From address)."""
-    return from_address.rpartition("@")[2] or "switchboard.invalid"
+    # "Bank <noreply@bank.example>" as well as a bare address; the display name is not the domain.
+    address = parseaddr(from_address)[1] or from_address
+    return address.rpartition("@")[2].strip("<> ") or "switchboard.invalid"
 
 
 class InboundHandler:
@@ -40,6 +44,8 @@ class InboundHandler:
         self._db = db
         self._settings = settings
         self._redis = redis
+        # Without Redis (a bare listener in a test) there is nothing to count in: no throttle.
+        self._throttle = Throttle.from_settings(redis, settings) if redis is not None else None
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd hook
         raw = bytes(envelope.original_content or envelope.content)
@@ -52,6 +58,16 @@ class InboundHandler:
         except EmailRejected as exc:
             log.info("refused an email from %s: %s", envelope.mail_from, exc.reply)
             return exc.reply
+        if self._throttle is not None:
+            try:
+                await self._throttle.inbound_email(sender=parsed.from_address)
+            except TooManyRequests as exc:
+                # Temporary: the sending server keeps the message and retries later; nothing lost.
+                log.info("deferred an email from %s: sender over its rate", envelope.mail_from)
+                return f"450 4.7.1 Too many messages from this sender; try again in {exc.retry_after} s"
+            except Exception:  # noqa: BLE001 - Redis unavailable: defer rather than refuse or skip
+                log.warning("email throttle unavailable; deferring %s", envelope.mail_from)
+                return "451 4.3.0 We could not store your message just now; please try again later"
         try:
             async with self._db.sessionmaker() as db_session:
                 result = await ingest_email(

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from interactions.states import Direction
 from switchboard.db import Base, UTCDateTime, new_id, utcnow
+from switchboard.pii import MaskedString, MaskedText
 from switchboard.types import BigIntPK, str_enum
 
 
@@ -29,11 +30,14 @@ class EmailDetail(Base):
     direction: Mapped[Direction] = mapped_column(str_enum(Direction))
     from_address: Mapped[str] = mapped_column(String(254))
     to_addresses: Mapped[str] = mapped_column(Text, default="")
-    subject: Mapped[str] = mapped_column(String(255), default="")  # card numbers masked
+    subject: Mapped[str] = mapped_column(MaskedString(255), default="")  # card numbers masked
     in_reply_to: Mapped[str | None] = mapped_column(String(255))
     references: Mapped[str] = mapped_column(Text, default="")  # space-separated Message-IDs
     # Sanitised by nh3 and card-masked at ingest, so it is safe to render with |safe.
-    html: Mapped[str | None] = mapped_column(Text)
+    html: Mapped[str | None] = mapped_column(MaskedText)
+    # A web ticket's form submission: unique, so parallel posts of one form store one ticket (the
+    # database decides the race; SQLite and PostgreSQL both let any number of rows hold NULL).
+    submission_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, unique=True)
     size_bytes: Mapped[int] = mapped_column(Integer, default=0)
 
 
@@ -47,7 +51,7 @@ class Attachment(Base):
     message_id: Mapped[int] = mapped_column(
         BigIntPK, ForeignKey("messages.id", ondelete="CASCADE"), index=True
     )
-    filename: Mapped[str] = mapped_column(String(255))
+    filename: Mapped[str] = mapped_column(MaskedString(255))
     content_type: Mapped[str] = mapped_column(String(127))
     size_bytes: Mapped[int] = mapped_column(Integer)
     sha256: Mapped[str] = mapped_column(String(64))

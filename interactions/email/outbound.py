@@ -7,24 +7,32 @@ caller must not hold a database transaction across ``send`` (SQLite would hold i
 from __future__ import annotations
 
 import asyncio
+import base64
+import secrets
 import smtplib
 import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate
 from pathlib import Path
 
 from interactions.email.inbound import id_domain
 from interactions.email.service import ReplyDraft
-from interactions.service import mask_card_numbers
 from switchboard.errors import ServiceUnavailable
+from switchboard.pii import mask_card_numbers
 from switchboard.settings import Settings
 
 SEND_TIMEOUT_SECONDS = 10.0
 
 
 def new_message_id(from_address: str) -> str:
-    return make_msgid(domain=id_domain(from_address))
+    """A globally unique Message-ID made of letters and the digits 2-7 (base32).
+
+    ``email.utils.make_msgid`` is a run of decimal digits (time, pid, random), which now and
+    then reads as a Luhn-valid card number, so the id recorded in the timeline came back masked.
+    """
+    token = base64.b32encode(secrets.token_bytes(20)).decode("ascii").rstrip("=").lower()
+    return f"<{token}@{id_domain(from_address)}>"
 
 
 def build_reply(*, draft: ReplyDraft, body: str, from_address: str, message_id: str) -> EmailMessage:

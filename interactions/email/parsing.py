@@ -16,6 +16,8 @@ from email.utils import getaddresses, parseaddr
 
 import nh3
 
+from switchboard.text import first_control
+
 # Ammonia's defaults minus <img>: a remote image in a customer's email is a tracking pixel that
 # would tell the sender when (and from where) an agent opened it; cid: images cannot load anyway.
 _ALLOWED_TAGS = nh3.ALLOWED_TAGS - {"img"}
@@ -92,12 +94,28 @@ def parse_email(raw: bytes, *, attachment_max_bytes: int, id_domain: str) -> Par
         text = html_to_text(html)
 
     message_ids = _message_ids(str(message.get("Message-ID", "")))
+    subject = " ".join(str(message.get("Subject", "")).split())
+    # Refused as a whole, with a permanent reply: a retry carries the same bytes (and PostgreSQL
+    # would refuse a NUL half-way through storing the message).
+    bad = first_control(
+        {
+            "subject": subject,
+            "from": from_name,
+            "body": text,
+            "html": html or "",
+            "attachment filename": [a.filename for a in attachments],
+        },
+        "message",
+    )
+    if bad is not None:
+        where = bad.split(".", 1)[1].split("[", 1)[0]
+        raise EmailRejected(f"554 5.6.0 The message's {where} contains control characters (NUL or similar)")
     return ParsedEmail(
         # Without a Message-ID a retry cannot be recognised; we still need one to thread replies.
         message_id=message_ids[0] if message_ids else f"<{uuid.uuid4()}@{id_domain}>",
         from_address=from_address.strip(),
         from_name=from_name.strip() or None,
-        subject=" ".join(str(message.get("Subject", "")).split()),
+        subject=subject,
         text=text.strip(),
         html=html,
         to_addresses=tuple(addr for _, addr in getaddresses(message.get_all("To", [])) if addr),

@@ -10,7 +10,21 @@ from interactions.schemas import MAX_MESSAGE_CHARS
 
 
 class TicketCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Ann Example",
+                    "email": "ann@example.org",
+                    "subject": "Statement missing",
+                    "message": "My March statement never arrived; please send it again.",
+                    "submission_id": "0b9c1f3e-7c1a-4d5e-9a57-3c2d1e0f4b6a",
+                }
+            ]
+        },
+    )
 
     name: str | None = Field(default=None, max_length=160, description="How we should address you")
     email: EmailStr = Field(description="Where our reply goes")

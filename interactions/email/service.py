@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from customers.identity import normalise_identity
@@ -23,10 +25,11 @@ from interactions.email.parsing import ParsedEmail
 from interactions.email.schemas import TicketCreate, ticket_reference
 from interactions.models import ActorType, Interaction, Message, MessageSender
 from interactions.schemas import MAX_MESSAGE_CHARS, IdentityRef, InteractionCreate
-from interactions.service import Actor, create_interaction, get_interaction, mask_card_numbers, post_message
+from interactions.service import Actor, create_interaction, get_interaction, post_message
 from interactions.states import TERMINAL_STATES, Channel, Direction
 from switchboard.db import utcnow
 from switchboard.errors import Conflict, Invalid
+from switchboard.pii import mask_card_numbers
 
 EMAIL_CHANNELS = (Channel.EMAIL, Channel.TICKET)
 NO_TEXT = "(no text in this email; see its attachments)"
@@ -62,14 +65,22 @@ class ReplyDraft:
 # Inbound
 
 
-async def find_thread_message(session: AsyncSession, external_id: str) -> Message | None:
-    """The email/ticket message already stored under this Message-ID (a sender's retry)."""
-    return await session.scalar(
+async def find_thread_message(
+    session: AsyncSession, external_id: str, *, customer_ids: Collection[uuid.UUID] | None = None
+) -> Message | None:
+    """The email/ticket message already stored under this Message-ID (a sender's retry).
+
+    ``customer_ids`` keeps it to one sender's messages: a Message-ID is whatever the sender wrote,
+    so another customer's must not make a new message a "retry" (dropped, and answered with that
+    customer's ticket reference)."""
+    query = (
         select(Message)
         .join(Interaction, Message.interaction_id == Interaction.id)
         .where(Message.external_id == external_id, Interaction.channel.in_(EMAIL_CHANNELS))
-        .limit(1)
     )
+    if customer_ids is not None:
+        query = query.where(Interaction.customer_id.in_(customer_ids))
+    return await session.scalar(query.limit(1))
 
 
 # A new email this soon after a call or chat continues that conversation (channel switch): linked,
@@ -97,10 +108,6 @@ async def ingest_email(
     """Store an inbound email: threaded into its open interaction, or opening one (a follow-up when
     the thread it answers has ended). A Message-ID seen before returns the stored message."""
     now = now or utcnow()
-    existing = await find_thread_message(session, email.message_id)
-    if existing is not None:
-        interaction = await get_interaction(session, existing.interaction_id)
-        return Ingested(interaction, existing, opened=False, duplicate=True)
     if len(email.from_address) > 254:
         raise Invalid("The sender address is too long", field="from")
     customer, _, _ = await resolve_or_create_customer(
@@ -111,6 +118,12 @@ async def ingest_email(
         display_name=(email.from_name or "")[:160] or None,
         field="from",
     )
+    existing = await find_thread_message(
+        session, email.message_id, customer_ids=await merged_customer_ids(session, customer.id)
+    )
+    if existing is not None:
+        interaction = await get_interaction(session, existing.interaction_id)
+        return Ingested(interaction, existing, opened=False, duplicate=True)
     subject = mask_card_numbers(email.subject)[:255]
     target = await _thread_target(session, customer.id, email.thread_candidates)
     opened = target is None or target.state in TERMINAL_STATES
@@ -192,16 +205,41 @@ async def create_web_ticket(
     of ours, so an agent's emailed answer and the customer's reply thread like any email."""
     now = now or utcnow()
     external_id = f"<ticket-{data.submission_id or uuid.uuid4()}@{id_domain}>"
-    existing = await find_thread_message(session, external_id)
+    existing = await _submitted(session, data, external_id, default_region)
     if existing is not None:
-        interaction = await get_interaction(session, existing.interaction_id)
-        # A replayed submission id must not reveal someone else's ticket.
-        email = normalise_identity(IdentityKind.EMAIL, data.email, default_region=default_region)
-        if interaction.contact_identity.get("value") != email:
-            raise Conflict(
-                "This form was already submitted; reload it to file another", field="submission_id"
-            )
-        return Ingested(interaction, existing, opened=False, duplicate=True)
+        return existing
+    try:
+        # A SAVEPOINT: when a parallel post of the same form wins the unique index, only this
+        # attempt rolls back and the winner's ticket is answered, as for a sequential retry.
+        async with session.begin_nested():
+            return await _new_web_ticket(session, data, external_id, default_region, now)
+    except IntegrityError:
+        if data.submission_id is None:
+            raise
+    existing = await _submitted(session, data, external_id, default_region)
+    if existing is None:
+        raise Conflict("This form is being submitted; try again", field="submission_id")
+    return existing
+
+
+async def _submitted(
+    session: AsyncSession, data: TicketCreate, external_id: str, default_region: str
+) -> Ingested | None:
+    """The ticket this submission already filed, or None; a Conflict if it is someone else's."""
+    existing = await find_thread_message(session, external_id)
+    if existing is None:
+        return None
+    interaction = await get_interaction(session, existing.interaction_id)
+    # A replayed submission id must not reveal someone else's ticket.
+    email = normalise_identity(IdentityKind.EMAIL, data.email, default_region=default_region)
+    if interaction.contact_identity.get("value") != email:
+        raise Conflict("This form was already submitted; reload it to file another", field="submission_id")
+    return Ingested(interaction, existing, opened=False, duplicate=True)
+
+
+async def _new_web_ticket(
+    session: AsyncSession, data: TicketCreate, external_id: str, default_region: str, now: datetime
+) -> Ingested:
     subject = mask_card_numbers(data.subject)
     interaction = await create_interaction(
         session,
@@ -232,6 +270,7 @@ async def create_web_ticket(
             from_address=interaction.contact_identity["value"],
             subject=subject,
             size_bytes=len(data.message.encode()),
+            submission_id=data.submission_id,
         )
     )
     await session.flush()

@@ -68,11 +68,22 @@ class Hold:
 
 
 @dataclass(frozen=True)
+class Connecting:
+    """Keep the caller on hold audio while their agent's device is being reached (and loop): no
+    queue position, which would mislead someone already given to an agent, and no callback offer."""
+
+    message: str = "Connecting you to an adviser. Please stay on the line."
+
+
+@dataclass(frozen=True)
 class Bridge:
-    """Connect the caller to the agent's device (a transfer is a bridge to another agent)."""
+    """Connect the caller to the agent (a transfer is a bridge to another agent): through the
+    interaction's ``conference`` when the agent has been added to it (the carrier's REST API is
+    configured: call control, mute and hold need it), else straight to the agent's device."""
 
     agent_id: uuid.UUID
     announcement: str = "Connecting you to an adviser now."
+    conference: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,7 +93,7 @@ class HangUp:
     message: str | None = None
 
 
-Instruction = Menu | Hold | Bridge | HangUp
+Instruction = Menu | Hold | Connecting | Bridge | HangUp
 
 
 class CarrierAdapter(Protocol):

@@ -8,7 +8,6 @@ from typing import Annotated
 
 import httpx
 from fastapi import APIRouter, Body, Depends, Request, Response, status
-from sqlalchemy import select
 
 from interactions import service
 from interactions.schemas import InteractionRead
@@ -19,11 +18,10 @@ from interactions.voice import dialer
 from interactions.voice import outbound as outbound_service
 from interactions.voice.calls import notify_routing
 from interactions.voice.schemas import CallbackRequest, OutboundCreate
-from routing.commands import Abandon, Enqueue
-from routing.models import Agent
+from switchboard.commands import Abandon, Enqueue
 from switchboard.db import utcnow
 from switchboard.deps import AppSettings, CurrentUser, DbSession, RequireAgent
-from switchboard.errors import Forbidden
+from workforce.deps import agent_id_for_user
 
 router = APIRouter(tags=["voice"])
 
@@ -56,9 +54,8 @@ async def create_outbound(
     Refused with 409 when the customer is do-not-contact, has not consented (marketing), or it
     is within their quiet hours in their own time zone (voice).
     """
-    agent_id = await session.scalar(select(Agent.id).where(Agent.user_id == user.id))
-    if agent_id is None:
-        raise Forbidden("Outbound contact is made by an agent; this user has no agent profile")
+    # Outbound contact is made by an agent: the interaction is attached to them.
+    agent_id = await agent_id_for_user(session, user.id)
     viewer = await viewer_for(session, user)
     interaction = await outbound_service.create_outbound(
         session,
@@ -72,6 +69,7 @@ async def create_outbound(
         default_timezone=settings.default_timezone,
         now=now,
         follow_up_of_id=body.follow_up_of_id,
+        supervisor=viewer.sees_all,
     )
     await session.commit()
     if interaction.channel is Channel.VOICE:

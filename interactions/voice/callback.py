@@ -21,9 +21,9 @@ from interactions import service
 from interactions.models import Interaction
 from interactions.schemas import IdentityRef, InteractionCreate
 from interactions.states import Channel, Direction, State
-from routing.models import Queue
 from switchboard.db import utcnow
 from switchboard.errors import Conflict, Invalid
+from workforce.models import Queue
 
 CALLBACK_REASON = "callback requested"
 CALLBACK_CHANNELS = frozenset({Channel.VOICE, Channel.CHAT})
@@ -46,6 +46,15 @@ async def request_callback(
     """
     now = now or utcnow()
     original = await service.get_interaction(session, interaction_id)
+    check_waiting(original)
+    number = await number_to_call(session, original, phone=phone, default_region=default_region)
+    return await queue_callback(
+        session, original=original, number=number, actor=actor, default_region=default_region, now=now
+    )
+
+
+def check_waiting(original: Interaction) -> None:
+    """409 unless ``original`` is a waiting voice or chat interaction (422 for another channel)."""
     if original.channel not in CALLBACK_CHANNELS:
         raise Invalid(
             f"A {original.channel.value} interaction cannot ask for a callback", field="interaction_id"
@@ -56,7 +65,19 @@ async def request_callback(
             field="interaction_id",
             state=original.state.value,
         )
-    number = await _number_to_call(session, original, phone=phone, default_region=default_region)
+
+
+async def queue_callback(
+    session: AsyncSession,
+    *,
+    original: Interaction,
+    number: str,
+    actor: service.Actor,
+    default_region: str,
+    now: datetime,
+) -> tuple[Interaction, Interaction]:
+    """End the waiting ``original`` and queue the call to ``number`` in its place (one transaction,
+    the caller's); ``number`` is already checked by the caller. Returns (original, callback)."""
     # A queue the interaction was explicitly given travels with it; one the rules chose is chosen
     # again by the rules (from the same virtual start, so escalation steps resume where they were).
     queue_name = None
@@ -94,7 +115,7 @@ async def request_callback(
     return await service.get_interaction(session, original.id), callback
 
 
-async def _number_to_call(
+async def number_to_call(
     session: AsyncSession, original: Interaction, *, phone: str | None, default_region: str
 ) -> str:
     """A number on THIS customer's profile: the one they called from, or one they already gave.

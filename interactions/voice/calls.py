@@ -19,16 +19,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from customers.identity import normalise_phone
 from customers.models import IdentityKind
+from customers.timeline import append_event
 from interactions import service
 from interactions.models import ActorType, Interaction
 from interactions.schemas import IdentityRef, InteractionCreate
 from interactions.states import Channel, State
-from interactions.timeline import append_event
 from interactions.voice.adapter import CALL_ENDED, Bridge, CallStatus, HangUp, Hold, Instruction
 from interactions.voice.callback import WAITING
 from interactions.voice.ivr import IvrOption
 from interactions.voice.models import CarrierEvent
-from routing import commands
+from switchboard import commands
 from switchboard.errors import Invalid
 
 log = logging.getLogger(__name__)

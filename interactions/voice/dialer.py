@@ -33,13 +33,13 @@ import redis.asyncio as aioredis
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from customers.timeline import append_event
 from interactions import service
 from interactions.models import Interaction
 from interactions.states import Channel, Direction, State
-from interactions.timeline import append_event
 from interactions.voice.calls import RoutingCommand, carrier_actor, claim_event, notify_routing
 from interactions.voice.models import CarrierEvent
-from routing.commands import WrapUp
+from switchboard.commands import WrapUp
 from switchboard.db import Database
 from switchboard.settings import Settings
 

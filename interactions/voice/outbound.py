@@ -20,7 +20,8 @@ from interactions import service
 from interactions.models import Interaction
 from interactions.schemas import IdentityRef, InteractionCreate
 from interactions.states import Channel, Direction
-from switchboard.errors import Conflict, Invalid, NotFound
+from interactions.visibility import outbound_reason
+from switchboard.errors import Conflict, Forbidden, Invalid, NotFound
 
 
 class Purpose(enum.StrEnum):
@@ -100,11 +101,14 @@ async def create_outbound(
     default_timezone: str,
     now: datetime,
     follow_up_of_id: uuid.UUID | None = None,
+    supervisor: bool = False,
 ) -> Interaction:
     """An outbound interaction attached to ``agent_id`` (not queued: it is already theirs);
     ``follow_up_of_id`` links it to the interaction it continues (same customer only).
 
-    Raises ContactRefused (409, ``rule`` in the body) when the contact policy forbids it.
+    An agent needs a reason to contact a customer (``outbound_reason``), or it is refused (403)
+    before anything about the customer is told; a supervisor needs none. Raises ContactRefused
+    (409, ``rule`` in the body) when the contact policy forbids it.
     """
     if channel not in OUTBOUND_IDENTITY:
         raise Invalid(f"Outbound contact is by voice or email, not {channel.value}", field="body.channel")
@@ -114,6 +118,21 @@ async def create_outbound(
     while customer.merged_into_id is not None:  # policy lives on the surviving profile
         customer = await session.get(Customer, customer.merged_into_id)
         assert customer is not None
+    basis = (
+        "supervisor"
+        if supervisor
+        else await outbound_reason(
+            session, agent_id=agent_id, customer=customer, follow_up_of_id=follow_up_of_id
+        )
+    )
+    if basis is None:
+        # Contacting a customer is what makes them visible to an agent: it cannot be self-granted.
+        raise Forbidden(
+            "An agent contacts a customer only with a reason: work of theirs with this customer now "
+            "(a callback included), a follow-up of their own earlier contact (follow_up_of_id), or "
+            "as their relationship manager; otherwise a supervisor places it",
+            field="body.customer_id",
+        )
     refusal = contact_refusal(
         customer, channel=channel, purpose=purpose, now=now, default_timezone=default_timezone
     )
@@ -138,7 +157,7 @@ async def create_outbound(
         enqueue=False,
         identity=IdentityRef(kind=kind, value=identity.value),
         subject=reason,
-        attributes={"purpose": purpose.value},
+        attributes={"purpose": purpose.value, "outbound_basis": basis},
         follow_up_of_id=follow_up_of_id,
     )
     return await service.create_interaction(

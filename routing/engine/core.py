@@ -41,6 +41,7 @@ from typing import Any
 
 from routing import ranking
 from routing.conditions import TARGET_SCHEMA, Condition
+from routing.engine import explain
 from routing.engine.events import (
     Abandoned,
     AgentStatusChanged,
@@ -55,6 +56,7 @@ from routing.engine.events import (
     OfferRejected,
     OfferRescinded,
     Queued,
+    Reprioritised,
     Requeued,
     Transferred,
     WrapUpStarted,
@@ -71,8 +73,8 @@ from routing.engine.state import (
     Status,
 )
 from routing.engine.stats import Stats
-from routing.models import Presence, SelectionStrategy
-from routing.rules import Routing, RuleSet, Step, evaluate
+from routing.rules import Routing, RuleSet, Step, TraceLine, evaluate
+from workforce.models import Presence, SelectionStrategy
 
 AVAILABLE = Presence.AVAILABLE
 WAITING = Status.WAITING
@@ -145,6 +147,25 @@ class Engine:
         self._queues[queue.name] = queue
         self._strategies[queue.name] = [queue.strategy]
         self.stats.queue(queue.name)
+
+    def update_queue(self, now: float, queue: QueueConfig) -> list[Event]:
+        """A supervisor changed a queue (its offer policy, strategy, service level): agents
+        serving it are re-filed, and one that may now take more work is matched."""
+        if queue.name not in self._queues:
+            raise ValueError(f"unknown queue {queue.name!r}")
+        self._begin(now)
+        if queue == self._queues[queue.name]:
+            return self._finish()
+        self._queues[queue.name] = queue
+        strategies = self._strategies[queue.name]
+        if queue.strategy not in strategies:
+            strategies.insert(0, queue.strategy)
+        for a in self._agents.values():
+            if queue.name in a.queues:
+                a.slots = self._slots(a)
+                self._stale[a.id] = a
+                self._dirty_agents[a.id] = None
+        return self._finish()
 
     def set_rule_set(self, rule_set: RuleSet) -> None:
         """Publish a rule set: new interactions use it; waiting ones stay pinned to their version."""
@@ -311,15 +332,46 @@ class Engine:
     def set_presence(
         self, now: float, agent_id: str, presence: Presence, reason: str | None = None
     ) -> list[Event]:
-        """Agent-chosen presence. Going offline rescinds live offers; other states keep them
-        (the agent may still answer) but stop new ones."""
+        """Agent-chosen presence. Going offline rescinds live offers. Another status asked for by
+        an available agent with an offer pending (a break) waits until the offer is answered or
+        expires (``AgentState.pending``): no new offer meanwhile, and a miss then is not silence."""
         a = self._agent(agent_id)
+        presence = Presence(presence)
         self._begin(now)
-        self._change_presence(a, Presence(presence), reason)
+        if a.offers and a.presence is AVAILABLE and presence not in (AVAILABLE, Presence.OFFLINE):
+            if a.pending != (presence, reason):
+                a.pending = (presence, reason)
+                self._stale[a.id] = a  # out of the availability index until it takes effect
+            return self._finish()
+        if a.pending is not None:  # changed their mind (or went offline): the request is dropped
+            a.pending = None
+            self._stale[a.id] = a
+            self._dirty_agents[a.id] = None
+        self._change_presence(a, presence, reason)
         if a.presence is Presence.OFFLINE:
             for offer in list(a.offers.values()):
                 self._rescind(offer, "agent_offline")
         return self._finish()
+
+    def _offer_closed(self, a: AgentState) -> None:
+        """One of the agent's offers ended (answered, expired, withdrawn): under a one-at-a-time
+        policy the agent may take the next, and a status it asked for meanwhile takes effect."""
+        self._stale[a.id] = a
+        self._dirty_agents[a.id] = None
+        if a.pending is not None and not a.offers:
+            presence, reason = a.pending
+            a.pending = None
+            self._change_presence(a, presence, reason)
+
+    def _open_to_offers(self, a: AgentState, queue: str) -> bool:
+        """The offer policy: one pending offer at a time for the queue's work (its default), or as
+        many as capacity allows; none while a status the agent asked for waits (see set_presence)."""
+        if a.pending is not None:
+            return False
+        if not a.offers:
+            return True
+        cfg = self._queues.get(queue)
+        return cfg is not None and not cfg.one_offer_at_a_time
 
     def _change_presence(self, a: AgentState, presence: Presence, reason: str | None) -> None:
         if presence is a.presence:
@@ -381,13 +433,16 @@ class Engine:
         entries = a.entries
         if entries:
             _remove_entries(entries)
-        if a.presence is not AVAILABLE or not a.slots:
+        if a.presence is not AVAILABLE or a.pending is not None or not a.slots:
             return
         channels = [i for i, c in enumerate(CHANNELS) if self._can_take(a, c)]
         if not channels:
             return
+        offering = bool(a.offers)
         keys: dict[Any, Entry] = {}  # longest-idle / least-occupied keys do not depend on the queue
         for kid, strategy, cfg, lists in a.slots:
+            if offering and cfg.one_offer_at_a_time:
+                continue  # the offer policy: this queue's work waits for the pending offer's answer
             key = keys.get(kid)
             if key is None:
                 key = keys[kid] = ranking.agent_key(strategy, a, cfg)
@@ -489,13 +544,20 @@ class Engine:
         it.queue_token = 0
         self.stats.left(it.queue)
 
-    def _route(self, rs: RuleSet, it: Item, filter_name: str | None) -> Routing:
+    def _route(
+        self, rs: RuleSet, it: Item, filter_name: str | None, trace: list[TraceLine] | None = None
+    ) -> Routing:
         ctx = dict(it.ctx)
         ctx.pop("interaction.started_at", None)
         ctx["interaction.age"] = self._now - it.vs
         ctx["interaction.priority"] = it.base_priority
         return evaluate(
-            rs, ctx, self._now, filter_name=filter_name, available=lambda s, p: self._step_available(s, p, it)
+            rs,
+            ctx,
+            self._now,
+            filter_name=filter_name,
+            available=lambda s, p: self._step_available(s, p, it),
+            trace=trace,
         )
 
     def _step_available(self, step: Step, preferred: str | None, it: Item) -> bool:
@@ -597,7 +659,13 @@ class Engine:
         c = it.channel
         if it.preferred is not None:
             p = self._agents.get(it.preferred)
-            if p is not None and p.presence is AVAILABLE and self._can_take(p, c) and self._fits(it, p):
+            if (
+                p is not None
+                and p.presence is AVAILABLE
+                and self._can_take(p, c)
+                and self._open_to_offers(p, it.queue)
+                and self._fits(it, p)
+            ):
                 self._offer(it, p, "arrival")
                 return
             if it.preferred_required:
@@ -614,12 +682,17 @@ class Engine:
 
     def _best_work(self, a: AgentState) -> Item | None:
         """Agent trigger: the best fitting item across all its queues and channels."""
+        if a.pending is not None:
+            return None
         items, work = self._items, self._work
         best: Entry | None = None
+        queues = a.queues
+        if a.offers:  # the offer policy: only queues offering up to capacity may add another
+            queues = tuple(q for q in queues if not self._queues[q].one_offer_at_a_time)
         for c in CHANNELS:
             if not self._can_take(a, c):
                 continue
-            for q in a.queues:
+            for q in queues:
                 bucket = work.get((q, c))
                 if not bucket:
                     continue
@@ -635,7 +708,7 @@ class Engine:
                 if best is not None and entry >= best:
                     break
                 it = items[entry[-1]]
-                if self._can_take(a, it.channel) and self._fits(it, a):
+                if self._can_take(a, it.channel) and self._open_to_offers(a, it.queue) and self._fits(it, a):
                     best = entry
                     break
         return None if best is None else items[best[-1]]
@@ -651,8 +724,15 @@ class Engine:
         self._remove_item(it)
         self._offer_seq += 1
         c = it.channel
+        ttl = self._queues[it.queue].offer_ttl_seconds if it.queue in self._queues else None
         offer = Offer(
-            f"of-{self._offer_seq}", it.id, a.id, c, self._cost[c], self._now, self._now + self._ttl[c]
+            f"of-{self._offer_seq}",
+            it.id,
+            a.id,
+            c,
+            self._cost[c],
+            self._now,
+            self._now + (ttl or self._ttl[c]),
         )
         self._offers[offer.id] = offer
         it.offer, it.status = offer, Status.OFFERED
@@ -706,6 +786,7 @@ class Engine:
         self._events.append(OfferExpired(offer.id, it.id, a.id))
         if self._unresponsive(a, offer):
             self._change_presence(a, self.config.missed_offer_presence, "missed offer")
+        self._offer_closed(a)
         self._requeue(it, "missed")
 
     @staticmethod
@@ -713,12 +794,13 @@ class Engine:
         """Only silence from an agent waiting for work marks them not-responding: not a late
         answer (their desktop is there), not while on break or the like (they chose a status),
         not while they handle work they accepted (busy, not absent)."""
-        return not offer.answered and a.presence is AVAILABLE and not a.work
+        return not offer.answered and a.presence is AVAILABLE and a.pending is None and not a.work
 
     def _rescind(self, offer: Offer, reason: str) -> Item:
         it, a = self._end_offer(offer)
         self.stats.bump(it.queue, "rescinded")
         self._events.append(OfferRescinded(offer.id, it.id, a.id, reason))
+        self._offer_closed(a)
         if reason == "agent_offline":
             self._requeue(it, reason)
         return it
@@ -760,6 +842,7 @@ class Engine:
             if now - it.vs <= self._queues[it.queue].sl_threshold_seconds:
                 self.stats.bump(it.queue, "answered_within_sl")
             self._events.append(Assigned(offer.id, it.id, a.id, received_at))
+            self._offer_closed(a)
         return self._finish()
 
     def reject(
@@ -772,6 +855,7 @@ class Engine:
             it.declined.add(a.id)
             self.stats.bump(it.queue, "rejected")
             self._events.append(OfferRejected(offer.id, it.id, a.id))
+            self._offer_closed(a)
             self._requeue(it, "rejected")
         return self._finish()
 
@@ -779,6 +863,29 @@ class Engine:
         """Advance the clock: expire offers, escalate rule steps, match what that freed."""
         self._begin(now)
         return self._finish()
+
+    def next_timer_due(self) -> float | None:
+        """When the next timer that can still fire falls due (a driver with its own clock, the
+        simulator, ticks then). Timers that can never fire again are dropped from the front first,
+        exactly those ``_run_timers`` would skip: ended offers, superseded tokens, finished or
+        assigned work (an assigned item goes back to waiting only by a transfer, which bumps its
+        token). A waiting or offered item's timer is kept."""
+        timers = self._timers
+        while timers:
+            due, _seq, kind, ref, token = timers[0]
+            if kind == "offer":
+                if ref in self._offers:
+                    return due
+            else:
+                it = self._items.get(ref)
+                if (
+                    it is not None
+                    and it.timer_token == token
+                    and it.status in (Status.WAITING, Status.OFFERED)
+                ):
+                    return due
+            heapq.heappop(timers)
+        return None
 
     # ------------------------------------------------------------------ work lifecycle
 
@@ -873,6 +980,20 @@ class Engine:
             self._events.append(Transferred(it.id, from_agent, to_queue, to_agent))
         return self._finish()
 
+    def reprioritise(self, now: float, interaction_id: str, priority: int) -> list[Event]:
+        """A supervisor's new base priority for waiting work: its place is recomputed at once (the
+        ageing rate still applies, from its virtual start). Rule steps that raise priority later
+        start from the new value."""
+        self._begin(now)
+        it = self._item("reprioritise", interaction_id, (Status.WAITING,))
+        if it is not None:
+            self._remove_item(it)
+            it.priority = it.base_priority = int(priority)
+            it.key = self._item_key(it)
+            self._insert_item(it)
+            self._events.append(Reprioritised(it.id, it.queue, it.priority))
+        return self._finish()
+
     # ------------------------------------------------------------------ repair (SQL disagreed)
 
     def forget(self, interaction_id: str) -> str | None:
@@ -892,6 +1013,7 @@ class Engine:
             del a.offers[offer.id]
             it.offer = None
             self._release(a, offer.channel, offer.cost)
+            self._offer_closed(a)  # a status asked for meanwhile is not left waiting forever
             dropped = offer.id
         elif it.queue_token:
             self._remove_item(it)
@@ -919,73 +1041,18 @@ class Engine:
         it = self._items.get(iid)
         return it is not None and it.status is WAITING and it.queue_token == token
 
-    def explain(self, interaction_ctx: Mapping[str, Any], now: float, *, limit: int = 10) -> dict[str, Any]:
-        """Dry-run: where would this interaction go and who would be offered it, with reasons.
+    def explain(
+        self,
+        interaction_ctx: Mapping[str, Any],
+        now: float,
+        *,
+        limit: int = 10,
+        rule_set: RuleSet | None = None,
+    ) -> dict[str, Any]:
+        """Dry-run: where would this interaction go (by the live rule set, or ``rule_set``) and
+        who would be offered it, with reasons, and why the queue's other agents would not.
         Changes nothing (``now`` is only used to compute age and idle times)."""
-        if self._ruleset is None:
-            raise ValueError("no rule set published")
-        channel = str(interaction_ctx.get("channel", "voice"))
-        vs = float(
-            interaction_ctx.get(
-                "interaction.started_at", now - float(interaction_ctx.get("interaction.age", 0))
-            )
-        )
-        probe = Item("(dry-run)", 0, channel, vs, interaction_ctx)
-        self._flush()
-        saved_now, self._now = self._now, now
-        try:
-            routing = self._route(self._ruleset, probe, None)
-        finally:
-            self._now = saved_now
-        out: dict[str, Any] = {
-            "filter": routing.filter_name,
-            "step": routing.step_index,
-            "queue": routing.queue,
-            "final_action": routing.final_action,
-            "priority": routing.effective_priority,
-            "effective_priority": routing.effective_priority + self._rate * (now - vs),
-            "required_skills": dict(routing.required_skills),
-            "target": routing.target,
-            "preferred_agent": routing.preferred_agent,
-            "agents": [],
-        }
-        if routing.queue is None:
-            return out
-        probe.required_skills = dict(routing.required_skills)
-        probe.preferred, probe.preferred_required = routing.preferred_agent, routing.preferred_required
-        if routing.target:
-            probe.target_fn = compile_target(routing.target).bind(interaction=probe.ctx)
-        queue = self._queues[routing.queue]
-        shown = tuple(probe.required_skills)
-        ranked: list[dict[str, Any]] = []
-
-        def add(a: AgentState, why: str) -> None:
-            ranked.append(
-                {
-                    "agent_id": a.id,
-                    "rank": len(ranked) + 1,
-                    "reason": why + ranking.reason(a, queue, now, shown),
-                }
-            )
-
-        pref = self._agents.get(routing.preferred_agent or "")
-        if (
-            pref is not None
-            and pref.presence is AVAILABLE
-            and self._can_take(pref, channel)
-            and self._fits(probe, pref)
-        ):
-            add(pref, "preferred agent; ")
-        if not probe.preferred_required:
-            strategy = routing.order_by or queue.strategy
-            for entry in self._avail.get((queue.name, channel, strategy), ()):
-                if len(ranked) >= limit:
-                    break
-                a = self._agents[entry[-1]]
-                if a is not pref and self._fits(probe, a):
-                    add(a, f"{strategy.value}: ")
-        out["agents"] = ranked
-        return out
+        return explain.explain(self, dict(interaction_ctx), now, rule_set=rule_set, limit=limit)
 
     def snapshot(self) -> dict[str, Any]:
         """Everything, as plain data, for debugging and for tests' invariant checks."""
@@ -1001,6 +1068,7 @@ class Engine:
                 "counts": dict(a.counts),
                 "offers": list(a.offers),
                 "work": list(a.work),
+                "pending": a.pending[0].value if a.pending else None,
                 "idle_since": a.idle_since,
             }
             for a in self._agents.values()

@@ -138,6 +138,16 @@ class Transferred(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class Reprioritised(Event):
+    """A supervisor raised or lowered waiting work's priority (its place in the queue moves)."""
+
+    kind: ClassVar[str] = "reprioritised"
+    interaction_id: str
+    queue: str
+    priority: int
+
+
+@dataclass(frozen=True, slots=True)
 class CommandRejected(Event):
     """A well-formed command that lost a race (stale offer, wrong agent, finished interaction)."""
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from routing.capacity import DEFAULT_CHANNEL_COST  # one table for the engine and the SQL check
-from routing.models import DEFAULT_CHANNEL_MAX, Presence, SelectionStrategy
+from workforce.models import DEFAULT_CHANNEL_MAX, Presence, SelectionStrategy
 
 # Fixed iteration order everywhere (determinism): never iterate a set of strings.
 CHANNELS: tuple[str, ...] = ("voice", "chat", "ticket", "email")
@@ -46,6 +46,11 @@ class QueueConfig:
     sl_threshold_seconds: float = 20.0
     # Skills summed to rank agents for best_proficiency (e.g. ("mortgages",)).
     rank_skills: tuple[str, ...] = ()
+    # The queue's offer policy (workforce.models.OfferPolicy): True, the default, offers its work
+    # only to an agent holding no pending offer; False offers up to the agent's free capacity.
+    one_offer_at_a_time: bool = True
+    # Seconds an agent has to answer an offer of this queue's work; None: the channel's default.
+    offer_ttl_seconds: float | None = None
 
 
 class Status(enum.StrEnum):
@@ -116,6 +121,7 @@ class AgentState:
         "counts",
         "offers",
         "work",
+        "pending",
         "ctx",
         "entries",
         "slots",
@@ -137,6 +143,9 @@ class AgentState:
         self.counts: dict[str, int] = dict.fromkeys(CHANNELS, 0)  # per channel, offers + work
         self.offers: dict[str, Offer] = {}  # live offers by id
         self.work: dict[str, str] = {}  # assigned interaction id -> channel
+        # A status asked for while an offer was pending (a break): it takes effect once the
+        # agent's offers are answered or expire; meanwhile no new offer is made.
+        self.pending: tuple[Presence, str | None] | None = None
         self.ctx: dict[str, Any] = {}  # what agent predicates read
         self.entries: list[tuple[list[Entry], Entry]] = []  # where this agent sits in the indexes
         self.slots: list[Any] = []  # (key id, strategy, queue config, bucket per channel), see core

@@ -6,7 +6,7 @@ import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from routing.models import Presence
+from workforce.models import Presence
 
 
 @dataclass

@@ -12,8 +12,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from customers.timeline import InsertedEvent, live_payloads
 from interactions.states import State
-from interactions.timeline import InsertedEvent, live_payloads
 from routing import store
 from routing.context import routing_snapshot, routing_snapshot_on
 from routing.engine.events import Event, OfferCreated, Queued

@@ -37,11 +37,19 @@ async def retry(
             if (tries is not None and failures >= tries) or not keep_going():
                 raise RebuildFailed(f"{what} failed {failures} times: {exc!r}") from exc
             log.warning(
-                "routing engine: %s failed (%s); retry %d in %.2f s",
+                "routing engine: %s failed (%s: %s); retry %d in %.2f s",
                 what,
                 exc.__class__.__name__,
+                _first_line(exc),
                 failures,
                 delay,
             )
             await asyncio.sleep(delay)
             delay = min(max_delay, delay * 2)
+
+
+def _first_line(exc: BaseException) -> str:
+    """What went wrong, without a statement's SQL (a DBAPIError's later lines): the same error
+    at every retry says the cause is not going away by itself."""
+    lines = str(exc).splitlines()
+    return lines[0][:200] if lines else ""

@@ -1,4 +1,4 @@
-"""Command dispatch: each command class of ``routing.commands`` has one handler here.
+"""Command dispatch: each command class of ``switchboard.commands`` has one handler here.
 
 ``handle`` parses a stream entry into its typed command, runs the handler registered for its
 class (``HANDLERS``) and answers the caller when it waits for a reply.
@@ -15,8 +15,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from interactions.models import Interaction
 from interactions.states import State
-from routing import commands
-from routing.commands import (
+from routing.context import context_for
+from routing.engine.events import CommandRejected, Event, Queued
+from routing.host import arrivals
+from routing.host.errors import DecisionRefused, LostLeadership, RebuildFailed
+from routing.host.group import Group, Waiting, commit
+from routing.host.leader import Leader
+from routing.host.rebuild import refresh_agent, refresh_memberships, restore_held, sync_queues
+from routing.host.supervise import move, reprioritise
+from routing.host.transfer import transfer
+from routing.rules import RuleSet
+from routing.service import get_version, live_rule_set
+from switchboard import commands
+from switchboard.commands import (
     Abandon,
     Accept,
     Adopt,
@@ -26,24 +37,19 @@ from routing.commands import (
     Complete,
     Enqueue,
     Explain,
+    Move,
     PreviewRules,
+    QueuesChanged,
     Rebuild,
     Reevaluate,
     Reject,
+    Reprioritise,
     RuleSetPublished,
     Transfer,
     WrapUp,
 )
-from routing.context import context_for
-from routing.engine.events import CommandRejected, Event, Queued
-from routing.host import arrivals
-from routing.host.errors import DecisionRefused, LostLeadership, RebuildFailed
-from routing.host.leader import Leader
-from routing.host.rebuild import refresh_agent, restore_held, sync_queues
-from routing.host.transfer import transfer
-from routing.rules import RuleSet
-from routing.service import get_version, live_rule_set
-from switchboard import events as bus
+from switchboard.desktop_messages import Assigned
+from switchboard.errors import NotFound
 
 log = logging.getLogger(__name__)
 
@@ -61,25 +67,61 @@ def handles(*kinds: type[Command]) -> Callable[[Handler], Handler]:
     return register
 
 
-async def handle(leader: Leader, raw: dict[str, Any]) -> None:
-    """Run one command from the stream; reply if the sender waits. Only LostLeadership escapes."""
+# Commands whose handlers only change the engine's memory (``Leader.apply``): while a group is
+# open their decisions are written together, one transaction per read of the streams.
+GROUPED: tuple[type[Command], ...] = (Accept, Reject, WrapUp, Complete, Abandon, CancelConsult)
+
+
+async def handle(leader: Leader, raw: dict[str, Any], group: Group | None = None) -> None:
+    """Run one command from the stream; reply if the sender waits. Only LostLeadership escapes.
+
+    With ``group``: a command of ``GROUPED`` leaves its decision and its reply in the group
+    (``flush`` writes and answers them); any other command flushes the group first, so it reads
+    SQL with every earlier decision in it."""
     log.debug("routing engine: command %s", raw)
+    failed: Result = {}
     try:
-        command = commands.parse(raw)
-        result = await HANDLERS[type(command)](leader, command)
+        command: Command | None = commands.parse(raw)
     except (commands.UnknownCommand, commands.MalformedCommand) as exc:
-        result = {"ok": False, "reason": str(exc)}
+        command, failed = None, {"ok": False, "reason": str(exc)}
+    if command is not None and group is not None and isinstance(command, GROUPED):
+        first = len(group.decisions)
+        leader.group = group
+        try:
+            result = await _run(leader, command, raw)
+        finally:
+            leader.group = None
+        group.waiting.append(Waiting(raw, result, first, len(group.decisions)))
+        return
+    if group:
+        await flush(leader, group)
+    result = failed if command is None else await _run(leader, command, raw)
+    if raw.get("reply"):
+        await commands.reply(leader.host.client, raw.get("request_id", ""), result)
+
+
+async def flush(leader: Leader, group: Group) -> None:
+    """Write the group's decisions in one transaction, then answer its commands' callers."""
+    if not group:
+        return
+    done = await commit(leader, group)
+    await commands.reply_many(
+        leader.host.client, [(w.raw.get("request_id", ""), w.result) for w in done if w.raw.get("reply")]
+    )
+
+
+async def _run(leader: Leader, command: Command, raw: dict[str, Any]) -> Result:
+    try:
+        return await HANDLERS[type(command)](leader, command)
     except (KeyError, ValueError) as exc:
-        result = {"ok": False, "reason": f"malformed command: {exc}"}
+        return {"ok": False, "reason": f"malformed command: {exc}"}
     except (LostLeadership, RebuildFailed):
         raise
     except DecisionRefused as exc:
-        result = {"ok": False, "reason": str(exc)}
+        return {"ok": False, "reason": str(exc)}
     except Exception as exc:  # noqa: BLE001 - one bad command must not wedge the stream
         log.exception("routing engine: command %s failed", raw.get("type"))
-        result = {"ok": False, "reason": f"internal error: {type(exc).__name__}"}
-    if raw.get("reply"):
-        await commands.reply(leader.host.client, raw.get("request_id", ""), result)
+        return {"ok": False, "reason": f"internal error: {type(exc).__name__}"}
 
 
 def outcome(events: list[Event]) -> Result:
@@ -123,9 +165,7 @@ async def adopt(leader: Leader, command: Adopt) -> Result:
     await leader.apply_in_session(take, context=f"adopt {interaction_id}")
     for agent_id in adopted:
         # The agent's desktop opens the tab as for routed work (after the commit).
-        await leader.host.publisher.publish_many(
-            [(bus.agent_topic(agent_id), {"type": "assigned", "interaction_id": interaction_id})]
-        )
+        await leader.host.publisher.publish_many([Assigned(interaction_id=interaction_id).to(agent_id)])
     return {"ok": True}
 
 
@@ -177,6 +217,16 @@ async def _transfer(leader: Leader, command: Transfer) -> Result:
     return await transfer(leader, command)
 
 
+@handles(Move)
+async def _move(leader: Leader, command: Move) -> Result:
+    return await move(leader, command)
+
+
+@handles(Reprioritise)
+async def _reprioritise(leader: Leader, command: Reprioritise) -> Result:
+    return await reprioritise(leader, command)
+
+
 @handles(CancelConsult)
 async def _cancel_consult(leader: Leader, command: CancelConsult) -> Result:
     """The sender withdraws a warm transfer: the child is cancelled, the customer stays."""
@@ -197,6 +247,21 @@ async def _rule_set_published(leader: Leader, command: RuleSetPublished) -> Resu
         rule_set = await live_rule_set(session, partition=leader.host.partition)
     if rule_set is not None:
         leader.engine.set_rule_set(rule_set)
+    return {"ok": True}
+
+
+@handles(QueuesChanged)
+async def _queues_changed(leader: Leader, command: QueuesChanged) -> Result:
+    """A queue was added or changed (offer policy, timeout, required skills): agents who may now
+    take more, or now qualify for it, are offered its work."""
+
+    async def change(session: AsyncSession) -> list[Event]:
+        now = leader.host.clock()
+        queues, events = await sync_queues(session, leader.floor, now)
+        # A queue's required skills decide who serves it: memberships follow a change at once.
+        return events + await refresh_memberships(session, leader.floor, queues, now)
+
+    await leader.apply_in_session(change, context="queues changed")
     return {"ok": True}
 
 
@@ -224,15 +289,27 @@ async def _preview_rules(leader: Leader, command: PreviewRules) -> Result:
 
 @handles(Explain)
 async def _explain(leader: Leader, command: Explain) -> Result:
-    """Dry-run against the live engine: filter, step, queue, priority and ranked agents."""
+    """Dry-run against the live engine: filter, step, queue, priority, ranked agents and why the
+    others are not, by the live rule set or the version asked for (a draft)."""
     context = dict(command.context or {})
-    if command.interaction_id:
-        async with leader.host.db.sessionmaker() as session:
+    rule_set: RuleSet | None = None
+    async with leader.host.db.sessionmaker() as session:
+        if command.interaction_id:
             it = await session.get(Interaction, uuid.UUID(command.interaction_id))
             if it is None:
                 return {"ok": False, "reason": "unknown interaction"}
             context = {**await context_for(session, it), **context}
+        if command.version is not None:
+            try:
+                row = await get_version(
+                    session, version=int(command.version), partition=leader.host.partition
+                )
+            except NotFound:
+                return {"ok": False, "reason": f"no rule set version {command.version}"}
+            await sync_queues(session, leader.floor)  # a draft may use a queue added since
+            rule_set = RuleSet.model_validate({**row.body, "version": row.version})
     try:
-        return {"ok": True, "explanation": leader.engine.explain(context, leader.host.clock())}
+        explanation = leader.engine.explain(context, leader.host.clock(), rule_set=rule_set)
     except ValueError as exc:
         return {"ok": False, "reason": str(exc)}
+    return {"ok": True, "explanation": explanation}

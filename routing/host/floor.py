@@ -10,8 +10,10 @@ from typing import Any
 
 from routing.engine.hosted import HostedEngine
 from routing.engine.state import QueueConfig
-from routing.models import Agent, Queue
 from routing.rules import RuleSet
+from workforce.models import Agent, OfferPolicy, Queue
+
+_MISSING = object()
 
 
 @dataclass
@@ -25,16 +27,44 @@ class Floor:
     pinned: dict[int, RuleSet | None] = field(default_factory=dict)
     queue_info: dict[uuid.UUID, tuple[str, float]] = field(default_factory=dict)  # id -> (name, SL s)
     queue_display: dict[uuid.UUID, str] = field(default_factory=dict)  # id -> display name (offer cards)
+    # While a group of decisions is written in one transaction (``Leader.commit_decisions``): what
+    # its writers changed in the maps above, so a refused group can be put back and written again.
+    journal: list[tuple[Any, Any, Any]] | None = None
 
     def remember_offer(self, engine_offer: str, sql_offer: uuid.UUID) -> None:
+        self._note(self.sql_offer, engine_offer)
+        self._note(self.engine_offer, sql_offer)
         self.sql_offer[engine_offer] = sql_offer
         self.engine_offer[sql_offer] = engine_offer
 
     def forget_offer(self, engine_offer: str) -> uuid.UUID | None:
+        self._note(self.sql_offer, engine_offer)
         sql_id = self.sql_offer.pop(engine_offer, None)
         if sql_id is not None:
+            self._note(self.engine_offer, sql_id)
             self.engine_offer.pop(sql_id, None)
         return sql_id
+
+    def divert(self, interaction_id: str) -> None:
+        self._note(self.diverted, interaction_id)
+        self.diverted.add(interaction_id)
+
+    def _note(self, container: dict[Any, Any] | set[Any], key: Any) -> None:
+        if self.journal is not None:
+            if isinstance(container, set):
+                self.journal.append((container, key, key in container))
+            else:
+                self.journal.append((container, key, container.get(key, _MISSING)))
+
+    def undo(self, journal: list[tuple[Any, Any, Any]]) -> None:
+        """Put the maps back as they were before ``journal`` was recorded."""
+        for container, key, previous in reversed(journal):
+            if isinstance(container, set):
+                (container.add if previous else container.discard)(key)
+            elif previous is _MISSING:
+                container.pop(key, None)
+            else:
+                container[key] = previous
 
     def remember_queues(self, queues: Iterable[Queue]) -> None:
         queues = list(queues)
@@ -63,6 +93,8 @@ def queue_config(queue: Queue) -> QueueConfig:
         strategy=queue.strategy,
         sl_threshold_seconds=float(queue.sl_threshold_seconds),
         rank_skills=tuple(sorted(queue.required_skills or {})),
+        one_offer_at_a_time=queue.offer_policy is not OfferPolicy.UP_TO_CAPACITY,
+        offer_ttl_seconds=float(queue.offer_timeout_seconds) if queue.offer_timeout_seconds else None,
     )
 
 

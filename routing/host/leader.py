@@ -16,20 +16,20 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import asyncpg
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from routing import history, store
 from routing.engine.events import Escalated, Event, OfferCreated, Queued, Requeued
 from routing.engine.hosted import HostedEngine
-from routing.host import backoff, persist, repair
+from routing.host import backoff, offers, persist, repair
 from routing.host.errors import DecisionRefused, LostLeadership, RebuildFailed
 from routing.host.floor import Floor, dt
+from routing.host.group import DATABASE_ERRORS, Decision, Group
 from routing.host.rebuild import Rebuilt, build_floor, withdraw_live_offers
 from routing.lease import Lease
-from switchboard import events as bus
+from switchboard import desktop_messages as messages
 from switchboard.errors import Conflict
+from switchboard.events import FLOOR_TOPIC
 from switchboard.gcfreeze import freeze_long_lived
 from switchboard.redis import rkey
 
@@ -37,10 +37,6 @@ if TYPE_CHECKING:
     from routing.host.leadership import EngineHost
 
 log = logging.getLogger(__name__)
-
-# SQL unreachable, or a connection lost mid-statement (asyncpg's own errors come from the
-# one-statement path's held connections).
-DATABASE_ERRORS = (DBAPIError, OSError, asyncpg.InterfaceError)
 
 REBUILD_TRIES = 4  # while leading; taking the lease retries for as long as the lease holds
 INSTALL_BATCH = 100  # decisions per transaction when a rebuild's are written (the first with the swap)
@@ -60,6 +56,10 @@ class Leader:
         self._rebuilding = 0
         self._repairing = False
         self.last_rebuild_ms: float | None = None  # build + install of the floor in use (stats)
+        self._figures: object = None  # the queue figures the wallboards were last told of
+        self.figures_told_at = 0.0  # time.monotonic() of that notice
+        # While open, ``apply`` leaves its decisions here for one transaction (``routing.host.group``).
+        self.group: Group | None = None
 
     @classmethod
     async def take(cls, host: EngineHost, lease: Lease) -> Leader:
@@ -96,24 +96,34 @@ class Leader:
 
     async def _install(self, rebuilt: Rebuilt) -> None:
         """Swap the new floor in with ONE transaction: every live offer of the engine it replaces
-        (or of a previous leader) withdrawn, and the rebuild's first decisions written. If that
-        transaction fails, the previous floor is put back and SQL is as it was. The rest of the
-        rebuild's decisions (an offer per free agent: a thousand after a busy take-over) follow in
-        transactions of ``INSTALL_BATCH``, each a decision like any other (repaired if refused),
-        so the first offers reach the desktops without waiting for the last."""
-        first, rest = rebuilt.decided[:INSTALL_BATCH], rebuilt.decided[INSTALL_BATCH:]
+        (or of a previous leader) withdrawn, and the rebuild's decisions written. If that
+        transaction fails, the previous floor is put back and SQL is as it was. On PostgreSQL all
+        of them are written there, the offers (one per free agent: a thousand after a busy
+        take-over) set-based (``routing.host.offers``); elsewhere the first ``INSTALL_BATCH``, the
+        rest following in transactions of that many, each a decision like any other (repaired if
+        refused), so the first offers reach the desktops without waiting for the last."""
+        set_based = await offers.usable(self, rebuilt.decided)
+        decided = rebuilt.decided
+        first, rest = (decided, []) if set_based else (decided[:INSTALL_BATCH], decided[INSTALL_BATCH:])
+        refused: list[Event] = []
         previous, self.floor = self.floor, rebuilt.floor  # the writers record the new floor's offers
         try:
             async with self.host.db.sessionmaker() as session, self.sql_verdict("rebuild", session):
                 persist.hold_loaded(session)
                 await store.fence(session, partition=self.host.partition, epoch=self.lease.epoch)
                 withdrawn = await withdraw_live_offers(session, dt(self.engine_now()), "engine_failover")
-                published = await persist.write_events(self, session, first, fenced=True)
+                if set_based:
+                    published, refused = await offers.write_decided(self, session, first)
+                else:
+                    published = await persist.write_events(self, session, first, fenced=True)
         except BaseException:
             self.floor = previous
             raise
-        await self.host.publisher.publish_many(withdrawn + published)
+        await self.host.publisher.publish_many(persist.publishable(withdrawn + published))
         self.last_rebuild_ms = round((time.perf_counter() - rebuilt.started) * 1000, 1)
+        if refused:
+            with contextlib.suppress(DecisionRefused):  # SQL moved since the reads: re-read those
+                await self.repair(*repair.touched_by(refused))
         for n in range(0, len(rest), INSTALL_BATCH):
             with contextlib.suppress(DecisionRefused):  # repaired from SQL for what it touched
                 async with self.host.db.sessionmaker() as session:
@@ -135,6 +145,14 @@ class Leader:
     async def apply(
         self, action: Callable[[HostedEngine, float], list[Event]], *, context: str
     ) -> list[Event]:
+        """Run an engine action and persist its events: in their own fenced transaction, or, while
+        a group is open, with the group's other decisions (written when the group is committed)."""
+        if self.group is not None:
+            events = action(self.engine, self.host.clock())
+            if events:
+                self.group.decisions.append(Decision(events, self.engine_now(), context))
+            return events
+
         async def run(session: AsyncSession) -> list[Event]:
             return action(self.engine, self.host.clock())
 
@@ -149,13 +167,16 @@ class Leader:
                 await self.commit_events(session, events, context=context)
         return events
 
-    async def commit_events(self, session: AsyncSession, events: list[Event], *, context: str) -> None:
+    async def commit_events(
+        self, session: AsyncSession, events: list[Event], *, context: str, now: float | None = None
+    ) -> None:
         """Fence, write every event, commit, then publish. SQL refusing means the engine is wrong
-        about what the decision touched: that is repaired from SQL and DecisionRefused raised."""
+        about what the decision touched: that is repaired from SQL and DecisionRefused raised.
+        ``now``: when the engine made the decision (default: its latest decision's time)."""
         async with self.sql_verdict(context, session, touched=events):
-            published = await persist.write_events(self, session, events)
+            published = await persist.write_events(self, session, events, now=now)
         if published:
-            await self.host.publisher.publish_many(published)
+            await self.host.publisher.publish_many(persist.publishable(published))
 
     @contextlib.asynccontextmanager
     async def sql_verdict(
@@ -237,29 +258,37 @@ class Leader:
 
     def offer_message(self, event: OfferCreated, offer: store.OfferMade) -> tuple[str, dict[str, Any]]:
         """The offer for the agent's desktops: everything its card shows (no socket queries)."""
-        return (
-            bus.agent_topic(event.agent_id),
-            {
-                "type": "offer",
-                "offer_id": str(offer.id),
-                "interaction_id": event.interaction_id,
-                "queue": event.queue,
-                "expires_at": offer.expires_at.isoformat(),
-                "card": {
-                    "channel": offer.channel,
-                    "customer_name": offer.customer_name,
-                    "tier": offer.tier,
-                    "segments": offer.segments,
-                    "topic": offer.topic,
-                    "subject": offer.subject,
-                    "queue": self.floor.queue_display.get(offer.queue_id) if offer.queue_id else None,
-                    "waiting_since": offer.virtual_start_at.isoformat(),
-                },
-            },
+        return messages.Offer(
+            offer_id=str(offer.id),
+            interaction_id=event.interaction_id,
+            queue=event.queue,
+            expires_at=offer.expires_at.isoformat(),
+            card=messages.OfferCard(
+                channel=offer.channel,
+                customer_name=offer.customer_name,
+                tier=offer.tier,
+                segments=offer.segments,
+                topic=offer.topic,
+                subject=offer.subject,
+                queue=self.floor.queue_display.get(offer.queue_id) if offer.queue_id else None,
+                waiting_since=offer.virtual_start_at.isoformat(),
+            ),
+        ).to(event.agent_id)
+
+    def _queue_figures(self) -> object:
+        """What the wallboards show of each queue and only changes with an event (the longest
+        wait grows by itself: the sockets re-read it on their own)."""
+        return tuple(
+            (name, q.waiting, q.offered, q.accepted, q.rejected, q.missed, q.abandoned, q.completed)
+            for name, q in self.engine.stats.queues.items()
         )
 
+    def figures_changed(self) -> bool:
+        return self._queue_figures() != self._figures
+
     async def publish_stats(self) -> None:
-        """Real-time figures for wallboards in every process (the engine lives in one)."""
+        """Real-time figures for wallboards in every process (the engine lives in one); when the
+        queues' figures changed, a notice on the floor topic makes every wallboard re-read them."""
         now = self.host.clock()
         stats = self.engine.stats
         queues = {
@@ -287,3 +316,7 @@ class Leader:
             "totals": dict(stats.totals),
         }
         await self.host.client.set(stats_key(self.host.partition), json.dumps(snapshot, default=str), ex=30)
+        figures = self._queue_figures()
+        if figures != self._figures:
+            self._figures, self.figures_told_at = figures, time.monotonic()
+            await self.host.publisher.publish_many([(FLOOR_TOPIC, {"queues": True})])

@@ -5,16 +5,18 @@ Every app process starts one host. The lease holder ("leader"):
 1. rebuilds the engine from SQL (``routing.host.rebuild``), rescinding any offer a previous leader
    left live — the interaction keeps its place, so nothing is orphaned;
 2. reads commands from the partition's Redis Streams in order, agents' clicks first
-   (``routing.host.lanes``, ``routing.commands``), applies each
-   to the engine (``routing.host.dispatch``) and writes the resulting decisions to SQL in ONE
-   fenced transaction (``routing.host.persist``), then publishes them to the desktops and
-   answers the caller;
+   (``routing.host.lanes``, ``switchboard.commands``), applies each
+   to the engine (``routing.host.dispatch``) and writes the resulting decisions to SQL in fenced
+   transactions (``routing.host.persist``): the decisions of the accepts, rejects, wrap-ups and
+   completes of one read share ONE (``routing.host.group``), each keeping its own outcome; then
+   publishes them to the desktops and answers the callers;
 3. ticks the clock (offer expiry, rule-step escalation) and reconciles with SQL every few seconds
    (``routing.host.reconcile``) so a queued interaction whose command was lost is still routed.
 
-If a write conflicts with SQL, the engine is rebuilt from SQL: SQL is the truth, the engine only a
-fast index over it. If the lease is lost or SQL reports a newer epoch, the host stops writing at
-once and stands by. Everything that exists only while leading is one ``Leader``.
+If a write conflicts with SQL, what the decision touched is re-read from SQL
+(``routing.host.repair``): SQL is the truth, the engine only a fast index over it. If the lease
+is lost or SQL reports a newer epoch, the host stops writing at once and stands by. Everything
+that exists only while leading is one ``Leader``.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ import redis.asyncio as aioredis
 from routing.engine.hosted import DEFAULT_CONSULT_WAIT_SECONDS, HostedEngine
 from routing.engine.state import EngineConfig
 from routing.host import backoff, dispatch, persist, reconcile
-from routing.host.errors import DecisionRefused, LostLeadership
+from routing.host.errors import DecisionRefused, LostLeadership, RebuildFailed
+from routing.host.group import Group
 from routing.host.lanes import CommandLanes
 from routing.host.leader import DATABASE_ERRORS, Leader
 from routing.lease import Lease, LeaseManager
@@ -40,6 +43,11 @@ from switchboard.db import Database
 from switchboard.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
+
+# How often, at most, the wallboards are told that the queues' figures changed (a notice makes
+# every wallboard of every process re-read them): often enough for a change to show within a
+# second, rarely enough that a burst of arrivals is one notice.
+FIGURES_NOTICE_SECONDS = 0.25
 
 Clock = Callable[[], float]
 
@@ -83,6 +91,8 @@ class EngineHost:
         self.clock = clock
         self.leader: Leader | None = None  # only while this process leads
         self._led = False
+        # Where the serve loop is, for a health check or a test's failure message to say.
+        self.phase = "starting"
         self._stopping = asyncio.Event()
         self.is_leader = asyncio.Event()
         # PostgreSQL through asyncpg: arrivals write their offer in one statement (see
@@ -99,23 +109,35 @@ class EngineHost:
         """Stand by until the lease is free, lead until it is lost; repeat until stopped."""
         while not self._stopping.is_set():
             try:
+                self.phase = "trying the lease"
                 lease = await self._try_lead()
                 if lease is None:
-                    # Poll several times per TTL: a dead leader's lease is taken soon after it lapses.
-                    await self._sleep(self.leases.ttl_ms / 10000)
+                    self.phase = "standing by"
+                    await self._sleep(await self._standby_wait())
                     continue
                 await self._lead(lease)
             except LostLeadership as exc:
                 log.warning("routing engine: leadership lost (%s); standing by", exc)
+            except RebuildFailed as exc:
+                # The floor cannot be trusted: this leadership ends, and so does the lease, at once,
+                # so a standby need not wait for it to lapse (nor this host, after the pause).
+                log.warning("routing engine: %s; leadership ends", exc)
+                with contextlib.suppress(aioredis.RedisError, OSError):
+                    await self.leases.release()
+                self.phase = "waiting after a failed rebuild"
+                await self._sleep(1.0)
             except (aioredis.ConnectionError, OSError) as exc:
                 log.warning("routing engine: Redis unavailable (%s); retrying", exc)
+                self.phase = f"waiting after {exc.__class__.__name__}"
                 await self._sleep(1.0)
-            except Exception:  # noqa: BLE001 - the host must survive any single failure
+            except Exception as exc:  # noqa: BLE001 - the host must survive any single failure
                 log.exception("routing engine: unexpected failure; restarting the loop")
+                self.phase = f"waiting after {exc.__class__.__name__}"
                 await self._sleep(1.0)
             finally:
                 self.is_leader.clear()
                 self.leader = None
+        self.phase = "stopped"
         if self._led:
             await self.leases.release()  # a no-op unless we still hold it
         await self.publisher.aclose()
@@ -126,6 +148,13 @@ class EngineHost:
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+
+    async def _standby_wait(self) -> float:
+        """How long a standby sleeps before trying again: several times per TTL, and no later than
+        just after the holder's lease would lapse, so a dead leader's lease is taken at once."""
+        poll = self.leases.ttl_ms / 10000
+        lapses_in = await self.leases.lapses_in()
+        return poll if lapses_in is None else min(poll, lapses_in + 0.002)
 
     async def _try_lead(self) -> Lease | None:
         async with self.db.sessionmaker() as session:
@@ -156,8 +185,10 @@ class EngineHost:
         # Renew from its own task: a long rebuild or a slow SQL wait must not let the lease lapse.
         renewer = asyncio.create_task(self._keep_lease(lost), name="engine-lease")
         try:
+            self.phase = f"taking the lead (epoch {lease.epoch})"
             leader = await self.take_lead(lease, lost)
             self.is_leader.set()
+            self.phase = f"leading (epoch {lease.epoch})"
             await self._serve(leader, lost)
         finally:
             await cancel_and_wait(renewer)
@@ -181,6 +212,7 @@ class EngineHost:
         lanes = CommandLanes(self.client, self.partition)
         await lanes.load()
         last_reconcile = last_stats = time.monotonic()
+        group = Group()  # the decisions of one read, written together (flushed by every batch)
         while not self._stopping.is_set():
             if lost.is_set():
                 raise LostLeadership("lease lapsed")
@@ -188,11 +220,20 @@ class EngineHost:
             if now_mono - last_reconcile >= self.reconcile_seconds:
                 await self._reconcile(leader)
                 last_reconcile = now_mono
-            if now_mono - last_stats >= 1.0:
+            # The figures every second; soon when the queues' figures changed (a chat starts
+            # waiting), the wallboards told at most every FIGURES_NOTICE_SECONDS: a wallboard
+            # shows a change within a second of it (issue #11), its own batching included.
+            notice_due = now_mono - leader.figures_told_at >= FIGURES_NOTICE_SECONDS
+            changed_soon = notice_due and leader.figures_changed()
+            if now_mono - last_stats >= 1.0 or changed_soon:
                 await leader.publish_stats()
                 last_stats = now_mono
             block_ms = max(1, int(self.tick_seconds * 1000))
-            await lanes.serve_batch(lambda raw: dispatch.handle(leader, raw), block_ms=block_ms)
+            await lanes.serve_batch(
+                lambda raw: dispatch.handle(leader, raw, group),
+                flush=lambda: dispatch.flush(leader, group),
+                block_ms=block_ms,
+            )
             with contextlib.suppress(DecisionRefused):
                 await leader.apply(lambda e, now: e.tick(now), context="tick")
 

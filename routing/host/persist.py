@@ -3,6 +3,8 @@
 ``write_events`` fences the transaction with the leader's epoch, runs each event's writer (the
 ``WRITERS`` registry), adds the webhook outbox rows and the timeline and interval counters the
 lean writers collected, and commits. Each writer returns the messages to publish once committed.
+Several decisions can share one transaction (``begin``, ``write_decision`` per decision,
+``finish``): the leader's group commit across the commands of one read of the streams.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from customers.timeline import append_event, event_row, insert_events
 from interactions import service as interactions_service
 from interactions.models import ActorType, Interaction
 from interactions.states import State
-from interactions.timeline import append_event, event_row, insert_events
 from routing import history, store
 from routing.engine.events import (
     Abandoned,
@@ -41,11 +43,14 @@ from routing.engine.events import (
 )
 from routing.engine.hosted import ConsultEnded
 from routing.host.floor import dt
-from routing.models import Agent, OfferState, Presence, Queue
+from routing.models import OfferState
 from routing.transfer import end_consult_in_sql
 from routing.webhooks import enqueue_webhook_deliveries, event_payload
-from switchboard import events as bus
+from switchboard import desktop_messages as messages
+from switchboard.events import FLOOR_TOPIC
 from switchboard.fastsql import FastStatement
+from workforce.models import Agent, Presence, Queue
+from workforce.presence_log import record_presence
 
 if TYPE_CHECKING:
     from routing.host.leader import Leader
@@ -53,12 +58,17 @@ if TYPE_CHECKING:
 Message = tuple[str, dict[str, Any]]
 Writer = Callable[["Leader", AsyncSession, Any, datetime], Awaitable[list[Message]]]
 
-# Events whose writes are SQLAlchemy Core collecting their timeline rows (see write_events).
-LEAN_EVENTS = (OfferCreated, Queued, Escalated, Requeued)
+# Events whose writes are SQLAlchemy Core collecting their timeline rows (see write_events); their
+# writers flush the rows collected so far themselves before any ORM write (``_flush_rows``).
+LEAN_EVENTS = (OfferCreated, Queued, Escalated, Requeued, Assigned, WrapUpStarted, Completed)
 EVENT_ROWS_KEY = "sb_routing_event_rows"
 BUMPS_KEY = "sb_routing_bumps"
 
 WRITERS: dict[type[Event], Writer] = {}
+
+# What changes an agent's line on the wallboard: the engine's status changes (not responding, a
+# status asked for taking effect) and the work they hold (busy on accept, wrap-up, done).
+FLOOR_EVENTS = (AgentStatusChanged, Assigned, WrapUpStarted, Completed, Transferred)
 
 
 def writes(*kinds: type[Event]) -> Callable[[Writer], Writer]:
@@ -71,36 +81,62 @@ def writes(*kinds: type[Event]) -> Callable[[Writer], Writer]:
 
 
 async def write_events(
-    leader: Leader, session: AsyncSession, events: list[Event], *, fenced: bool = False
+    leader: Leader,
+    session: AsyncSession,
+    events: list[Event],
+    *,
+    fenced: bool = False,
+    now: float | None = None,
 ) -> list[Message]:
     """Fence (unless the caller did), write every event, commit; returns what to publish.
-    Raises what SQL raises."""
-    published: list[Message] = []
-    # Timeline rows and interval counters of the lean writes, written once before commit.
-    rows: list[dict[str, Any]] = []
-    session.info[EVENT_ROWS_KEY], session.info[BUMPS_KEY] = rows, {}
-    floor = leader.floor
+    ``now``: the time the engine made the decision (default: its latest). Raises what SQL raises."""
+    begin(session)
     if not fenced:
         await store.fence(session, partition=leader.host.partition, epoch=leader.lease.epoch)
+    published = await write_decision(leader, session, events, leader.engine_now() if now is None else now)
+    await finish(session)
+    return published
+
+
+def begin(session: AsyncSession) -> None:
+    """Start collecting the lean writers' timeline rows and interval counters in ``session``."""
+    session.info[EVENT_ROWS_KEY], session.info[BUMPS_KEY] = [], {}
+
+
+async def finish(session: AsyncSession) -> None:
+    """Write the collected timeline rows and interval counters (one statement each) and commit."""
+    await insert_events(session, session.info[EVENT_ROWS_KEY])
+    session.info[EVENT_ROWS_KEY].clear()
+    await history.bump_many(session, session.info[BUMPS_KEY])
+    await session.commit()
+
+
+async def write_decision(
+    leader: Leader, session: AsyncSession, events: list[Event], decided_at: float
+) -> list[Message]:
+    """One decision's events, in a transaction ``begin`` prepared and the caller fenced (several
+    decisions may share it: ``Leader.commit_decisions``); returns what to publish once committed."""
+    published: list[Message] = []
+    floor = leader.floor
+    now = dt(decided_at)
     for event in events:
         engine_offer = getattr(event, "offer_id", None)
         sql_offer = floor.sql_offer.get(engine_offer) if engine_offer else None  # the writer may forget it
-        if not isinstance(event, LEAN_EVENTS) and rows:
-            # ORM writes append their own events: keep the timeline in decision order.
-            await insert_events(session, rows)
-            rows.clear()
+        if not isinstance(event, LEAN_EVENTS):
+            await _flush_rows(session)  # ORM writes append their own events: keep decision order
         writer = WRITERS.get(type(event))
         if writer is not None:
-            published += await writer(leader, session, event, dt(leader.engine_now()))
-        payload = event_payload(event, occurred_at=dt(leader.engine_now()))
+            published += await writer(leader, session, event, now)
+        if isinstance(event, FLOOR_EVENTS):
+            # The supervisors' wallboards (one notice per commit: ``publishable`` folds them).
+            agents = [getattr(event, name, None) for name in ("agent_id", "from_agent", "to_agent")]
+            published.append((FLOOR_TOPIC, {"agents": {a: event.kind for a in agents if a}}))
+        payload = event_payload(event, occurred_at=now)
         if engine_offer is not None:
             # Receivers get the durable offer id (the engine's counter restarts with each leader).
             payload["offer_id"] = str(sql_offer or floor.sql_offer.get(engine_offer) or "") or None
         # Outbox: the webhook deliveries commit (or roll back) with the decision itself.
         await enqueue_webhook_deliveries(session, event_type=event.kind, payload=payload)
-    await insert_events(session, rows)
-    await history.bump_many(session, session.info[BUMPS_KEY])
-    await session.commit()
     return published
 
 
@@ -133,19 +169,39 @@ async def _assigned(leader: Leader, session: AsyncSession, event: Assigned, now:
     sql_id = leader.floor.forget_offer(event.offer_id)
     if sql_id is None:
         raise KeyError(event.offer_id)  # an engine offer never written: a bug, not a conflict
-    await store.accept_offer(
+    agent_id = uuid.UUID(event.agent_id)
+    received_at = dt(event.received_at) if event.received_at is not None else None
+    accepted: Any = await store.accept_live_offer(
         session,
-        partition=leader.host.partition,
-        epoch=leader.lease.epoch,
         offer_id=sql_id,
-        agent_id=uuid.UUID(event.agent_id),
+        agent_id=agent_id,
         now=now,
-        received_at=dt(event.received_at) if event.received_at is not None else None,
+        received_at=received_at,
+        events=session.info[EVENT_ROWS_KEY],
     )
-    accepted = await session.get(Interaction, uuid.UUID(event.interaction_id))
+    if accepted is None:  # not accepted as it stood: the portable path says why (or finds it done)
+        await _flush_rows(session)
+        await store.accept_offer(
+            session,
+            partition=leader.host.partition,
+            epoch=leader.lease.epoch,
+            offer_id=sql_id,
+            agent_id=agent_id,
+            now=now,
+            received_at=received_at,
+        )
+        accepted = await session.get(Interaction, uuid.UUID(event.interaction_id))
     wait, in_sl = leader.floor.within_sl(accepted, now)
     leader.count(session, accepted, now, accepted=1, answered_within_sl=int(in_sl), answer_wait_seconds=wait)
-    return [(bus.agent_topic(event.agent_id), {"type": "assigned", "interaction_id": event.interaction_id})]
+    return [messages.Assigned(interaction_id=event.interaction_id).to(event.agent_id)]
+
+
+async def _flush_rows(session: AsyncSession) -> None:
+    """Write the timeline rows collected so far: an ORM write next appends its own events."""
+    rows = session.info[EVENT_ROWS_KEY]
+    if rows:
+        await insert_events(session, rows)
+        rows.clear()
 
 
 _CLOSED = {
@@ -179,9 +235,7 @@ async def _offer_closed(
         counter = "rejected" if outcome is OfferState.REJECTED else "missed"
         closed = await session.get(Interaction, uuid.UUID(event.interaction_id))
         leader.count(session, closed, now, **{counter: 1})
-    return [
-        (bus.agent_topic(event.agent_id), {"type": "offer_closed", "offer_id": str(sql_id), "reason": reason})
-    ]
+    return [messages.OfferClosed(offer_id=str(sql_id), reason=reason).to(event.agent_id)]
 
 
 # ---------------------------------------------------------------------- placement in queues
@@ -235,7 +289,7 @@ async def _placed(
 
 @writes(Diverted)
 async def _diverted(leader: Leader, session: AsyncSession, event: Diverted, now: datetime) -> list[Message]:
-    leader.floor.diverted.add(event.interaction_id)
+    leader.floor.divert(event.interaction_id)
     interaction = await session.get(Interaction, uuid.UUID(event.interaction_id))
     if interaction is None:  # deleted meanwhile: nothing to divert
         return []
@@ -266,10 +320,35 @@ async def _presence(
         .where(Agent.id == uuid.UUID(event.agent_id))
         .values(presence=Presence(event.presence), presence_reason=event.reason, presence_since=now)
     )
-    return [(bus.agent_topic(event.agent_id), {"type": "presence", **event_dict(event)})]
+    agent_id = uuid.UUID(event.agent_id)
+    await record_presence(
+        session, agent_id=agent_id, presence=event.presence, reason=event.reason, at=now, by="engine"
+    )
+    presence = messages.Presence(agent_id=event.agent_id, presence=event.presence, reason=event.reason)
+    return [presence.to(event.agent_id)]
+
+
+def publishable(published: list[Message]) -> list[Message]:
+    """What a commit publishes: the wallboards' notices folded into one, after the rest (a group
+    of many decisions makes each supervisor socket re-read the floor once, not once per agent)."""
+    agents: dict[str, Any] = {}
+    rest: list[Message] = []
+    for topic, event in published:
+        if topic == FLOOR_TOPIC:
+            agents.update(event["agents"])
+        else:
+            rest.append((topic, event))
+    return [*rest, (FLOOR_TOPIC, {"agents": agents})] if agents else rest
 
 
 _TARGET = {WrapUpStarted: State.WRAP_UP, Completed: State.COMPLETED, Abandoned: State.ABANDONED}
+# What the holder's desktops are told (abandoned work has no holder left to tell).
+_TOLD: dict[type[Event], type[messages.WrapUpStarted | messages.Completed]] = {
+    WrapUpStarted: messages.WrapUpStarted,
+    Completed: messages.Completed,
+}
+# The lean moves (``store.move_held``): from the one state each may come from.
+_FROM = {WrapUpStarted: State.CONNECTED, Completed: State.WRAP_UP}
 
 
 @writes(WrapUpStarted, Completed, Abandoned)
@@ -277,7 +356,29 @@ async def _work_state(
     leader: Leader, session: AsyncSession, event: WrapUpStarted | Completed | Abandoned, now: datetime
 ) -> list[Message]:
     target = _TARGET[type(event)]
-    current = await session.get(Interaction, uuid.UUID(event.interaction_id), populate_existing=True)
+    agent = getattr(event, "agent_id", None)
+    told = _TOLD.get(type(event))
+    published = [told(interaction_id=event.interaction_id).to(agent)] if agent and told else []
+    interaction_id = uuid.UUID(event.interaction_id)
+    from_state = _FROM.get(type(event))
+    if from_state is not None:
+        moved = await store.move_held(
+            session,
+            interaction_id=interaction_id,
+            from_state=from_state,
+            to_state=target,
+            reason=event.kind,
+            now=now,
+            events=session.info[EVENT_ROWS_KEY],
+        )
+        if moved is not None:
+            if isinstance(event, Completed):
+                handled = (now - (moved.connected_at or now)).total_seconds()
+                leader.count(session, moved, now, completed=1, handle_seconds=max(0.0, handled))
+            return published
+    # Not in the state the lean move expects (already moved, or moved elsewhere): re-read it.
+    await _flush_rows(session)
+    current = await session.get(Interaction, interaction_id, populate_existing=True)
     if isinstance(event, Completed) and current is not None:
         handled = (now - (current.connected_at or now)).total_seconds()
         leader.count(session, current, now, completed=1, handle_seconds=max(0.0, handled))
@@ -294,12 +395,7 @@ async def _work_state(
             reason=event.kind,
             now=now,
         )
-    agent = getattr(event, "agent_id", None)
-    return (
-        [(bus.agent_topic(agent), {"type": event.kind, "interaction_id": event.interaction_id})]
-        if agent
-        else []
-    )
+    return published
 
 
 @writes(ConsultEnded)

@@ -23,20 +23,21 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from customers.timeline import event_row, insert_events
 from interactions.models import ActorType, Interaction
 from interactions.service import transition_data
 from interactions.states import State
-from interactions.timeline import event_row, insert_events
 from routing import store
 from routing.context import context_for, waiting_snapshots
 from routing.engine.events import Event, Queued
 from routing.engine.hosted import ConsultEnded, HostedEngine
 from routing.host.floor import Floor, agent_fields, queue_config
 from routing.lease import Lease
-from routing.models import Agent, Offer, OfferState, Queue, QueueMember, RuleSetVersion
+from routing.models import Offer, OfferState, RuleSetVersion
 from routing.rules import RuleSet
 from routing.service import live_rule_set
-from switchboard import events as bus
+from switchboard import desktop_messages as messages
+from workforce.models import Agent, Queue, QueueMember
 
 if TYPE_CHECKING:
     from routing.host.leadership import EngineHost
@@ -232,10 +233,7 @@ async def withdraw_live_offers(
             for row in requeued
         ],
     )
-    return [
-        (bus.agent_topic(row.agent_id), {"type": "offer_closed", "offer_id": str(row.id), "reason": reason})
-        for row in closed
-    ]
+    return [messages.OfferClosed(offer_id=str(row.id), reason=reason).to(row.agent_id) for row in closed]
 
 
 def _monotonic(clock: Callable[[], float]) -> Callable[[], float]:
@@ -275,14 +273,21 @@ def restore_held(floor: Floor, it: Any, now: float) -> list[Event]:
     )
 
 
-async def sync_queues(session: AsyncSession, floor: Floor) -> list[Queue]:
-    """Queues created since the engine was built join it (supervisors add queues live)."""
+async def sync_queues(
+    session: AsyncSession, floor: Floor, now: float | None = None
+) -> tuple[list[Queue], list[Event]]:
+    """Queues created since the engine was built join it (supervisors add queues live); with
+    ``now``, a queue a supervisor changed (its offer policy) is updated too, and what that
+    decides (offers to agents who may now take more) is returned."""
     queues = list((await session.scalars(select(Queue))).all())
     floor.remember_queues(queues)
+    events: list[Event] = []
     for queue in queues:
         if not floor.engine.has_queue(queue.name):
             floor.engine.add_queue(queue_config(queue))
-    return queues
+        elif now is not None:
+            events += floor.engine.update_queue(now, queue_config(queue))
+    return queues, events
 
 
 async def refresh_agent(session: AsyncSession, floor: Floor, agent_id: str, now: float) -> list[Event]:
@@ -291,17 +296,34 @@ async def refresh_agent(session: AsyncSession, floor: Floor, agent_id: str, now:
     if agent is None:
         return []
     engine = floor.engine
-    queues = await sync_queues(session, floor)
+    queues, events = await sync_queues(session, floor, now)
     member_of = await session.scalars(select(QueueMember.queue_id).where(QueueMember.agent_id == agent.id))
     fields = agent_fields(agent, queues, {floor.queue_info[queue_id][0] for queue_id in member_of})
     fields.pop("agent_id")
     presence, reason = fields.pop("presence"), agent.presence_reason
-    events = (
+    events += (
         engine.update_agent(now, agent_id, **fields)
         if engine.has_agent(agent_id)
         else engine.add_agent(now, agent_id, **fields)
     )
     return events + engine.set_presence(now, agent_id, presence, reason)
+
+
+async def refresh_memberships(
+    session: AsyncSession, floor: Floor, queues: list[Queue], now: float
+) -> list[Event]:
+    """Which queues each agent serves follows the queues' required skills: after a supervisor
+    changes a queue, every agent on the floor is re-read against them (a set-based read)."""
+    explicit: dict[uuid.UUID, set[str]] = {}
+    for agent_id, queue_id in await session.execute(select(QueueMember.agent_id, QueueMember.queue_id)):
+        if queue_id in floor.queue_info:
+            explicit.setdefault(agent_id, set()).add(floor.queue_info[queue_id][0])
+    events: list[Event] = []
+    for agent in await session.scalars(select(Agent)):
+        if floor.engine.has_agent(str(agent.id)):
+            serves = agent_fields(agent, queues, explicit.get(agent.id, set()))["queues"]
+            events += floor.engine.update_agent(now, str(agent.id), queues=serves)
+    return events
 
 
 async def enqueue_from_sql(
@@ -344,6 +366,12 @@ def place_waiting(
     elif it.rule_set_version is not None and it.rule_set_version != engine.rule_set_version:
         # A pinned version that is gone or unusable was never loaded: the live one routes it.
         pinned = it.rule_set_version if engine.knows_rule_set(it.rule_set_version) else None
+    if explicit_queue is None and pinned is None and engine.rule_set_version is None:
+        # Nothing can route it yet (no queue chosen, no rule set published): it waits in SQL and
+        # the reconcile pass places it once a rule set is live. Raising here failed the whole
+        # take-over rebuild, so one such interaction (any API caller can make one) stopped routing.
+        log.warning("interaction %s waits: no queue given and no rule set published", it.id)
+        return []
     return engine.enqueue(
         now,
         str(it.id),

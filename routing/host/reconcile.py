@@ -16,15 +16,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from interactions.models import Interaction
 from interactions.states import State
 from routing import heartbeats
-from routing.commands import Adopt
 from routing.engine.events import Event
 from routing.host import arrivals
 from routing.host.dispatch import adopt
 from routing.host.errors import DecisionRefused
 from routing.host.leader import Leader
 from routing.host.rebuild import sync_queues
-from routing.models import Agent, Offer, OfferState, Presence
+from routing.models import Offer, OfferState
+from switchboard.commands import Adopt
 from switchboard.fastsql import FastStatement
+from workforce.models import Agent, Presence
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from routing.host.floor import dt
 from routing.host.persist import hold_loaded
 from routing.host.rebuild import enqueue_from_sql, refresh_agent, restore_held
 from routing.models import Offer, OfferState
-from switchboard import events as bus
+from switchboard import desktop_messages as messages
 
 if TYPE_CHECKING:
     from routing.host.leader import Leader
@@ -107,13 +107,7 @@ async def repair(leader: Leader, interaction_ids: set[str], agent_ids: set[str])
             await session.commit()
         if live:
             await host.publisher.publish_many(
-                [
-                    (
-                        bus.agent_topic(o.agent_id),
-                        {"type": "offer_closed", "offer_id": str(o.id), "reason": "conflict"},
-                    )
-                    for o in live
-                ]
+                [messages.OfferClosed(offer_id=str(o.id), reason="conflict").to(o.agent_id) for o in live]
             )
 
         decided: list[Event] = []

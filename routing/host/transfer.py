@@ -9,13 +9,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interactions.models import Interaction
-from routing.commands import Transfer
 from routing.context import context_for
 from routing.engine.events import Event
 from routing.host.floor import dt
 from routing.host.leader import Leader
-from routing.models import Queue
 from routing.transfer import transfer_in_sql
+from switchboard.commands import Transfer
+from workforce.models import Queue
 
 
 async def transfer(leader: Leader, command: Transfer) -> dict[str, Any]:

@@ -75,14 +75,51 @@
       // an anonymous page must not reveal what the bank knows about a typed phone number).
       if (payload.contact && payload.contact.indexOf("@") > 0 && !$("transcript-email").value) {
         $("transcript-email").value = payload.contact;
+        $("leave-email").value = payload.contact;
+      } else if (payload.contact) {
+        $("callback-phone").value = payload.contact;
       }
+      // A name only for a customer signed in through the bank's app: a typed phone number or
+      // email proves nothing, so it is never answered with whose it is (interactions.chat_verify).
       var greeting = result.data.returning
         ? words("Welcome back, " + result.data.customer_name + ".", "Hello again, " + result.data.customer_name + ".")
         : words("Thanks — we are finding an adviser for you.", "Thank you. We are finding a person for you.");
+      show($("verify"), !!result.data.can_verify);
       systemLine(greeting);
       openLive();
     }).catch(function () {
       fieldError("start-error", words("We could not start the chat. Please try again.", "Something went wrong. Please try again."));
+    });
+  });
+
+  // ---------------------------------------------------------------- proving who you are
+  function verifyCall(path, payload) {
+    return fetch("/chat/" + chatState.interaction_id + path, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "Accept": "application/json", "X-Chat-Token": chatState.token },
+      body: JSON.stringify(payload || {}),
+    }).then(function (response) {
+      return response.json().then(function (data) { return { ok: response.ok, data: data }; });
+    });
+  }
+  $("verify-send").addEventListener("click", function () {
+    verifyCall("/verify/send").then(function (result) {
+      $("verify-note").textContent = result.ok
+        ? words("If that phone or email is registered with us, a code is on its way.", "If we know your phone or email, we have sent a number.")
+        : (result.data.detail || "We could not send a code.");
+      if (result.ok) $("verify-code").focus();
+    });
+  });
+  $("verify-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    verifyCall("/verify", { code: $("verify-code").value }).then(function (result) {
+      if (result.ok) {
+        $("verify-note").textContent = "";
+        show($("verify"), false);
+        systemLine(words("Thank you, " + result.data.customer_name + ". You are verified.", "Thank you. We know it is you now."));
+      } else {
+        $("verify-note").textContent = result.data.detail || "That code did not work.";
+      }
     });
   });
 
@@ -161,7 +198,7 @@
       window.clearTimeout(typingTimer);
       typingTimer = window.setTimeout(function () { show($("agent-typing"), false); }, 4000);
     } else if (msg.type === "ended") {
-      endChat(msg.by);
+      endChat(msg.by, !!msg.answered);
     } else if (msg.type === "transcript_requested") {
       $("transcript-note").textContent = words("We will email the transcript to " + msg.email + ".", "We will send a copy to " + msg.email + ".");
     } else if (msg.type === "error") {
@@ -173,9 +210,19 @@
 
   var joinedShown = false;
   function showStatus(s) {
+    // A long wait, or nobody online: offer a callback or a message instead of waiting here.
+    var offer = !!s.alternatives && !s.agent_joined && !ended;
+    show($("wait-options"), offer);
+    show($("wait-reason-nobody"), !!s.nobody_online);
+    show($("wait-reason-long"), !s.nobody_online);
     if (s.agent_joined) {
       setStatus(words("An adviser has joined the chat.", "A person is here to help you."));
       if (!joinedShown) { joinedShown = true; systemLine(words("Agent joined", "A person has joined")); }
+    } else if (s.position && s.nobody_online) {
+      setStatus(words(
+        "You are number " + s.position + " in line. No adviser is online right now.",
+        "You are number " + s.position + " in the queue. Nobody is free right now."
+      ));
     } else if (s.position) {
       setStatus(words(
         "You are number " + s.position + " in line. Estimated wait: about " + minutes(s.eta_seconds) + ".",
@@ -236,23 +283,120 @@
 
   $("end-button").addEventListener("click", function () {
     sendAction({ type: "end" });
-    endChat("customer");
+    endChat("customer", joinedShown);
   });
 
-  // ---------------------------------------------------------------- after the chat
-  function endChat(by) {
-    if (ended) return;
+  // ---------------------------------------------------------------- instead of waiting
+  var WAIT_FIELDS = {
+    phone: "callback-phone-error", "body.phone": "callback-phone-error",
+    "body.email": "leave-email-error", "body.message": "leave-message-error", "body.name": "leave-email-error",
+  };
+  function waitCall(path, payload, errors) {
+    errors.forEach(function (id) { fieldError(id, ""); });
+    fieldError("wait-options-error", "");
+    return fetch("/chat/" + encodeURIComponent(chatState.interaction_id) + path, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "Accept": "application/json", "X-Chat-Token": chatState.token },
+      body: JSON.stringify(payload),
+    }).then(function (response) {
+      return response.json().then(function (data) { return { ok: response.ok, data: data }; });
+    }).then(function (result) {
+      if (result.ok) return result.data;
+      var shown = null;
+      ((result.data && result.data.errors) || []).forEach(function (err) {
+        var target = WAIT_FIELDS[err.field];
+        if (target) { fieldError(target, err.message); shown = shown || target; }
+      });
+      if (shown) {
+        var input = $(shown.replace(/-error$/, ""));
+        if (input) input.focus();
+      } else {
+        fieldError("wait-options-error", (result.data && result.data.detail) || words("Please try again.", "Something went wrong. Please try again."));
+      }
+      return null;
+    }).catch(function () {
+      fieldError("wait-options-error", words("We could not reach the bank. Please try again.", "Something went wrong. Please try again."));
+      return null;
+    });
+  }
+
+  $("callback-form").addEventListener("submit", function (e) {
+    e.preventDefault();
+    var phone = $("callback-phone").value.trim();
+    waitCall("/callback", { phone: phone || null }, ["callback-phone-error"]).then(function (data) {
+      if (!data) return;
+      finishWaiting(words(
+        "We will call you back" + (phone ? " on " + phone : "") + " when it is your turn. You can close this page.",
+        "We will phone you" + (phone ? " on " + phone : "") + " when it is your turn. You can close this page."
+      ));
+    });
+  });
+
+  $("leave-message-form").addEventListener("submit", function (e) {
+    e.preventDefault();
+    var email = $("leave-email").value.trim();
+    var payload = { email: email, message: $("leave-message").value.trim(), name: $("chat-name").value.trim() || null };
+    waitCall("/message", payload, ["leave-email-error", "leave-message-error"]).then(function (data) {
+      if (!data) return;
+      finishWaiting(words(
+        "Thank you. We will answer by email to " + email + ". Your reference is " + data.reference + ".",
+        "Thank you. We will email you at " + email + ". Your number is " + data.reference + "."
+      ));
+    });
+  });
+
+  // The chat ended without an adviser, on the customer's choice: nothing to rate.
+  function finishWaiting(outcome) {
     ended = true;
-    setStatus(by === "customer"
-      ? words("You ended the chat.", "You have finished the chat.")
-      : words("The adviser has ended the chat.", "The chat has finished."));
+    finished = true;
+    sessionStorage.removeItem(STORE);
+    if (socket) socket.close(1000);
+    show($("wait-options"), false);
+    setStatus(outcome);
+    disableConversation();
+    showAfter(outcome);
+  }
+
+  // ---------------------------------------------------------------- after the chat
+  function disableConversation() {
     $("message-body").disabled = true;
     $("send-button").disabled = true;
     $("end-button").disabled = true;
+  }
+
+  function showAfter(outcome) {
+    $("chat-outcome").textContent = outcome;
+    show($("chat-after"), true);
+    $("new-chat-button").focus();
+  }
+
+  function endChat(by, answered) {
+    if (ended) return;
+    ended = true;
+    show($("wait-options"), false);
+    setStatus(by === "customer"
+      ? words("You ended the chat.", "You have finished the chat.")
+      : answered
+        ? words("The adviser has ended the chat.", "The chat has finished.")
+        : words("The chat has ended.", "The chat has finished."));
+    disableConversation();
+    if (!answered) { // nobody answered: there is nothing to rate
+      finished = true;
+      sessionStorage.removeItem(STORE);
+      showAfter(words("No adviser answered this chat. You are welcome to start a new one.", "Nobody answered. You can try again."));
+      return;
+    }
     show($("chat-feedback"), true);
     var first = document.querySelector("#feedback-form input[name=csat]");
     if (first) first.focus();
   }
+
+  $("new-chat-button").addEventListener("click", function () {
+    sessionStorage.removeItem(STORE);
+    finished = true;
+    if (socket) socket.close(1000);
+    window.location.reload(); // the start form again (senior mode stays in the address)
+  });
 
   $("feedback-form").addEventListener("submit", function (e) {
     e.preventDefault();
@@ -270,6 +414,7 @@
         sessionStorage.removeItem(STORE);
         finished = true;
         if (socket) socket.close(1000);
+        showAfter("");
       } else {
         return response.json().then(function (p) { fieldError("feedback-error", p.detail || "Please try again."); });
       }

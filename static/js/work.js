@@ -45,6 +45,12 @@
   }
 
   document.addEventListener("click", function (e) {
+    // Wrapping up: the code is next. Withdrawing a transfer: End / Wrap up again.
+    var end = e.target.closest && e.target.closest(".end-button, .consult-pending button");
+    if (end) {
+      var iid = end.closest(".wrapup-bar").id.replace("wrapup-", "");
+      desk().expectFocus(end.matches(".end-button") ? "#disposition-" + iid : "#wrapup-" + iid + " .end-button");
+    }
     var insert = e.target.closest && e.target.closest(".canned-insert");
     if (insert) {
       var section = insert.closest(".canned");
@@ -65,6 +71,7 @@
     if (skip) {
       var card = skip.closest(".ex-pulse");
       if (card) card.remove();
+      if (!desk().focusNext()) focusPulse();
     }
   });
 
@@ -86,11 +93,67 @@
     if (target) target.textContent = "";
   });
 
-  // A transfer removes the tab here (the engine tells only the receiving side), so select the next.
+  var desk = function () { return window.SwitchboardDesk; };
+
+  // Focus follows the work: after each action it goes where the next one is.
   document.addEventListener("htmx:afterRequest", function (e) {
-    if (!e.detail.successful || !e.detail.elt.matches || !e.detail.elt.matches(".transfer-form")) return;
-    var next = document.querySelector("#work-tabs [role=tab]");
-    if (next) next.click();
+    var elt = e.detail.elt;
+    if (!e.detail.successful || !elt.matches) return;
+    if (elt.matches(".transfer-form")) {
+      // A transfer removes the tab here (the engine tells only the receiving side): the next one.
+      desk().focusNext();
+    } else if (elt.matches(".wrapup-form")) {
+      // Completed: the tab and panel go now (the socket's push deletes them for good; when it
+      // came first, this form is already detached and this event never reaches here).
+      var panel = elt.closest(".interaction-panel");
+      var tab = panel && document.getElementById(panel.getAttribute("aria-labelledby"));
+      if (tab) tab.hidden = true;
+      if (panel) panel.hidden = true;
+      settleCompletion();
+    }
+  });
+
+  // After Complete: the next interaction's reply box, or the pulse card when there is no other work.
+  var completing = null;
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    if (e.detail.elt.matches && e.detail.elt.matches(".wrapup-form")) {
+      completing = e.detail.elt.closest(".interaction-panel").id.replace("panel-", "");
+    }
+  });
+  function settleCompletion() {
+    if (!completing || !document.getElementById("pulse-" + completing)) return;
+    completing = null;
+    if (!desk().focusNext()) focusPulse();
+  }
+  ["htmx:oobAfterSwap", "htmx:wsAfterMessage"].forEach(function (name) {
+    document.addEventListener(name, function () { setTimeout(settleCompletion, 0); });
+  });
+
+  function focusPulse() {
+    var pulse = document.querySelector("#pulse-slot .ex-pulse");
+    if (pulse) { pulse.setAttribute("tabindex", "-1"); pulse.focus(); }
+    else { var list = document.getElementById("work-list"); if (list) { list.setAttribute("tabindex", "-1"); list.focus(); } }
+  }
+
+  document.addEventListener("htmx:afterSettle", function (e) {
+    var elt = e.target;  // the swapped-in element (detail.elt is the one that asked)
+    if (!elt || !elt.matches) return;
+    if (elt.matches(".desk-chat-reply")) {
+      // Sent (the form came back empty): keep typing.
+      var box = elt.querySelector("textarea");
+      if (box) box.focus();
+    } else if (elt.matches(".email-reply")) {
+      var end = elt.closest(".interaction-panel").querySelector(".end-button");
+      if (end) end.focus();
+    } else if (elt.matches(".ex-pulse.done")) {
+      // "Thanks" is read out (role=status), then leaves: banners must not pile up.
+      setTimeout(function () {
+        if (!document.contains(elt)) return;
+        var had = elt.contains(document.activeElement);
+        elt.remove();
+        if (had && !desk().focusNext()) focusPulse();
+      }, 6000);
+    }
   });
 
   document.addEventListener("htmx:afterSettle", tickAcw);

@@ -18,6 +18,11 @@ was checked. It is correct only while invalidation reaches it, so:
 
 Changes made outside SQLAlchemy (psql, another program) must call ``announce_users_changed``;
 ``TTL_SECONDS`` bounds what they could otherwise leave behind.
+
+Other layers keep values derived from a user here too (``remember`` / ``recall``, e.g. the user's
+agent profile id in ``workforce.deps``): they live and die with the user's invalidations, so a
+module that changes what it derives marks the user changed (``mark_users_changed``) in the same
+session, and every process drops the value at commit through the same channel.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import logging
 import time
 import uuid
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
@@ -65,6 +70,7 @@ class _Snapshot:
     email: str | None
     role: Role
     is_active: bool
+    token_version: int
     customer_id: uuid.UUID | None
     created_at: datetime
     password_hash: str
@@ -89,9 +95,14 @@ class UserCache:
         self.generation = 0  # bumped by every invalidation
         self.live = False  # subscription confirmed; entries are served only while true
         self._entries: dict[str, tuple[float, _Snapshot]] = {}
+        # (user id, key) -> (deadline, value): values other layers derive from a user.
+        self._derived: dict[tuple[str, str], tuple[float, Any]] = {}
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
+        # user id -> events set when that user (or everyone) is invalidated: open sockets re-check
+        # their session at once instead of serving a disabled or signed-out user until they close.
+        self._watchers: dict[str, set[asyncio.Event]] = {}
         _caches.add(self)
 
     # ---- lookups -----------------------------------------------------------------------------
@@ -120,14 +131,63 @@ class UserCache:
             self._evict()
         self._entries[token] = (time.monotonic() + ttl, _Snapshot.of(user))
 
+    def recall(self, user_id: uuid.UUID, key: str) -> Any | None:
+        """A value remembered for this user under ``key``, or None (unknown, expired, or the
+        subscription is down)."""
+        if not self.live:
+            return None
+        entry = self._derived.get((str(user_id), key))
+        if entry is None:
+            return None
+        if time.monotonic() >= entry[0]:
+            self._derived.pop((str(user_id), key), None)
+            return None
+        return entry[1]
+
+    def remember(
+        self, user_id: uuid.UUID, key: str, value: Any, *, generation: int, ttl: float | None = None
+    ) -> None:
+        """Keep an immutable ``value`` derived from the user (read at ``generation``) until the user
+        is invalidated or ``ttl`` (default: the cache's) runs out."""
+        if not self.live or generation != self.generation:
+            return
+        if len(self._derived) >= MAX_ENTRIES:
+            self._derived.clear()
+        self._derived[(str(user_id), key)] = (time.monotonic() + (self.ttl if ttl is None else ttl), value)
+
     def invalidate(self, user_ids: Iterable[str] | str = ALL) -> None:
         self.generation += 1
         if user_ids == ALL:
             self._entries.clear()
+            self._derived.clear()
+            for events in self._watchers.values():
+                for changed in events:
+                    changed.set()
             return
         ids = {str(u) for u in user_ids}
         for token in [t for t, (_, s) in self._entries.items() if str(s.id) in ids]:
             del self._entries[token]
+        for derived in [k for k in self._derived if k[0] in ids]:
+            del self._derived[derived]
+        for user_id in ids:
+            for changed in self._watchers.get(user_id, ()):
+                changed.set()
+
+    @contextlib.contextmanager
+    def watch(self, user_id: uuid.UUID) -> Iterator[asyncio.Event]:
+        """An event set whenever this user's row may have changed (here, on another process
+        through Redis, or everyone's when the subscription drops): the holder re-checks."""
+        changed = asyncio.Event()
+        key = str(user_id)
+        self._watchers.setdefault(key, set()).add(changed)
+        try:
+            yield changed
+        finally:
+            events = self._watchers.get(key)
+            if events is not None:
+                events.discard(changed)
+                if not events:
+                    del self._watchers[key]
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -249,6 +309,13 @@ def watch_user_changes(session_class: type[Session], client: aioredis.Redis | No
     sa_event.listen(session_class, "do_orm_execute", _on_execute)
     sa_event.listen(session_class, "after_flush", _on_flush)
     sa_event.listen(session_class, "after_commit", functools.partial(_on_commit, client=client))
+
+
+def mark_users_changed(session: Session, user_ids: Iterable[Any] | str = ALL) -> None:
+    """Something derived from these users (default: all) changes in ``session``'s transaction:
+    every process drops it from its cache when the transaction commits (as for a user change).
+    For hooks of other layers (``workforce.deps``) whose tables hold what they derive."""
+    _mark(session, ALL if user_ids == ALL else [str(u) for u in user_ids])
 
 
 def _mark(session: Session, user_ids: Iterable[str] | str) -> None:

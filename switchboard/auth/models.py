@@ -6,7 +6,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, String, Uuid
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from switchboard.db import Base, UTCDateTime, new_id, utcnow
@@ -34,6 +34,9 @@ class User(Base):
     role: Mapped[Role] = mapped_column(str_enum(Role))
     password_hash: Mapped[str] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Carried in every session token (``ver``); a token of another version is refused. Logout,
+    # disabling, a role or password change add one: all the user's sessions end at once.
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # A customer-role user (bank app / portal login) is tied to one customer profile.
     customer_id: Mapped[uuid.UUID | None] = mapped_column(
         Uuid,

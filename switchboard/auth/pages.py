@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 from typing import Annotated
 
@@ -11,17 +10,26 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from switchboard.auth import service
 from switchboard.auth.models import Role, User
-from switchboard.deps import CSRF_COOKIE, SESSION_COOKIE, AppSettings, DbSession, OptionalUser
+from switchboard.deps import (
+    CSRF_COOKIE,
+    SESSION_COOKIE,
+    AppSettings,
+    DbSession,
+    OptionalUser,
+    check_staff,
+)
+from switchboard.errors import TooManyRequests, Unauthorized
 from switchboard.security import csrf_token_for
 from switchboard.templating import templates
+from switchboard.throttle import client_address, throttle_of
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
 HOME_BY_ROLE = {
     Role.AGENT: "/desktop",
-    # Supervisors land on the overview until the full console exists.
-    Role.SUPERVISOR: "/",
-    Role.ADMIN: "/",
+    # The supervisor console (console/); one with an agent profile switches to /desktop from there.
+    Role.SUPERVISOR: "/supervisor",
+    Role.ADMIN: "/supervisor",
     Role.CUSTOMER: "/",
 }
 
@@ -53,7 +61,18 @@ async def login(
     cookie_marker = request.cookies.get(CSRF_COOKIE)
     if not cookie_marker or not secrets.compare_digest(cookie_marker, csrf_token):
         return _login_page(request, error="Your session expired; please try again.", status_code=403)
-    user = await service.authenticate(session, username=username, password=password)
+    try:
+        user = await service.authenticate_throttled(
+            session,
+            throttle_of(request),
+            username=username,
+            password=password,
+            address=client_address(request),
+        )
+    except TooManyRequests as exc:
+        page = _login_page(request, error=f"Too many failed sign-ins. {exc.detail}.", status_code=429)
+        page.headers["Retry-After"] = str(exc.retry_after)
+        return page
     if user is None:
         return _login_page(request, error="Wrong username or password.", status_code=401)
     token, expires_in = service.token_for(user, settings)
@@ -72,11 +91,24 @@ async def login(
 
 
 @router.post("/logout")
-async def logout(request: Request, settings: AppSettings, user: OptionalUser) -> Response:
-    # get_optional_user already enforced the CSRF header for cookie sessions.
+async def logout(request: Request, settings: AppSettings, user: OptionalUser, session: DbSession) -> Response:
+    # get_optional_user already enforced the CSRF header for cookie sessions. The token is revoked
+    # in SQL (the user's token version), not only forgotten by this browser: a copied cookie dies too.
+    if user is not None:
+        await service.sign_out(session, user_id=user.id)
+        await session.commit()
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
+
+
+def admin_or_login(request: Request, user: User | None) -> User | Response:
+    """Browsers without a session go to the login page; API clients get 401; non-admins 403."""
+    if user is None:
+        if "text/html" in request.headers.get("accept", ""):
+            return RedirectResponse("/login", status_code=303)
+        raise Unauthorized("Sign in first")
+    return check_staff(user, Role.ADMIN)
 
 
 def page_context(request: Request, user: User | None, settings, **extra) -> dict:
@@ -84,27 +116,3 @@ def page_context(request: Request, user: User | None, settings, **extra) -> dict
     token = request.cookies.get(SESSION_COOKIE)
     csrf = csrf_token_for(token, settings.secret_key) if token else ""
     return {"user": user, "csrf_token": csrf, **extra}
-
-
-@router.get("/", response_class=HTMLResponse)
-async def home(request: Request, user: OptionalUser, settings: AppSettings, session: DbSession) -> Response:
-    if user is None:
-        return RedirectResponse("/login", status_code=303)
-    if user.role is Role.AGENT:
-        return RedirectResponse(HOME_BY_ROLE[Role.AGENT], status_code=303)
-    extra: dict = {}
-    if user.role in (Role.SUPERVISOR, Role.ADMIN):
-        extra = await _overview(request, session)
-    return templates.TemplateResponse(request, "home.html", page_context(request, user, settings, **extra))
-
-
-async def _overview(request: Request, session) -> dict:
-    """Live figures published by the routing engine, and the rule set in force."""
-    from routing import service as routing_service
-    from routing.host import stats_key
-
-    raw = await request.app.state.redis_client.get(stats_key())
-    stats = json.loads(raw) if raw else None
-    versions = await routing_service.list_versions(session)
-    live = await routing_service.live_version_number(session)
-    return {"stats": stats, "rule_sets": versions[:5], "live_version": live}

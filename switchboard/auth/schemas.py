@@ -21,7 +21,37 @@ class UserRead(BaseModel):
     display_name: str
     email: str | None
     role: Role
+    is_active: bool = True
     customer_id: uuid.UUID | None = None
+
+
+class UserList(BaseModel):
+    items: list[UserRead]
+
+
+class UserUpdate(BaseModel):
+    """An administrator's change to a user; a new role ends the user's sessions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+
+
+class PasswordSet(BaseModel):
+    """An administrator sets a user's password (every session of the user ends)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    password: str = Field(min_length=8, max_length=256)
+
+
+class PasswordChange(BaseModel):
+    """A user changes their own password; every session of theirs ends, this one too."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str = Field(min_length=1, max_length=256)
+    new_password: str = Field(min_length=8, max_length=256)
 
 
 class UserCreate(BaseModel):

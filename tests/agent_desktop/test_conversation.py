@@ -9,67 +9,37 @@ desktop socket following the customer's topic."""
 from __future__ import annotations
 
 import asyncio
-import json
-import threading
+import contextlib
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 from typing import Any
-from urllib.parse import parse_qs
 
 import pytest
 from sqlalchemy import select
 
 from agent_desktop.live import CustomerFollow
 from agent_desktop.voice import derive_state
+from customers.timeline import append_event
+from demo.carrier import Call as SimCall
+from demo.carrier import CarrierSimulator
 from interactions.email.parsing import parse_email
 from interactions.email.service import ingest_email
 from interactions.models import ActorType, Interaction, TimelineEvent
 from interactions.states import Channel, State
-from interactions.timeline import append_event
-from routing.models import Agent
+from interactions.voice.models import CarrierEvent
 from switchboard.auth.models import Role
 from switchboard.db import Database
 from switchboard.events import EventHub, customer_topic
-from tests.customers.factories import make_customer, make_interaction
+from tests.factories import agent_in_queue, agent_profile, make_customer, make_interaction, make_message
+from tests.helpers import ACCOUNT, CALL_SID, CONFERENCE_SID, FakeCarrier, accept_next, eventually
 from tests.interactions.email_fixtures import sink  # noqa: F401 - fixture
 from tests.interactions.email_helpers import customer_email
-from tests.routing.test_routing_api import _accept_next, _agent_for
+from workforce.models import Agent
 
 PROBLEM_JSON = "application/problem+json"
-ACCOUNT = "AC" + "7" * 32
 TOKEN = "desk-carrier-token-0123456789"
-CALL_SID = "CA" + "a" * 32
-
-
-class FakeCarrier:
-    """A Twilio-compatible REST peer: records every call update and answers 200 (or ``fail_with``)."""
-
-    def __init__(self) -> None:
-        self.updates: list[tuple[str, str | None, dict[str, list[str]]]] = []
-        self.fail_with: int | None = None
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server hook
-                length = int(self.headers.get("Content-Length", "0"))
-                form = parse_qs(self.rfile.read(length).decode())
-                outer.updates.append((self.path, self.headers.get("Authorization"), form))
-                status = outer.fail_with or 200
-                body = json.dumps({"sid": CALL_SID}).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
 
 @pytest.fixture
@@ -94,14 +64,6 @@ def settings(settings, sink, carrier):
             "public_base_url": "http://testserver",
         }
     )
-
-
-async def _agent(db: Database, user) -> Agent:
-    async with db.sessionmaker() as s:
-        agent = Agent(user_id=user.id, display_name=user.display_name)
-        s.add(agent)
-        await s.commit()
-        return agent
 
 
 async def _take(db: Database, interaction_id: uuid.UUID, agent: Agent) -> None:
@@ -138,9 +100,9 @@ async def test_email_thread_shows_sanitised_html_and_attachments_to_the_holder_o
     client, db, settings, make_user
 ) -> None:
     user, headers = await make_user(Role.AGENT)
-    agent = await _agent(db, user)
+    agent = await agent_profile(db, user)
     other_user, other_headers = await make_user(Role.AGENT)
-    await _agent(db, other_user)
+    await agent_profile(db, other_user)
     email = await _inbound_email(db, settings)
     await _take(db, email.interaction.id, agent)
 
@@ -174,7 +136,7 @@ async def test_email_reply_goes_through_smtp_and_joins_the_thread(
     client, db, settings, sink, make_user
 ) -> None:
     user, headers = await make_user(Role.AGENT)
-    agent = await _agent(db, user)
+    agent = await agent_profile(db, user)
     email = await _inbound_email(db, settings)
     await _take(db, email.interaction.id, agent)
 
@@ -197,7 +159,7 @@ async def test_email_reply_goes_through_smtp_and_joins_the_thread(
     )
     assert empty.status_code == 422
     other_user, other_headers = await make_user(Role.AGENT)
-    await _agent(db, other_user)
+    await agent_profile(db, other_user)
     foreign = await client.post(
         f"/desktop/interactions/{email.interaction.id}/email-reply",
         data={"body": "hi"},
@@ -212,7 +174,7 @@ async def test_email_reply_goes_through_smtp_and_joins_the_thread(
 
 async def test_linked_interactions_read_as_one_thread(client, db, make_user) -> None:
     user, headers = await make_user(Role.AGENT)
-    agent = await _agent(db, user)
+    agent = await agent_profile(db, user)
     async with db.sessionmaker() as s:
         customer = await make_customer(s)
         stranger = await make_customer(s)
@@ -225,11 +187,8 @@ async def test_linked_interactions_read_as_one_thread(client, db, make_user) -> 
         foreign.follow_up_of_id = call.id  # a corrupt link to another customer is never followed
         chat.state = State.TRANSFERRED
         await s.commit()
-    from interactions.models import Message, MessageSender
-
     async with db.sessionmaker() as s:
-        s.add(Message(interaction_id=chat.id, sender=MessageSender.CUSTOMER, body="Can someone call me?"))
-        await s.commit()
+        await make_message(s, chat, "Can someone call me?")
     await _take(db, call.id, agent)
 
     html = (await client.get(f"/desktop/interactions/{call.id}/thread", headers=headers)).text
@@ -244,39 +203,63 @@ async def test_linked_interactions_read_as_one_thread(client, db, make_user) -> 
 # ------------------------------------------------------------------ voice panel
 
 
-async def _call(db: Database, agent: Agent, *, call_sid: str | None = CALL_SID) -> Interaction:
+async def _call(
+    db: Database, agent: Agent, *, call_sid: str | None = CALL_SID, client: Any = None
+) -> Interaction:
+    """A call in the agent's hands; with ``client``, bridged as production bridges it: the caller's
+    hold loop (a signed ``/wait``) adds the agent to the interaction's conference at the carrier."""
     async with db.sessionmaker() as s:
         customer = await make_customer(s)
         call = await make_interaction(s, customer=customer, channel=Channel.VOICE)
         call.attributes = {"provider": "twilio", "call_sid": call_sid} if call_sid else {}
+        if call_sid:
+            s.add(
+                CarrierEvent(
+                    provider="twilio",
+                    event_key=f"{call_sid}:interaction",
+                    call_sid=call_sid,
+                    kind="interaction",
+                    interaction_id=call.id,
+                )
+            )
         await s.commit()
     await _take(db, call.id, agent)
+    if client is not None and call_sid:
+        sim = CarrierSimulator(client, auth_token=TOKEN, base_url="http://testserver")
+        leg = SimCall(call_sid=call_sid, caller="+447911123499", to="+442071234567")
+        leg.last = await sim.post(sim.url("wait"), sim.params(leg, CallStatus="in-progress"))
+        assert leg.conference == f"interaction-{call.id}", leg.last.text
     return call
 
 
 async def test_hold_resume_go_to_the_carrier_and_land_in_the_timeline(client, db, carrier, make_user) -> None:
     user, headers = await make_user(Role.AGENT)
-    agent = await _agent(db, user)
-    call = await _call(db, agent)
+    agent = await agent_profile(db, user)
+    call = await _call(db, agent, client=client)
+    [(added, auth, form)] = carrier.updates  # the bridge rang the agent's device into the conference
+    assert added == f"/2010-04-01/Accounts/{ACCOUNT}/Conferences/interaction-{call.id}/Participants.json"
+    assert auth.startswith("Basic ") and form["To"] == [f"client:{agent.id}"] and form["Label"] == ["agent"]
 
     panel = await client.get(f"/desktop/interactions/{call.id}/voice", headers=headers)
     assert panel.status_code == 200 and "Connected" in panel.text and "Hold call" in panel.text
 
     held = await client.post(f"/desktop/interactions/{call.id}/call/hold", headers=headers)
     assert held.status_code == 200, held.text
-    assert "On hold" in held.text and "Resume call" in held.text
+    assert "On hold" in held.text and "Resume call" in held.text and "hold music" in held.text
     path, auth, form = carrier.updates[-1]
-    assert path == f"/2010-04-01/Accounts/{ACCOUNT}/Calls/{CALL_SID}.json" and auth.startswith("Basic ")
-    assert "<Play" in form["Twiml"][0] and "Please hold" in form["Twiml"][0]
+    participant = f"/2010-04-01/Accounts/{ACCOUNT}/Conferences/{CONFERENCE_SID}/Participants/{CALL_SID}.json"
+    assert path == participant and auth.startswith("Basic ")  # the caller's participant
+    assert form["Hold"] == ["true"] and form["HoldUrl"][0].startswith("http")
 
     again = await client.post(f"/desktop/interactions/{call.id}/call/hold", headers=headers)
     assert again.status_code == 409 and again.json()["errors"][0]["field"] == "action"
-    assert len(carrier.updates) == 1  # refused before the carrier was asked
+    assert len(carrier.updates) == 2  # refused before the carrier was asked
 
     resumed = await client.post(f"/desktop/interactions/{call.id}/call/resume", headers=headers)
     assert resumed.status_code == 200 and "Connected" in resumed.text
-    twiml = carrier.updates[-1][2]["Twiml"][0]
-    assert f"<Client>{agent.id}</Client>" in twiml and "http://testserver/carrier/twilio/voice/wait" in twiml
+    assert carrier.updates[-1][0] == participant and carrier.updates[-1][2] == {"Hold": ["false"]}
+    # The agent's leg stayed up: nobody was rung again.
+    assert [p for p, _, _ in carrier.updates].count(added) == 1
 
     async with db.sessionmaker() as s:
         actions = [
@@ -292,11 +275,12 @@ async def test_hold_resume_go_to_the_carrier_and_land_in_the_timeline(client, db
 
 async def test_a_carrier_refusal_changes_nothing(client, db, carrier, make_user) -> None:
     user, headers = await make_user(Role.AGENT)
-    agent = await _agent(db, user)
-    call = await _call(db, agent)
+    agent = await agent_profile(db, user)
+    call = await _call(db, agent, client=client)
     carrier.fail_with = 404
     refused = await client.post(f"/desktop/interactions/{call.id}/call/hold", headers=headers)
     assert refused.status_code == 503 and refused.headers["content-type"] == PROBLEM_JSON
+    assert refused.headers["retry-after"]
     async with db.sessionmaker() as s:
         kinds = list(
             await s.scalars(select(TimelineEvent.kind).where(TimelineEvent.interaction_id == call.id))
@@ -306,7 +290,7 @@ async def test_a_carrier_refusal_changes_nothing(client, db, carrier, make_user)
 
 async def test_controls_need_a_held_voice_call_with_a_leg(client, db, make_user) -> None:
     user, headers = await make_user(Role.AGENT)
-    agent = await _agent(db, user)
+    agent = await agent_profile(db, user)
     no_leg = await _call(db, agent, call_sid=None)
     refused = await client.post(f"/desktop/interactions/{no_leg.id}/call/hold", headers=headers)
     assert refused.status_code == 409
@@ -317,10 +301,12 @@ async def test_controls_need_a_held_voice_call_with_a_leg(client, db, make_user)
     await _take(db, chat.id, agent)
     not_voice = await client.post(f"/desktop/interactions/{chat.id}/call/hold", headers=headers)
     assert not_voice.status_code == 422 and not_voice.json()["errors"][0]["field"] == "interaction_id"
-    bad_action = await client.post(f"/desktop/interactions/{no_leg.id}/call/mute", headers=headers)
+    bad_action = await client.post(f"/desktop/interactions/{no_leg.id}/call/dance", headers=headers)
     assert bad_action.status_code == 422
+    no_leg_mute = await client.post(f"/desktop/interactions/{no_leg.id}/call/mute", headers=headers)
+    assert no_leg_mute.status_code == 409
     other_user, other_headers = await make_user(Role.AGENT)
-    await _agent(db, other_user)
+    await agent_profile(db, other_user)
     call = await _call(db, agent)
     foreign = await client.post(f"/desktop/interactions/{call.id}/call/hold", headers=other_headers)
     assert foreign.status_code == 404
@@ -352,10 +338,8 @@ def test_call_state_follows_the_latest_call_event() -> None:
 
 async def test_a_placed_leg_is_found_through_the_carrier_mapping(client, db, make_user) -> None:
     """A callback's leg is placed by the dialer: its sid lives in carrier_events, not attributes."""
-    from interactions.voice.models import CarrierEvent
-
     user, headers = await make_user(Role.AGENT)
-    agent = await _agent(db, user)
+    agent = await agent_profile(db, user)
     callback = await _call(db, agent, call_sid=None)
     html = (await client.get(f"/desktop/interactions/{callback.id}/voice", headers=headers)).text
     assert "Not dialled yet" in html
@@ -411,13 +395,116 @@ async def test_customer_follow_subscribes_and_unsubscribes_by_held_interaction(
         await hub.stop()
 
 
+class _Socket:
+    """The desktop socket's outer edge: what the server sends, recorded."""
+
+    def __init__(self, db: Database) -> None:
+        self.app = SimpleNamespace(state=SimpleNamespace(db=db))
+        self.frames: list[str] = []
+
+    async def send_text(self, text: str) -> None:
+        self.frames.append(text)
+
+
+async def test_live_360_events_wait_for_their_burst_and_skip_what_is_already_shown(
+    db, redis_handle, redis_sync, make_user
+) -> None:
+    """A customer's live-360 events that come together render once (after LIVE_DELAY_S), while a
+    presence event in between is not delayed; events the open panel already showed when it was
+    rendered, and events for a customer whose last tab left meanwhile, read nothing."""
+    from agent_desktop import ws
+
+    user, _ = await make_user(Role.AGENT)
+    agent = await agent_profile(db, user)
+    async with db.sessionmaker() as s:
+        customer = await make_customer(s)
+        chat = await make_interaction(s, customer=customer)
+        await s.commit()
+    await _take(db, chat.id, agent)
+    async with db.sessionmaker() as s:
+        created = await s.scalar(select(TimelineEvent.id).where(TimelineEvent.interaction_id == chat.id))
+    hub = EventHub(redis_handle.async_client())
+    await hub.start()
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    socket = _Socket(db)
+    connection = ws.DesktopConnection(socket, agent_id=agent.id, token_expires=datetime.now(UTC))  # type: ignore[arg-type]
+    connection.follow = CustomerFollow(hub, queue)
+    await connection.resync()  # the panel, its 360 showing the interaction's created event
+    assert connection.follow.interactions_of(customer.id) == [chat.id]
+    opened = len(socket.frames)
+    pusher = asyncio.create_task(connection.push_loop(queue))
+    presences = 0
+
+    def timeline_frames() -> list[str]:
+        return [f for f in socket.frames[opened:] if f'id="timeline-{chat.id}"' in f]
+
+    async def settle() -> None:
+        """Every event queued so far handled: a presence fragment, queued now, has been sent."""
+        nonlocal presences
+        await eventually(lambda: _true(not connection.live_pending), what="the burst to be handled")
+        presences += 1
+        queue.put_nowait({"type": "presence"})
+        await eventually(
+            lambda: _true(sum('id="desktop-status"' in f for f in socket.frames[opened:]) == presences),
+            what="the presence fragment",
+        )
+
+    def live(*event_ids: int) -> dict[str, Any]:
+        return {
+            "type": "timeline",
+            "customer_id": str(customer.id),
+            "interaction_ids": [str(chat.id)],
+            "event_ids": list(event_ids),
+        }
+
+    try:
+        queue.put_nowait(live(created))
+        await settle()
+        assert timeline_frames() == []  # the panel showed it already
+
+        async with db.sessionmaker() as s:
+            note = append_event(
+                s,
+                customer_id=customer.id,
+                interaction_id=chat.id,
+                kind="note",
+                actor_type=ActorType.AGENT,
+                data={"body": "called back"},
+            )
+            await s.commit()
+        for _ in range(3):
+            queue.put_nowait(live(note.id))
+        presences += 1
+        queue.put_nowait({"type": "presence"})
+        await eventually(lambda: _true(len(timeline_frames()) == 1), what="the 360 re-rendered")
+        status = [i for i, f in enumerate(socket.frames) if 'id="desktop-status"' in f][-1]
+        assert status < socket.frames.index(timeline_frames()[0])  # not held behind the burst
+        await settle()
+        assert len(timeline_frames()) == 1  # the three events were read once
+
+        connection.follow.discard(chat.id)  # the tab left (completed)
+        queue.put_nowait(live(note.id + 1))
+        await settle()
+        assert len(timeline_frames()) == 1
+    finally:
+        pusher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pusher
+        connection.follow.close()
+        await hub.stop()
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
 async def test_timeline_event_for_a_held_customer_updates_every_panel(app, db, make_user) -> None:
     """The socket's renderer: an email arriving for the customer of a held call re-renders that
     call's 360 timeline; the email's own thread is not this tab's (no thread fragment)."""
     from agent_desktop import live
 
     user, _ = await make_user(Role.AGENT)
-    agent = await _agent(db, user)
+    agent = await agent_profile(db, user)
     call = await _call(db, agent)
     async with db.sessionmaker() as s:
         ev = append_event(
@@ -462,41 +549,81 @@ async def test_timeline_event_for_a_held_customer_updates_every_panel(app, db, m
 
 
 async def test_twilio_call_control_against_the_simulators_rest_peer() -> None:
-    """The carrier simulator (demo) accepts what the desktop sends, with the carrier's Basic auth."""
+    """The carrier simulator (demo) accepts what the desktop sends, with the carrier's Basic auth,
+    and keeps each conference participant's state: the agent added by REST, the caller joined by
+    TwiML; hold, mute and tones on the right participant; a hang-up ends the conference."""
     from demo.carrier import FakeCarrierApi
-    from interactions.voice.control import TwilioCallControl
-    from interactions.voice.twilio import TwilioAdapter
+    from interactions.voice.control import Conference, TwilioCallControl
     from switchboard.errors import ServiceUnavailable
 
     fake = FakeCarrierApi(account_sid=ACCOUNT, auth_token=TOKEN)
     url = await fake.start()
     try:
-        adapter = TwilioAdapter(TOKEN, hold_audio_url="https://audio.example/hold.mp3")
         control = TwilioCallControl(
-            api_url=url, account_sid=ACCOUNT, auth_token=TOKEN, adapter=adapter, base_url="https://sb.example"
+            api_url=url,
+            account_sid=ACCOUNT,
+            auth_token=TOKEN,
+            hold_audio_url="https://audio.example/hold.mp3",
+            base_url="https://sb.example",
         )
-        agent_id = uuid.uuid4()
-        await control.hold(call_sid=CALL_SID)
-        await control.resume(call_sid=CALL_SID, agent_id=agent_id)
-        await control.return_to_flow(call_sid=CALL_SID)
+        agent_id, name = uuid.uuid4(), "interaction-test"
+        callback = "https://sb.example/carrier/twilio/voice/agent-leg?interaction=x&agent=y"
+        leg = await control.add_agent(
+            conference=name,
+            agent_id=agent_id,
+            caller_id="+447911123499",
+            ring_seconds=20,
+            status_callback=callback,
+        )
+        # The ring timeout and the leg's progress callback, every event as its own field (Twilio).
+        [added] = fake.participant_adds
+        assert added["Timeout"] == ["20"] and added["StatusCallback"] == [callback]
+        assert added["StatusCallbackEvent"] == ["initiated", "ringing", "answered", "completed"]
+        fake.join(CALL_SID, name, label="customer", end_conference_on_exit=True)  # the caller's <Dial>
+        room = fake.live_conference(name)
+        assert room is not None and leg.conference_sid == room.sid
+        agent = fake.participant(name, leg.call_sid)
+        assert agent is not None and agent.to == f"client:{agent_id}" and agent.label == "agent"
+        caller = fake.participant(name, CALL_SID)
+        assert caller is not None
+
+        by_name = Conference(name=name)  # the sid resolved by friendly name, as when none was kept
+        await control.mute(agent_call_sid=leg.call_sid, conference=by_name, muted=True)
+        assert agent.muted and not caller.muted
+        await control.hold(call_sid=CALL_SID, conference=Conference(name=name, sid=room.sid))
+        assert caller.hold and caller.hold_url == "https://audio.example/hold.mp3" and not agent.hold
+        await control.resume(call_sid=CALL_SID, conference=by_name)
+        await control.mute(agent_call_sid=leg.call_sid, conference=by_name, muted=False)
+        assert not caller.hold and not agent.muted
+        await control.send_digits(call_sid=CALL_SID, conference=by_name, digits="12#")
+        assert caller.announcements == ["https://sb.example/carrier/twilio/voice/tones?digits=12%23"]
+        assert {u.call_sid for u in fake.participant_updates} == {CALL_SID, leg.call_sid}
+        assert fake.updates == []  # none of that touched the caller's call itself
+
         await control.hang_up(call_sid=CALL_SID)
-        hold, resume, back, end = fake.updates
-        assert {u.call_sid for u in fake.updates} == {CALL_SID}
-        assert '<Play loop="0">https://audio.example/hold.mp3</Play>' in hold.twiml
-        assert f"<Client>{agent_id}</Client>" in resume.twiml
-        assert "<Redirect" in back.twiml and "https://sb.example/carrier/twilio/voice/wait" in back.twiml
+        [end] = fake.updates
         assert end.twiml is None and end.status == "completed"
+        assert room.status == "completed" and fake.live_conference(name) is None  # the agent's leg went too
+        with pytest.raises(ServiceUnavailable, match="no live conference"):
+            await control.mute(agent_call_sid=leg.call_sid, conference=by_name, muted=True)
+        with pytest.raises(ServiceUnavailable, match="HTTP 404"):  # a kept sid of an ended conference
+            await control.mute(agent_call_sid=leg.call_sid, conference=Conference(name, room.sid), muted=True)
+
+        await control.return_to_flow(call_sid=CALL_SID)
+        assert "<Redirect" in fake.updates[-1].twiml and "https://sb.example/carrier/twilio/voice/wait" in (
+            fake.updates[-1].twiml
+        )
 
         wrong = TwilioCallControl(
             api_url=url,
             account_sid=ACCOUNT,
             auth_token="not-the-token",
-            adapter=adapter,
+            hold_audio_url="https://audio.example/hold.mp3",
             base_url="https://sb.example",
         )
         with pytest.raises(ServiceUnavailable, match="HTTP 401"):
-            await wrong.hold(call_sid=CALL_SID)
-        assert len(fake.updates) == 4
+            await wrong.hang_up(call_sid=CALL_SID)
+        assert len(fake.updates) == 2
     finally:
         await fake.stop()
 
@@ -509,7 +636,7 @@ async def test_a_blind_voice_transfer_returns_the_caller_to_the_call_flow(
     _, client = routed
     user, headers = await make_user(Role.AGENT)
     _, supervisor = await make_user(Role.SUPERVISOR)
-    await _agent_for(db, user)
+    await agent_in_queue(db, user)
     await client.post("/api/routing/presence", json={"presence": "available"}, headers=headers)
     created = await client.post(
         "/api/interactions",
@@ -522,7 +649,7 @@ async def test_a_blind_voice_transfer_returns_the_caller_to_the_call_flow(
         headers=supervisor,
     )
     assert created.status_code == 201, created.text
-    await _accept_next(client, headers)
+    await accept_next(client, headers)
     iid = created.json()["id"]
 
     moved = await client.post(

@@ -20,27 +20,42 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from customers.models import Customer, Identity, IdentityKind, ValueTier
+from customers.models import ValueTier
+from customers.timeline import publish_after_commit
 from demo.carrier import CarrierSimulator
 from demo.smtp_sink import SmtpSink
 from interactions.email.inbound import EmailListener
 from interactions.models import Interaction, TimelineEvent
 from interactions.states import Channel, State
-from interactions.timeline import publish_after_commit
 from routing import service as routing_service
-from routing.models import Agent, Presence, Queue, QueueMember
-from switchboard.auth.models import Role
-from switchboard.auth.service import create_user
 from switchboard.db import Database
 from switchboard.settings import PROJECT_ROOT, Settings
-from tests.agent_desktop.test_conversation import ACCOUNT, CALL_SID, FakeCarrier
-from tests.agent_desktop.test_work_browser import _sign_in
-from tests.conftest import TEST_PASSWORD, _truncate, db_schema_for
+from tests.factories import make_agent, make_customer, make_queue, make_staff_user
+from tests.helpers import (
+    ACCOUNT,
+    AGENT_CALL_SID,
+    CALL_SID,
+    CONFERENCE_SID,
+    FakeCarrier,
+    db_schema_for,
+    eventually,
+    truncate_all,
+)
 from tests.interactions.email_helpers import customer_email, smtp_send
-from tests.live_app import CHROMIUM, CHROMIUM_ARGS, needs_chromium, screenshot, stop_app
+from tests.live_app import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    go_available,
+    needs_chromium,
+    screenshot,
+    sign_in,
+    sign_in_to_desktop,
+    stop_app,
+)
 from tests.live_app import free_port as _free_port
 from tests.live_app import start_app as _start
 from tests.live_app import wait_for_leader as _wait_for_leader
+from workforce.models import Agent, Presence
 
 EMAIL_SHOT = PROJECT_ROOT / "docs" / "screenshots" / "desktop-email.png"
 VOICE_SHOT = PROJECT_ROOT / "docs" / "screenshots" / "desktop-voice.png"
@@ -62,21 +77,19 @@ class Server:
 
 async def _seed(db: Database) -> None:
     async with db.sessionmaker() as s:
-        queue = Queue(name="support", display_name="Support", channels=["email", "voice", "ticket"])
-        s.add(queue)
-        user = await create_user(
-            s, username="conv-agent", display_name="Dana Desk", role=Role.AGENT, password=TEST_PASSWORD
+        queue = await make_queue(s, "support", channels=["email", "voice", "ticket", "chat"])
+        user = await make_staff_user(s, name="Dana Desk", username="conv-agent")
+        await make_agent(s, user, presence=Presence.OFFLINE, queues=[queue])
+        await make_customer(
+            s,
+            bare=True,
+            phone=PHONE,
+            email=EMAIL,
+            verified=True,
+            display_name="Margaret Hale",
+            segments=["senior"],
+            value_tier=ValueTier.GOLD,
         )
-        await s.flush()
-        agent = Agent(user_id=user.id, display_name="Dana Desk", presence=Presence.OFFLINE)
-        s.add(agent)
-        await s.flush()
-        s.add(QueueMember(queue_id=queue.id, agent_id=agent.id))
-        customer = Customer(display_name="Margaret Hale", segments=["senior"], value_tier=ValueTier.GOLD)
-        s.add(customer)
-        await s.flush()
-        s.add(Identity(customer_id=customer.id, kind=IdentityKind.PHONE, value=PHONE, verified=True))
-        s.add(Identity(customer_id=customer.id, kind=IdentityKind.EMAIL, value=EMAIL, verified=True))
         # Everything goes to "support": the routing engine routes queue-less work by the live rule set.
         draft = await routing_service.create_draft(
             s,
@@ -113,7 +126,7 @@ async def server(backend_url, redis_handle, redis_sync, tmp_path, monkeypatch) -
         gc_freeze=False,  # an app built inside the test process (see tests/conftest.py)
     )
     db = Database(backend_url, schema=settings.database_schema)
-    await _truncate(db)
+    await truncate_all(db)
     await _seed(db)
     sink = SmtpSink(host="127.0.0.1", port=0)
     await sink.start()
@@ -179,7 +192,7 @@ async def test_follow_up_email_written_from_the_360_panel(server: Server) -> Non
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = await _sign_in(browser, server, "conv-agent")
+            page = await sign_in_to_desktop(browser, server, "conv-agent")
             code, reply = await smtp_send(server.listener.port, _email("Lost card", text="I lost my card."))
             assert code == 250, reply
             toast = page.locator(".offer-toast")
@@ -224,7 +237,7 @@ async def test_email_offered_accepted_thread_shown_and_reply_sent(server: Server
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = await _sign_in(browser, server, "conv-agent")
+            page = await sign_in_to_desktop(browser, server, "conv-agent")
             code, reply = await smtp_send(
                 server.listener.port,
                 _email("Card swallowed at Euston", text="My card was swallowed.", html=HTML, attachment=True),
@@ -282,6 +295,17 @@ async def test_email_offered_accepted_thread_shown_and_reply_sent(server: Server
     assert "arrives within 3 working days" in parsed.get_content()
 
 
+async def _tones_sent(carrier, digits: str) -> bool:
+    """An announcement of the tones to the caller's conference participant."""
+    announced = [form.get("AnnounceUrl", [""])[0] for path, _, form in carrier.updates if CALL_SID in path]
+    return any(url.endswith(f"/carrier/twilio/voice/tones?digits={digits}") for url in announced)
+
+
+def _participant_forms(carrier, call_sid: str) -> list[dict[str, list[str]]]:
+    path = f"/2010-04-01/Accounts/{ACCOUNT}/Conferences/{CONFERENCE_SID}/Participants/{call_sid}.json"
+    return [form for p, _, form in carrier.updates if p == path]
+
+
 @needs_chromium
 async def test_voice_panel_live_360_and_call_controls(server: Server) -> None:
     from playwright.async_api import async_playwright, expect
@@ -290,7 +314,7 @@ async def test_voice_panel_live_360_and_call_controls(server: Server) -> None:
         sim = CarrierSimulator(http, auth_token=CARRIER_TOKEN, base_url=server.base)
         browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = await _sign_in(browser, server, "conv-agent")
+            page = await sign_in_to_desktop(browser, server, "conv-agent")
             call = await sim.incoming(PHONE, call_sid=CALL_SID)
             await sim.press(call, "1")
             toast = page.locator(".offer-toast")
@@ -302,11 +326,13 @@ async def test_voice_panel_live_360_and_call_controls(server: Server) -> None:
             await expect(panel).to_be_visible(timeout=10_000)
             for _ in range(20):  # the hold loop bridges once the interaction is connected
                 await sim.wait(call)
-                if call.agent_client:
+                if call.bridged:
                     break
             async with server.db.sessionmaker() as s:
                 agent_id = await s.scalar(select(Agent.id))
-            assert call.agent_client == str(agent_id)
+            assert call.conference == f"interaction-{voice.id}"  # the agent's device was added to it:
+            [added] = [f for path, _, f in server.carrier.updates if path.endswith("/Participants.json")]
+            assert added["To"] == [f"client:{agent_id}"]
 
             call_panel = panel.locator(f"#voice-{voice.id}")
             await expect(call_panel.locator(".call-badge")).to_have_text("Connected", timeout=10_000)
@@ -327,14 +353,42 @@ async def test_voice_panel_live_360_and_call_controls(server: Server) -> None:
             await expect(call_panel.locator(".call-badge")).to_have_text("On hold", timeout=10_000)
             resume = panel.get_by_role("button", name="Resume call")
             await expect(resume).to_be_focused()  # focus stays on the control after the swap
-            assert any(form.get("Twiml", [""])[0].count("<Play") for _, _, form in server.carrier.updates)
-            await expect(timeline).to_contain_text("hold")
+            assert _participant_forms(server.carrier, CALL_SID)[-1]["Hold"] == ["true"]  # the caller's
+            await expect(timeline).to_contain_text("Hold")  # its label, behind the routing toggle
 
             await call_panel.evaluate("el => el.scrollIntoView({block: 'start'})")  # call and 360 in view
             await screenshot(page, VOICE_SHOT)
 
             await page.keyboard.press("Enter")  # resume, still focused
             await expect(call_panel.locator(".call-badge")).to_have_text("Connected", timeout=10_000)
+            await expect(call_panel.locator(".call-clock")).to_have_text(re.compile(r"^\d+s$|^\d+m \d+s$"))
+
+            # Mute, by keyboard: pressed once the carrier confirmed it, "Muted" said in words.
+            mute = call_panel.get_by_role("button", name="Mute")
+            await expect(mute).to_have_attribute("aria-pressed", "false")
+            await mute.focus()
+            await page.keyboard.press("Enter")
+            pressed = call_panel.get_by_role("button", name="Mute", pressed=True)
+            await expect(pressed).to_be_visible(timeout=10_000)
+            await expect(call_panel.locator(".call-state")).to_contain_text("Muted")
+            await expect(call_panel.get_by_role("button", name="Mute")).to_be_focused()  # stays on the toggle
+            assert _participant_forms(server.carrier, AGENT_CALL_SID)[-1] == {"Muted": ["true"]}
+            await expect(timeline).to_contain_text("Mute")
+            await page.keyboard.press("Enter")  # unmute
+            released = call_panel.get_by_role("button", name="Mute", pressed=False)
+            await expect(released).to_be_visible(timeout=10_000)
+            await expect(call_panel.locator(".call-state")).not_to_contain_text("Muted")
+            assert _participant_forms(server.carrier, AGENT_CALL_SID)[-1] == {"Muted": ["false"]}
+
+            # The keypad sends tones through the carrier; the timeline says tones went, not which.
+            key = call_panel.get_by_role("button", name="5", exact=True)
+            await key.focus()
+            await page.keyboard.press("Enter")
+            await eventually(
+                lambda: _tones_sent(server.carrier, "5"), what="the carrier asked to play the tone"
+            )
+            await expect(timeline).to_contain_text("Keypad")
+            await expect(call_panel.get_by_role("button", name="5", exact=True)).to_be_focused()
 
             await panel.get_by_role("button", name="End call").click()
             await expect(panel.locator(".acw-clock")).to_be_visible(timeout=10_000)
@@ -342,8 +396,21 @@ async def test_voice_panel_live_360_and_call_controls(server: Server) -> None:
         finally:
             await browser.close()
 
+    account = f"/2010-04-01/Accounts/{ACCOUNT}"
+    caller, agent_leg = (
+        f"{account}/Conferences/{CONFERENCE_SID}/Participants/{sid}.json"
+        for sid in (CALL_SID, AGENT_CALL_SID)
+    )
     paths = [path for path, _, _ in server.carrier.updates]
-    assert paths == [f"/2010-04-01/Accounts/{ACCOUNT}/Calls/{CALL_SID}.json"] * 3
+    assert paths == [
+        f"{account}/Conferences/interaction-{voice.id}/Participants.json",  # the agent, rung once
+        caller,  # hold
+        caller,  # resume: the agent's leg stayed up, nobody rung again
+        agent_leg,  # mute
+        agent_leg,  # unmute
+        caller,  # keypad tones
+        f"{account}/Calls/{CALL_SID}.json",  # end
+    ]
     assert server.carrier.updates[-1][2] == {"Status": ["completed"]}
     async with server.db.sessionmaker() as s:
         row = await s.get(Interaction, voice.id)
@@ -356,4 +423,86 @@ async def test_voice_panel_live_360_and_call_controls(server: Server) -> None:
             )
         ]
     assert row.state is State.WRAP_UP
-    assert actions == ["hold", "resume", "hang_up"]
+    assert actions == ["hold", "resume", "mute", "unmute", "keypad", "hang_up"]
+
+
+AXE = PROJECT_ROOT / "static" / "vendor" / "axe.min.js"
+
+
+async def _serious_violations(page) -> list[str]:
+    """axe-core (from npm, injected from static/vendor) on the page as it is: serious or critical only."""
+    await page.add_script_tag(path=str(AXE))
+    result = await page.evaluate("() => axe.run(document)")
+    assert len(result["passes"]) > 10, "axe ran no rules"  # a scan that checked nothing proves nothing
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+@needs_chromium
+@pytest.mark.skipif(
+    not AXE.exists(), reason="axe-core missing from static/vendor: scripts/setup copies it from npm"
+)
+async def test_axe_finds_nothing_serious_with_a_call_then_a_chat_and_an_email_open(server: Server) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    async with httpx.AsyncClient(timeout=10) as http, async_playwright() as p:
+        sim = CarrierSimulator(http, auth_token=CARRIER_TOKEN, base_url=server.base)
+        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            # The CSP (rightly) refuses an injected script; only this scan's context bypasses it.
+            context = await browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)
+            page = await context.new_page()
+            await sign_in(page, server.base, "conv-agent")
+            await page.wait_for_url(f"{server.base}/desktop")
+            await expect(page.locator("#ws-status.live")).to_be_visible(timeout=10_000)
+            await go_available(page)
+            toast = page.locator(".offer-toast")
+
+            # A call (voice is exclusive: it comes first, alone).
+            call = await sim.incoming(PHONE, call_sid=CALL_SID)
+            await sim.press(call, "1")
+            await expect(toast).to_be_visible(timeout=15_000)
+            await page.keyboard.press("a")
+            voice = await _interaction(server.db, Channel.VOICE)
+            call_panel = page.locator(f"#voice-{voice.id}")
+            for _ in range(20):  # the hold loop bridges once the interaction is connected
+                await sim.wait(call)
+                if call.bridged:
+                    break
+            await expect(call_panel.locator(".call-badge")).to_have_text("Connected", timeout=10_000)
+            assert await _serious_violations(page) == []
+            await call_panel.get_by_role("button", name="End call").click()
+            panel = page.locator(f"#panel-{voice.id}")
+            await panel.get_by_label("Wrap-up code").select_option(index=1)
+            await panel.get_by_role("button", name="Complete").click()
+            await expect(page.locator(f"#tab-{voice.id}")).to_have_count(0, timeout=10_000)
+
+            # A chat and an email open side by side (two tabs).
+            started = await http.post(
+                f"{server.base}/chat/start", json={"name": "Chat Visitor"}, headers={"Origin": server.base}
+            )
+            assert started.status_code == 201, started.text
+            await expect(toast).to_be_visible(timeout=15_000)
+            await page.keyboard.press("a")
+            chat_tab = page.locator(f"#tab-{started.json()['interaction_id']}")
+            await expect(chat_tab).to_be_visible(timeout=10_000)
+            code, reply = await smtp_send(
+                server.listener.port, _email("Card swallowed", text="It was swallowed.")
+            )
+            assert code == 250, reply
+            await expect(toast).to_be_visible(timeout=15_000)
+            await page.keyboard.press("Escape")  # out of the chat's reply box
+            await page.keyboard.press("a")
+            email = await _interaction(server.db, Channel.EMAIL)
+            await expect(page.locator(f"#panel-{email.id}").get_by_label("Reply by email")).to_be_visible(
+                timeout=10_000
+            )
+            assert await _serious_violations(page) == []  # the email's tab open
+            await chat_tab.click()
+            await expect(page.locator(".desk-chat-reply textarea")).to_be_visible()
+            assert await _serious_violations(page) == []  # the chat's tab open
+        finally:
+            await browser.close()

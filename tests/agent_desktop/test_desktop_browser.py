@@ -11,100 +11,32 @@ import asyncio
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from decimal import Decimal
 
 import httpx
 import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from customers.models import Customer, Identity, IdentityKind, ValueTier
-from routing.models import Agent, Presence, Queue, QueueMember
-from switchboard.auth.models import Role
-from switchboard.auth.service import create_user, token_for
-from switchboard.db import Database
-from switchboard.settings import PROJECT_ROOT, Settings
-from tests.conftest import TEST_PASSWORD, _truncate
-from tests.live_app import CHROMIUM, CHROMIUM_ARGS, live_settings, needs_chromium, running_app, screenshot
+from switchboard.settings import PROJECT_ROOT
+from tests.factories import DESK_CUSTOMER_PHONE
+from tests.helpers import TEST_PASSWORD
+from tests.live_app import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    DeskServer,
+    needs_chromium,
+    screenshot,
+    sign_in_to_desktop,
+)
 
 SCREENSHOT = PROJECT_ROOT / "docs" / "screenshots" / "desktop.png"
-CUSTOMER_PHONE = "+447400123456"
 
 
-@dataclass
-class Server:
-    base: str
-    origin: str
-    settings: Settings
-    agent_username: str
-    agent_token: str
-    supervisor_headers: dict[str, str]
-
-
-async def _seed(db: Database, settings: Settings) -> tuple[str, str, dict[str, str]]:
-    async with db.sessionmaker() as s:
-        queue = Queue(name="cards", display_name="Cards", channels=["chat", "voice"])
-        s.add(queue)
-        agent_user = await create_user(
-            s, username="desk-agent", display_name="Dana Desk", role=Role.AGENT, password=TEST_PASSWORD
-        )
-        supervisor = await create_user(
-            s, username="desk-sup", display_name="Sam Sup", role=Role.SUPERVISOR, password=TEST_PASSWORD
-        )
-        await s.flush()
-        agent = Agent(user_id=agent_user.id, display_name="Dana Desk", presence=Presence.OFFLINE)
-        s.add(agent)
-        await s.flush()
-        s.add(QueueMember(queue_id=queue.id, agent_id=agent.id))
-        customer = Customer(
-            display_name="Margaret Hale",
-            segments=["senior", "private-banking"],
-            value_tier=ValueTier.GOLD,
-            products_held=4,
-            marketing_consent=True,
-            tier_breakdown={
-                "policy_version": 1,
-                "tier": "gold",
-                "points_total": 62,
-                "inputs": {
-                    "relationship_balance": {"raw": "250000.00", "points": 40, "clamped": False},
-                    "products_held": {"raw": "4", "points": 12, "clamped": False},
-                    "tenure_years": {"raw": "12", "points": 10, "clamped": True},
-                },
-            },
-            relationship_balance=Decimal("250000.00"),
-        )
-        s.add(customer)
-        await s.flush()
-        s.add(Identity(customer_id=customer.id, kind=IdentityKind.PHONE, value=CUSTOMER_PHONE, verified=True))
-        await s.commit()
-    return (
-        agent_user.username,
-        token_for(agent_user, settings)[0],
-        {"Authorization": f"Bearer {token_for(supervisor, settings)[0]}"},
-    )
-
-
-@pytest.fixture
-async def server(backend_url, redis_handle, redis_sync, tmp_path) -> AsyncIterator[Server]:
-    settings = live_settings(backend_url, redis_handle.url, tmp_path, name="desktop")
-    db = Database(backend_url, schema=settings.database_schema)
-    await _truncate(db)
-    username, agent_token, supervisor = await _seed(db, settings)
-    try:
-        async with running_app(settings, tmp_path / "app.log") as base:
-            yield Server(base, base, settings, username, agent_token, supervisor)
-    finally:
-        await db.dispose()
-
-
-def _ws_url(server: Server) -> str:
+def _ws_url(server: DeskServer) -> str:
     return server.base.replace("http://", "ws://") + "/desktop/ws"
 
 
-async def _close_code(server: Server, headers: dict[str, str]) -> tuple[int, str]:
+async def _close_code(server: DeskServer, headers: dict[str, str]) -> tuple[int, str]:
     """Connect and read until the server closes; the close code and reason it gave."""
     async with websockets.connect(_ws_url(server), additional_headers=headers, open_timeout=5) as ws:
         with pytest.raises(ConnectionClosed) as closed:
@@ -115,7 +47,7 @@ async def _close_code(server: Server, headers: dict[str, str]) -> tuple[int, str
 
 
 @needs_chromium
-async def test_offer_accepted_from_the_keyboard_shows_the_customer_360(server: Server) -> None:
+async def test_offer_accepted_from_the_keyboard_shows_the_customer_360(server: DeskServer) -> None:
     from playwright.async_api import async_playwright, expect
 
     async with async_playwright() as p:
@@ -140,7 +72,7 @@ async def test_offer_accepted_from_the_keyboard_shows_the_customer_360(server: S
                     json={
                         "channel": "chat",
                         "queue": "cards",
-                        "identity": {"kind": "phone", "value": CUSTOMER_PHONE},
+                        "identity": {"kind": "phone", "value": DESK_CUSTOMER_PHONE},
                         "subject": "Card blocked abroad",
                         "topic": "card_blocked",
                     },
@@ -153,13 +85,17 @@ async def test_offer_accepted_from_the_keyboard_shows_the_customer_360(server: S
                 await expect(toast).to_be_visible(timeout=10_000)
                 await expect(toast.locator(".customer-name")).to_have_text("Margaret Hale")
                 await expect(toast).to_contain_text("Gold")
-                await expect(toast).to_contain_text("senior")
-                await expect(toast).to_contain_text("card_blocked")
+                await expect(toast).to_contain_text("Senior")
+                await expect(toast).to_contain_text("Card blocked")  # the topic's label, not its code
                 await expect(toast.locator(".countdown")).to_have_text(re.compile(r"^\d+s$"), timeout=3_000)
                 await expect(toast.get_by_role("button", name="Accept")).to_have_attribute(
                     "aria-keyshortcuts", "A"
                 )
 
+                # What the browser fetches for this interaction once its tab opens.
+                fetched: list[str] = []
+                own = f"/desktop/interactions/{interaction_id}/"
+                page.on("request", lambda r: fetched.append(r.url) if own in r.url else None)
                 await page.keyboard.press("a")
 
                 tab = page.locator(f"#tab-{interaction_id}")
@@ -171,10 +107,17 @@ async def test_offer_accepted_from_the_keyboard_shows_the_customer_360(server: S
                 await expect(panel.locator("h3")).to_have_text("Card blocked abroad")
                 await expect(panel.locator(".c360-name")).to_have_text("Margaret Hale")
                 await expect(panel.locator(".tier-badge").first).to_have_text("Gold")
-                await expect(panel.locator(".timeline")).to_contain_text("interaction created")
+                await expect(panel.locator(".timeline-events")).to_contain_text("Contact started")
                 await expect(page.locator("#desktop-capacity")).to_contain_text("Chat")
                 chat_row = page.locator("#desktop-capacity tr", has_text="Chat")
                 await expect(chat_row.locator("td").first).to_have_text("1")
+                # The panel came whole over the socket: its wrap-up bar, notes and transcript are in
+                # place, and the browser made no request to load them.
+                await expect(panel.get_by_role("button", name="End / Wrap up")).to_be_visible()
+                await expect(panel.locator(f"#notes-{interaction_id}")).to_be_attached()
+                await expect(panel.locator(f"#chat-log-{interaction_id}")).to_be_attached()
+                await expect(panel.locator(".chat-loading, [aria-busy=true]")).to_have_count(0)
+                assert fetched == [], fetched
 
                 # A second contact arrives while the first is worked: the screenshot shows both.
                 second = await api.post(
@@ -193,10 +136,13 @@ async def test_offer_accepted_from_the_keyboard_shows_the_customer_360(server: S
                 await expect(page.locator(".offer-toast .customer-name")).to_have_text(
                     "Owen Price", timeout=10_000
                 )
-                await page.locator("#desktop-status").focus()  # neutral focus for the picture
+                # Neutral focus for the picture (the reply box had it since the accept).
+                await page.evaluate("document.activeElement.blur()")
                 await screenshot(page, SCREENSHOT)
 
-                # Rejecting with "R" withdraws the toast and says why.
+                # Rejecting with "R" withdraws the toast and says why (Esc first: a swap settling
+                # late may have put focus back in the reply box, where "r" is a letter).
+                await page.keyboard.press("Escape")
                 await page.keyboard.press("r")
                 await expect(page.locator(".offer-toast")).to_have_count(0, timeout=10_000)
                 await expect(page.locator("#offer-notice")).to_have_text("Offer rejected")
@@ -204,7 +150,57 @@ async def test_offer_accepted_from_the_keyboard_shows_the_customer_360(server: S
             await browser.close()
 
 
-async def test_socket_refuses_forged_cookie_and_foreign_origin(server: Server) -> None:
+@needs_chromium
+async def test_offer_shown_before_a_socket_reconnect_is_withdrawn_once_accepted(server: DeskServer) -> None:
+    """The toast came over one socket, the accept's tab over the next: the toast still goes."""
+    from playwright.async_api import async_playwright, expect
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = await sign_in_to_desktop(browser, server, server.agent_username)
+            sockets: list[tuple[object, object]] = []  # (page side, server side) of each socket
+
+            async def through(ws) -> None:  # noqa: ANN001 - Playwright's WebSocketRoute
+                sockets.append((ws, ws.connect_to_server()))  # frames pass through unchanged
+
+            await page.route_web_socket(re.compile(r"/desktop/ws$"), through)
+            await page.reload()  # the desktop's socket now goes through ``through``
+            await expect(page.locator("#ws-status.live")).to_be_visible(timeout=10_000)
+
+            async with httpx.AsyncClient(base_url=server.base, timeout=10) as api:
+                created = await api.post(
+                    "/api/interactions",
+                    json={
+                        "channel": "chat",
+                        "queue": "cards",
+                        "identity": {"kind": "phone", "value": DESK_CUSTOMER_PHONE},
+                        "subject": "Card blocked abroad",
+                    },
+                    headers=server.supervisor_headers,
+                )
+                assert created.status_code == 201, created.text
+                interaction_id = created.json()["id"]
+            toast = page.locator(f'.offer-toast[data-interaction-id="{interaction_id}"]')
+            await expect(toast).to_be_visible(timeout=10_000)
+
+            # The socket drops as at a server restart (1012): the page reconnects by itself.
+            first_page_side, first_server_side = sockets[0]
+            await first_page_side.close(code=1012, reason="restart")
+            await first_server_side.close()
+            await expect(page.locator("#ws-status.live")).not_to_be_visible(timeout=5_000)
+            await expect(page.locator("#ws-status.live")).to_be_visible(timeout=15_000)
+            assert len(sockets) == 2
+            await expect(toast).to_be_visible()
+
+            await page.keyboard.press("a")
+            await expect(page.locator(f"#tab-{interaction_id}")).to_be_visible(timeout=10_000)
+            await expect(page.locator(".offer-toast")).to_have_count(0)
+        finally:
+            await browser.close()
+
+
+async def test_socket_refuses_forged_cookie_and_foreign_origin(server: DeskServer) -> None:
     ok_origin = {"Origin": server.origin}
     assert await _close_code(server, {**ok_origin, "Cookie": "sb_session=forged.jwt.value"}) == (
         4401,
@@ -219,7 +215,7 @@ async def test_socket_refuses_forged_cookie_and_foreign_origin(server: Server) -
     assert (await _close_code(server, good_cookie))[0] == 4403  # no Origin: not a page of ours
 
 
-async def test_socket_resyncs_answers_pings_and_hangs_up_on_unknown_messages(server: Server) -> None:
+async def test_socket_resyncs_answers_pings_and_hangs_up_on_unknown_messages(server: DeskServer) -> None:
     headers = {"Origin": server.origin, "Cookie": f"sb_session={server.agent_token}"}
     async with websockets.connect(_ws_url(server), additional_headers=headers, open_timeout=5) as ws:
         resync = await asyncio.wait_for(ws.recv(), 5)

@@ -24,11 +24,13 @@ from interactions.models import Interaction
 from interactions.states import State
 from routing import heartbeats
 from routing.host import EngineHost
-from routing.models import Agent, Offer, OfferState, Presence, Queue, QueueMember
+from routing.models import Offer, OfferState
 from switchboard.app import create_app
 from switchboard.auth.models import Role
 from switchboard.events import PREFIX, agent_topic
-from tests.routing.test_host import eventually
+from tests.factories import make_agent, make_queue
+from tests.helpers import eventually
+from workforce.models import Agent, Presence
 
 ORIGIN = "http://desk.test"
 GRACE = 1.0
@@ -99,18 +101,8 @@ class Desk:
 
 async def _seed(db, user) -> Agent:
     async with db.sessionmaker() as s:
-        queue = Queue(name="retail", display_name="Retail", channels=["chat"])
-        agent = Agent(
-            user_id=user.id,
-            display_name=user.display_name,
-            presence=Presence.AVAILABLE,
-            channel_max={"chat": 3},
-        )
-        s.add_all([queue, agent])
-        await s.flush()
-        s.add(QueueMember(queue_id=queue.id, agent_id=agent.id))
-        await s.commit()
-        return agent
+        queue = await make_queue(s, "retail", channels=["chat"])
+        return await make_agent(s, user, presence=Presence.AVAILABLE, channel_max={"chat": 3}, queues=[queue])
 
 
 async def test_vanished_desktop_sets_the_agent_offline_and_rescinds_offers_across_processes(
@@ -217,10 +209,9 @@ async def test_a_break_without_offers_survives_a_vanished_desktop(
 ) -> None:
     on_break = await _seed(db, (await make_user(Role.AGENT))[0])
     async with db.sessionmaker() as s:
-        available = Agent(
-            user_id=(await make_user(Role.AGENT))[0].id, display_name="B", presence=Presence.AVAILABLE
+        available = await make_agent(
+            s, (await make_user(Role.AGENT))[0], name="B", presence=Presence.AVAILABLE
         )
-        s.add(available)
         row = await s.get(Agent, on_break.id)
         row.presence, row.presence_reason = Presence.BREAK, "lunch"
         await s.commit()

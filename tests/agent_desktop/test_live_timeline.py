@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
+from customers.timeline import append_event, publish_after_commit
 from interactions.models import ActorType
-from interactions.timeline import append_event, publish_after_commit
 from switchboard.db import Database
 from switchboard.events import PREFIX, customer_topic
-from tests.customers.factories import make_customer
+from tests.factories import make_customer
 
 
 async def _drain(pubsub: Any, *, wait_s: float = 0.5) -> list[dict[str, Any]]:

@@ -11,16 +11,16 @@ import pytest
 from sqlalchemy import select
 
 from agent_desktop import ex_service
-from agent_desktop.ex_models import AgentPulse, PulseKind
-from agent_desktop.work_service import DEFAULT_DISPOSITIONS
 from interactions.models import Interaction, TimelineEvent
+from interactions.pulse_models import AgentPulse, PulseKind
+from interactions.queue_texts import DEFAULT_DISPOSITIONS
 from interactions.states import State
-from routing.models import Agent, Presence, Queue, QueueMember
 from switchboard.auth.models import Role
 from switchboard.db import Database
 from switchboard.errors import Invalid
-from tests.customers.factories import make_customer, make_interaction
-from tests.routing.test_host import eventually
+from tests.factories import agent_profile, make_customer, make_interaction, make_queue
+from tests.helpers import eventually
+from workforce.models import Agent, Presence, Queue
 
 PROBLEM_JSON = "application/problem+json"
 CARDS_SETTINGS = {
@@ -35,27 +35,12 @@ CARDS_SETTINGS = {
 
 async def _queue(db: Database, name: str = "cards", settings: dict[str, Any] | None = None) -> Queue:
     async with db.sessionmaker() as s:
-        queue = Queue(
-            name=name,
-            display_name=name.title(),
-            channels=["chat"],
-            wrap_up_seconds=45,
-            settings=settings or {},
-        )
-        s.add(queue)
-        await s.commit()
-        return queue
+        return await make_queue(s, name, channels=["chat"], wrap_up_seconds=45, settings=settings or {})
 
 
 async def _agent(db: Database, user, *, queue: Queue | None = None, teams=("Retail A",), **kw) -> Agent:
-    async with db.sessionmaker() as s:
-        agent = Agent(user_id=user.id, display_name=user.display_name, teams=list(teams), **kw)
-        s.add(agent)
-        await s.flush()
-        if queue is not None:
-            s.add(QueueMember(queue_id=queue.id, agent_id=agent.id))
-        await s.commit()
-        return agent
+    queues = [queue] if queue is not None else []
+    return await agent_profile(db, user, teams=list(teams), queues=queues, **kw)
 
 
 async def _held(db: Database, agent: Agent, queue: Queue | None, state: State = State.CONNECTED) -> uuid.UUID:
@@ -446,7 +431,9 @@ async def test_wrap_up_then_complete_with_a_code_through_the_engine(routed, db, 
         f"/desktop/interactions/{iid}/complete", data={"disposition": "card_blocked"}, headers=headers
     )
     assert done.status_code == 200, done.text
-    assert f'id="tab-{iid}" hx-swap-oob="delete"' in done.text and f'id="pulse-{iid}"' in done.text
+    # The pulse replaces the last one; the tab leaves by the socket's push (one delete, never two).
+    assert '<div id="pulse-slot" hx-swap-oob="innerHTML">' in done.text and f'id="pulse-{iid}"' in done.text
+    assert 'hx-swap-oob="delete"' not in done.text
     async with db.sessionmaker() as s:
         row = await s.get(Interaction, uuid.UUID(iid))
         assert row.state is State.COMPLETED and row.disposition == "card_blocked"

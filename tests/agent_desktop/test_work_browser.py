@@ -18,17 +18,27 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from agent_desktop.ex_models import AgentPulse
-from customers.models import Customer, Identity, IdentityKind, ValueTier
+from customers.models import ValueTier
 from interactions.models import Interaction
+from interactions.pulse_models import AgentPulse
 from interactions.states import State
-from routing.models import Agent, Presence, Queue, QueueMember
 from switchboard.auth.models import Role
-from switchboard.auth.service import create_user, token_for
+from switchboard.auth.service import token_for
 from switchboard.db import Database
 from switchboard.settings import PROJECT_ROOT, Settings
-from tests.conftest import TEST_PASSWORD, _truncate
-from tests.live_app import CHROMIUM, CHROMIUM_ARGS, live_settings, needs_chromium, running_app, screenshot
+from tests.factories import make_agent, make_customer, make_queue, make_staff_user
+from tests.helpers import truncate_all
+from tests.live_app import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    go_available,
+    live_settings,
+    needs_chromium,
+    running_app,
+    screenshot,
+    sign_in_to_desktop,
+)
+from workforce.models import Agent, Presence
 
 SCREENSHOT = PROJECT_ROOT / "docs" / "screenshots" / "desktop-wrapup.png"
 CUSTOMER_PHONE = "+447400777001"
@@ -47,27 +57,20 @@ class Server:
 
 async def _seed(db: Database, settings: Settings) -> dict[str, str]:
     async with db.sessionmaker() as s:
-        queue = Queue(
-            name="cards", display_name="Cards", channels=["chat"], wrap_up_seconds=45, settings=QUEUE_SETTINGS
-        )
-        s.add(queue)
-        supervisor = await create_user(
-            s, username="wrap-sup", display_name="Sam Sup", role=Role.SUPERVISOR, password=TEST_PASSWORD
-        )
+        queue = await make_queue(s, "cards", channels=["chat"], wrap_up_seconds=45, settings=QUEUE_SETTINGS)
+        supervisor = await make_staff_user(s, Role.SUPERVISOR, name="Sam Sup", username="wrap-sup")
         for username, name in (("wrap-a", "Dana Desk"), ("wrap-b", "Bea Backup")):
-            user = await create_user(
-                s, username=username, display_name=name, role=Role.AGENT, password=TEST_PASSWORD
-            )
-            await s.flush()
-            agent = Agent(user_id=user.id, display_name=name, presence=Presence.OFFLINE, teams=["Retail A"])
-            s.add(agent)
-            await s.flush()
-            s.add(QueueMember(queue_id=queue.id, agent_id=agent.id))
-        customer = Customer(display_name="Margaret Hale", segments=["senior"], value_tier=ValueTier.GOLD)
-        s.add(customer)
-        await s.flush()
-        s.add(Identity(customer_id=customer.id, kind=IdentityKind.PHONE, value=CUSTOMER_PHONE, verified=True))
-        await s.commit()
+            user = await make_staff_user(s, name=name, username=username)
+            await make_agent(s, user, presence=Presence.OFFLINE, teams=["Retail A"], queues=[queue])
+        await make_customer(
+            s,
+            bare=True,
+            phone=CUSTOMER_PHONE,
+            verified=True,
+            display_name="Margaret Hale",
+            segments=["senior"],
+            value_tier=ValueTier.GOLD,
+        )
     return {"Authorization": f"Bearer {token_for(supervisor, settings)[0]}"}
 
 
@@ -75,7 +78,7 @@ async def _seed(db: Database, settings: Settings) -> dict[str, str]:
 async def server(backend_url, redis_handle, redis_sync, tmp_path) -> AsyncIterator[Server]:
     settings = live_settings(backend_url, redis_handle.url, tmp_path, name="wrapup")
     db = Database(backend_url, schema=settings.database_schema)
-    await _truncate(db)
+    await truncate_all(db)
     supervisor = await _seed(db, settings)
     try:
         async with running_app(settings, tmp_path / "app.log") as base:
@@ -83,30 +86,6 @@ async def server(backend_url, redis_handle, redis_sync, tmp_path) -> AsyncIterat
     finally:
         await db.dispose()
         await db.dispose()
-
-
-async def _sign_in(browser, server: Server, username: str, *, available: bool = True):
-    from playwright.async_api import expect
-
-    context = await browser.new_context(viewport={"width": 1280, "height": 800})
-    page = await context.new_page()
-    await page.goto(f"{server.base}/login")
-    await page.get_by_label("Username").fill(username)
-    await page.get_by_label("Password").fill(TEST_PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_url(f"{server.base}/desktop")
-    await expect(page.locator("#ws-status.live")).to_be_visible(timeout=10_000)
-    if available:
-        await _go_available(page)
-    return page
-
-
-async def _go_available(page) -> None:
-    from playwright.async_api import expect
-
-    await page.get_by_label("Change status").select_option("available")
-    await page.get_by_role("button", name="Set status").click()
-    await expect(page.locator("#desktop-status .presence-badge")).to_have_text("Available")
 
 
 async def _new_chat(server: Server, subject: str) -> str:
@@ -145,7 +124,7 @@ async def test_note_wrap_up_with_code_complete_and_pulse(server: Server) -> None
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = await _sign_in(browser, server, "wrap-a")
+            page = await sign_in_to_desktop(browser, server, "wrap-a")
             interaction_id = await _new_chat(server, "Replacement card has not arrived")
             panel = await _accept(page, interaction_id)
 
@@ -165,7 +144,7 @@ async def test_note_wrap_up_with_code_complete_and_pulse(server: Server) -> None
             await expect(page.locator(f"#tab-{interaction_id}")).to_contain_text("wrap-up")
             # The socket updates the tab, the header's state and the wrap-up bar in place: the
             # panel is not replaced, so the reply being typed is still there.
-            await expect(panel.locator(f"#state-{interaction_id}")).to_have_text("Wrap up")
+            await expect(panel.locator(f"#state-{interaction_id}")).to_have_text("Wrap-up")
             await expect(panel.locator(f"#chat-reply-body-{interaction_id}")).to_have_value(
                 re.compile("arrive within 3-5 working days")
             )
@@ -202,11 +181,11 @@ async def test_transfer_to_a_named_agent_carries_the_note(server: Server) -> Non
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            sender = await _sign_in(browser, server, "wrap-a")
-            receiver = await _sign_in(browser, server, "wrap-b", available=False)
+            sender = await sign_in_to_desktop(browser, server, "wrap-a")
+            receiver = await sign_in_to_desktop(browser, server, "wrap-b", available=False)
             interaction_id = await _new_chat(server, "Payment I don't recognise")
             panel = await _accept(sender, interaction_id)
-            await _go_available(receiver)
+            await go_available(receiver)
 
             await panel.get_by_text("Transfer…").click()  # opening the dialog re-reads who is available
             agent_select = panel.get_by_label("To agent")
@@ -251,11 +230,11 @@ async def test_withdrawn_warm_transfer_keeps_the_customer_with_the_sender(server
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            sender = await _sign_in(browser, server, "wrap-a")
-            receiver = await _sign_in(browser, server, "wrap-b", available=False)
+            sender = await sign_in_to_desktop(browser, server, "wrap-a")
+            receiver = await sign_in_to_desktop(browser, server, "wrap-b", available=False)
             interaction_id = await _new_chat(server, "Standing order question")
             panel = await _accept(sender, interaction_id)
-            await _go_available(receiver)
+            await go_available(receiver)
 
             await panel.get_by_text("Transfer…").click()
             agent_select = panel.get_by_label("To agent")
@@ -284,3 +263,62 @@ async def test_withdrawn_warm_transfer_keeps_the_customer_with_the_sender(server
         child = await s.scalar(select(Interaction).where(Interaction.parent_id == parent.id))
         assert child.state is State.FAILED and child.agent_id is None
         assert child.attributes["transfer"]["consult"] == "cancelled"
+
+
+async def _warm_transfer_to_bea(panel, note: str) -> None:
+    from playwright.async_api import expect
+
+    await panel.get_by_text("Transfer…").click()
+    agent_select = panel.get_by_label("To agent")
+    await expect(agent_select.locator("option", has_text="Bea Backup")).to_have_count(1, timeout=10_000)
+    await agent_select.select_option(label="Bea Backup")
+    await panel.get_by_label("Warm (stay until they accept)").check()
+    await panel.get_by_label("Note for the next agent").fill(note)
+    await panel.get_by_role("button", name="Transfer", exact=True).click()
+
+
+@needs_chromium
+async def test_warm_transfer_offer_says_who_and_why_and_a_refusal_or_miss_comes_back_at_once(
+    server: Server,
+) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            sender = await sign_in_to_desktop(browser, server, "wrap-a")
+            receiver = await sign_in_to_desktop(browser, server, "wrap-b", available=False)
+            interaction_id = await _new_chat(server, "New PIN")
+            panel = await _accept(sender, interaction_id)
+            await go_available(receiver)
+
+            # The target's offer says it is a warm transfer, from whom, with the note: before accepting.
+            await _warm_transfer_to_bea(panel, "Wants a new PIN, already verified")
+            toast = receiver.locator(".offer-toast")
+            await expect(toast.locator(".offer-origin")).to_have_text(
+                "Warm transfer from Dana Desk", timeout=10_000
+            )
+            await expect(toast.locator(".offer-note")).to_contain_text("Wants a new PIN, already verified")
+            await expect(panel.locator(f"#consult-{interaction_id}")).to_contain_text("Bea Backup")
+
+            # Declined: the consult ends at once and the sender is told.
+            await toast.get_by_role("button", name="Reject").click()
+            ended = panel.locator(f"#consult-ended-{interaction_id}")
+            await expect(ended).to_have_text(
+                "Bea Backup declined the warm transfer: the customer is still with you.", timeout=5_000
+            )
+            await expect(panel.locator(f"#consult-{interaction_id}")).to_have_count(0)
+
+            # Missed (the chat offer's 30 s run out): told as soon as the offer is gone, not a minute on.
+            await _warm_transfer_to_bea(panel, "Second try")
+            await expect(toast.locator(".offer-note")).to_contain_text("Second try", timeout=10_000)
+            await expect(ended).to_have_count(0)  # a new consult is pending: the old notice went
+            await expect(toast).to_have_count(0, timeout=40_000)
+            await expect(ended).to_have_text(
+                "Bea Backup did not answer the warm transfer in time: the customer is still with you.",
+                timeout=5_000,
+            )
+            await expect(panel.get_by_text("Transfer…")).to_be_visible()
+            await expect(sender.locator(f"#tab-{interaction_id}")).to_have_count(1)
+        finally:
+            await browser.close()

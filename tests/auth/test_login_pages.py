@@ -16,7 +16,7 @@ from switchboard.auth.models import Role
 from switchboard.auth.pages import HOME_BY_ROLE
 from switchboard.security import csrf_token_for
 from switchboard.settings import Settings
-from tests.conftest import TEST_PASSWORD
+from tests.helpers import TEST_PASSWORD
 
 PROBLEM_JSON = "application/problem+json"
 HIDDEN_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -252,7 +252,7 @@ async def test_signed_in_page_carries_csrf_token_for_htmx(
     client: AsyncClient, make_user: Callable[..., Any], settings: Settings
 ) -> None:
     token = await _admin_cookie_session(client, make_user)
-    page = await client.get("/")
+    page = await client.get("/supervisor")
     assert page.status_code == 200
     assert csrf_token_for(token, settings.secret_key) in page.text
 

@@ -20,7 +20,7 @@ from interactions.models import TimelineEvent
 from switchboard.audit import AuditEntry
 from switchboard.auth.models import Role
 from switchboard.settings import get_settings
-from tests.customers.factories import make_agent, make_customer, make_interaction
+from tests.factories import make_agent, make_customer, make_interaction
 
 PROBLEM = "application/problem+json"
 

@@ -23,7 +23,8 @@ from customers.service import recompute_all_tiers, set_tier_policy
 from customers.tier_policy import DEFAULT_TIER_POLICY, TierPolicy
 from interactions.models import TimelineEvent
 from switchboard import jobs
-from tests.customers.factories import make_customer
+from tests.factories import make_customer
+from tests.helpers import eventually
 from tests.workers import worker_env
 
 CUSTOMERS = 6
@@ -75,13 +76,6 @@ async def _tier_events(db) -> dict[Any, int]:
         return dict(rows.all())
 
 
-async def _wait_for(predicate: Callable[[], Any], within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not await predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.1)
-
-
 async def test_a_worker_killed_mid_job_has_its_job_rerun_and_applied_once(
     db, settings, redis_handle, redis_sync, start_worker
 ):
@@ -106,7 +100,7 @@ async def test_a_worker_killed_mid_job_has_its_job_rerun_and_applied_once(
         pause_seconds=PAUSE_SECONDS,
     )
     first = await start_worker()
-    await _wait_for(lambda: _at_least(db, BATCH), 60, "the first batch")
+    await eventually(lambda: _at_least(db, BATCH), within=60, what="the first batch")
     first.send_signal(signal.SIGKILL)
     await first.wait()
     killed_at = time.monotonic()
@@ -125,7 +119,7 @@ async def test_a_worker_killed_mid_job_has_its_job_rerun_and_applied_once(
         job.refresh()
         return job.get_status() == rq.job.JobStatus.FINISHED
 
-    await _wait_for(finished, RERUN_WITHIN_SECONDS, "the re-queued job to finish")
+    await eventually(finished, within=RERUN_WITHIN_SECONDS, what="the re-queued job to finish")
     rerun_seconds = time.monotonic() - killed_at
     print(f"kill -9 -> job re-run and finished in {rerun_seconds:.1f} s")
     assert job.retries_left == len(jobs.RETRY_INTERVALS) - 1  # the abandoned run used one retry

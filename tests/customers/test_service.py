@@ -9,15 +9,14 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
+from customers.merge import merge_customers
 from customers.models import Customer, Identity, IdentityKind, ValueTier
 from customers.schemas import CustomerCreate, CustomerUpdate
 from customers.service import (
     create_customer,
-    customer_visible_to_agent,
     get_live_policy,
     link_identity,
     list_customers,
-    merge_customers,
     merged_customer_ids,
     recompute_all_tiers,
     recompute_tier,
@@ -26,14 +25,17 @@ from customers.service import (
     update_customer,
 )
 from customers.tier_policy import DEFAULT_TIER_POLICY, TierThresholds
+from interactions.customer_merge import MOVERS
+from interactions.feedback_models import CustomerFeedback
 from interactions.models import Interaction, TimelineEvent
-from routing.models import Offer, OfferState
+from routing.models import OfferState
+from routing.visibility import customer_visible_to_agent
 from switchboard.audit import AuditEntry
 from switchboard.auth.models import Role
 from switchboard.auth.service import create_user
 from switchboard.db import utcnow
 from switchboard.errors import Conflict, Invalid, NotFound
-from tests.customers.factories import make_agent, make_customer, make_interaction
+from tests.factories import make_agent, make_customer, make_interaction, make_offer
 
 
 async def _events(session, customer_ids, kind: str | None = None) -> list[TimelineEvent]:
@@ -172,10 +174,13 @@ async def test_merge_repoints_everything_keeps_all_history_and_is_audited(sessio
         session, username="ada-app", display_name="Ada", role=Role.CUSTOMER, password="correct-horse-battery"
     )
     login.customer_id = source.id
+    session.add(CustomerFeedback(interaction_id=s_interaction.id, customer_id=source.id, csat=4))
     await session.commit()
     before = {e.id: (e.customer_id, e.kind, e.data) for e in await _events(session, [target.id, source.id])}
 
-    merged = await merge_customers(session, target_id=target.id, source_id=source.id, actor_id=None)
+    merged = await merge_customers(
+        session, target_id=target.id, source_id=source.id, actor_id=None, movers=MOVERS
+    )
     await session.commit()
 
     assert merged.id == target.id
@@ -206,7 +211,9 @@ async def test_merge_repoints_everything_keeps_all_history_and_is_audited(sessio
     new = [e for e in after if e.id not in before]
     assert [(e.customer_id, e.kind) for e in new] == [(target.id, "customer_merged")]
     assert new[0].data["source_customer_id"] == str(source.id)
-    assert new[0].data["moved"] == {"identities": 2, "interactions": 1, "users": 1}
+    assert new[0].data["moved"] == {"identities": 2, "interactions": 1, "users": 1, "feedback": 1}
+    feedback = await session.scalar(select(CustomerFeedback))
+    assert feedback is not None and feedback.customer_id == target.id
 
     audit = (await session.scalars(select(AuditEntry).where(AuditEntry.action == "customer.merged"))).all()
     assert len(audit) == 1 and audit[0].entity_id == str(target.id)
@@ -224,18 +231,18 @@ async def test_merge_into_itself_or_twice_is_rejected(session) -> None:
     a, b, c = [(await make_customer(session)).id for _ in range(3)]
     await session.commit()
     with pytest.raises(Invalid, match="itself") as info:
-        await merge_customers(session, target_id=a, source_id=a, actor_id=None)
+        await merge_customers(session, target_id=a, source_id=a, actor_id=None, movers=MOVERS)
     assert info.value.field == "body.source_customer_id"
-    await merge_customers(session, target_id=a, source_id=b, actor_id=None)
+    await merge_customers(session, target_id=a, source_id=b, actor_id=None, movers=MOVERS)
     await session.commit()
     with pytest.raises(Conflict, match="already merged"):
-        await merge_customers(session, target_id=c, source_id=b, actor_id=None)
+        await merge_customers(session, target_id=c, source_id=b, actor_id=None, movers=MOVERS)
     await session.rollback()
     with pytest.raises(Conflict, match="was merged into"):
-        await merge_customers(session, target_id=b, source_id=c, actor_id=None)
+        await merge_customers(session, target_id=b, source_id=c, actor_id=None, movers=MOVERS)
     await session.rollback()
     with pytest.raises(NotFound):
-        await merge_customers(session, target_id=a, source_id=uuid.uuid4(), actor_id=None)
+        await merge_customers(session, target_id=a, source_id=uuid.uuid4(), actor_id=None, movers=MOVERS)
     await session.rollback()
     assert await session.scalar(select(Customer.merged_into_id).where(Customer.id == c)) is None
 
@@ -246,8 +253,8 @@ async def test_merge_chain_keeps_transitive_history(session) -> None:
     c = await make_customer(session)
     await make_interaction(session, customer=c)
     await session.commit()
-    await merge_customers(session, target_id=b.id, source_id=c.id, actor_id=None)
-    await merge_customers(session, target_id=a.id, source_id=b.id, actor_id=None)
+    await merge_customers(session, target_id=b.id, source_id=c.id, actor_id=None, movers=MOVERS)
+    await merge_customers(session, target_id=a.id, source_id=b.id, actor_id=None, movers=MOVERS)
     await session.commit()
     ids = await merged_customer_ids(session, a.id)
     assert set(ids) == {a.id, b.id, c.id}
@@ -286,7 +293,7 @@ async def test_recompute_all_is_batched_idempotent_and_skips_merged(session) -> 
     poor = await make_customer(session)
     gone = await make_customer(session, relationship_balance=Decimal("5000000"))
     await session.commit()
-    await merge_customers(session, target_id=poor.id, source_id=gone.id, actor_id=None)
+    await merge_customers(session, target_id=poor.id, source_id=gone.id, actor_id=None, movers=MOVERS)
     await session.commit()
 
     counts = await recompute_all_tiers(session, batch_size=2)
@@ -468,11 +475,10 @@ async def test_agent_visibility_assigned_live_offer_and_merged(session) -> None:
     live_i = await make_interaction(session, customer=offered)
     missed_i = await make_interaction(session, customer=missed)
     soon = utcnow() + timedelta(seconds=30)
-    session.add(Offer(interaction_id=live_i.id, agent_id=agent.id, state=OfferState.LIVE, expires_at=soon))
-    session.add(
-        Offer(interaction_id=missed_i.id, agent_id=agent.id, state=OfferState.EXPIRED, expires_at=soon)
+    await make_offer(session, interaction_id=live_i.id, agent_id=agent.id, expires_at=soon)
+    await make_offer(
+        session, interaction_id=missed_i.id, agent_id=agent.id, state=OfferState.EXPIRED, expires_at=soon
     )
-    await session.commit()
 
     async def sees(customer) -> bool:
         return await customer_visible_to_agent(session, customer_id=customer.id, agent_id=agent.id)

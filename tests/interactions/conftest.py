@@ -1,105 +1,21 @@
-"""Factories for interaction tests: agents, queues, interactions walked to any state."""
+"""Fixtures for interaction tests (the rows themselves come from tests/factories.py)."""
 
 from __future__ import annotations
 
 import uuid
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import update
 
-from customers.models import Customer, Identity
-from interactions import lean_create, service
-from interactions.models import ActorType, Interaction, Message, TimelineEvent
-from interactions.schemas import InteractionCreate
-from interactions.states import TRANSITIONS, State
-from routing.models import Agent, Queue
+from interactions import lean_create
+from interactions.voice.api import wall_clock
 from switchboard.auth.models import Role, User
 from switchboard.db import Database
-
-PHONE = "+44 7911 123456"
-OTHER_PHONE = "+44 7400 123456"
-
-
-def path_to(target: State, start: State = State.CREATED) -> list[State]:
-    """Shortest legal path of states from ``start`` to ``target`` (BFS over TRANSITIONS)."""
-    parents: dict[State, State | None] = {start: None}
-    todo = deque([start])
-    while todo:
-        state = todo.popleft()
-        for nxt in sorted(TRANSITIONS[state]):
-            if nxt not in parents:
-                parents[nxt] = state
-                todo.append(nxt)
-    steps: list[State] = []
-    node: State | None = target
-    while node is not None and node is not start:
-        steps.append(node)
-        node = parents[node]
-    return list(reversed(steps))
-
-
-async def new_interaction(
-    session: AsyncSession,
-    *,
-    channel: str = "voice",
-    kind: str = "phone",
-    value: str = PHONE,
-    enqueue: bool = False,
-    **extra: Any,
-) -> Interaction:
-    data = InteractionCreate.model_validate(
-        {"channel": channel, "identity": {"kind": kind, "value": value}, "enqueue": enqueue, **extra}
-    )
-    interaction = await service.create_interaction(
-        session, data=data, actor=service.Actor.system(), default_region="GB"
-    )
-    await session.commit()
-    return interaction
-
-
-async def walk_to(
-    session: AsyncSession, interaction: Interaction, target: State, *, agent_id: uuid.UUID | None = None
-) -> Interaction:
-    """Drive an interaction from its current state to ``target`` along legal moves (system actor)."""
-    for step in path_to(target, interaction.state):
-        # The agent comes with the offer, or with a direct connect (the outbound shortcut).
-        changes = {"agent_id": agent_id} if agent_id and step in (State.OFFERED, State.CONNECTED) else None
-        interaction = await service.transition(
-            session,
-            interaction_id=interaction.id,
-            to_state=step,
-            actor_type=ActorType.SYSTEM,
-            actor_id=None,
-            changes=changes,
-        )
-    await session.commit()
-    return interaction
-
-
-async def count_rows(session: AsyncSession) -> dict[str, int]:
-    counts = {}
-    for model in (Customer, Identity, Interaction, TimelineEvent, Message):
-        counts[model.__tablename__] = int(await session.scalar(select(func.count()).select_from(model)) or 0)
-    await session.commit()  # end the read transaction (SQLite takes a write lock at BEGIN)
-    return counts
-
-
-async def make_agent(session: AsyncSession, user: User) -> Agent:
-    agent = Agent(user_id=user.id, display_name=user.display_name)
-    session.add(agent)
-    await session.commit()
-    return agent
-
-
-async def make_queue(session: AsyncSession, name: str = "cards") -> Queue:
-    queue = Queue(name=name, display_name=name.title(), channels=["voice", "chat"])
-    session.add(queue)
-    await session.commit()
-    return queue
+from tests.factories import make_agent
+from workforce.models import Agent
 
 
 @pytest.fixture
@@ -150,3 +66,14 @@ def lean_outcomes(monkeypatch: pytest.MonkeyPatch, db: Any) -> list[str]:
 
     monkeypatch.setattr(lean_create, "create", recording)
     return outcomes
+
+
+@pytest.fixture
+def clock(app: Any) -> Iterator[Callable[[datetime], None]]:
+    """Set the time the outbound API sees: ``clock(datetime)``."""
+
+    def set_now(now: datetime) -> None:
+        app.dependency_overrides[wall_clock] = lambda: now
+
+    yield set_now
+    app.dependency_overrides.pop(wall_clock, None)

@@ -10,15 +10,16 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from interactions import chat
+from customers.models import Customer
+from interactions import chat, chat_waiting
 from interactions.feedback_models import ChatSession, CustomerFeedback
 from interactions.models import Interaction, Message, TimelineEvent
 from interactions.states import State
-from routing.models import Queue
 from switchboard.db import utcnow
 from switchboard.errors import Conflict, Invalid, NotFound
-from switchboard.security import issue_token
-from tests.interactions.conftest import count_rows, make_queue, walk_to
+from switchboard.security import app_token_key, issue_token
+from tests.factories import count_rows, make_agent, make_interaction, make_queue, walk_to
+from workforce.models import Presence
 
 PROBLEM_JSON = "application/problem+json"
 PHONE = "+44 7911 123456"
@@ -35,17 +36,20 @@ def _fields(response) -> list[str]:
     return [e["field"] for e in response.json()["errors"]]
 
 
-async def test_start_queues_a_chat_and_recognises_the_returning_customer(client, db):
+async def test_start_queues_a_chat_and_never_says_whose_contact_it_is(client, db):
     async with db.sessionmaker() as s:
         await make_queue(s, "cards")
     first = await _start(client, name="Edith Moss", contact=PHONE)
-    assert first["returning"] is False and first["customer_name"] == "Edith Moss"
     again = await _start(client, contact="07911 123456")  # same number, national format
-    assert again["returning"] is True and again["customer_name"] == "Edith Moss"
+    for started in (first, again):  # who the number belongs to is not the visitor's to learn
+        assert "customer_name" not in started and "returning" not in started
+        assert started["identity"] == "unverified"
     async with db.sessionmaker() as s:
         one = await s.get(Interaction, uuid.UUID(first["interaction_id"]))
         two = await s.get(Interaction, uuid.UUID(again["interaction_id"]))
-        assert one.customer_id == two.customer_id
+        assert one.customer_id != two.customer_id  # each an anonymous visitor until verified
+        assert one.attributes["claimed_contact"] == two.attributes["claimed_contact"]
+        assert one.attributes["claimed_contact"] == {"kind": "phone", "value": "+447911123456"}
         assert one.state is State.QUEUED and one.channel.value == "chat"
         assert one.attributes["source"] == "web_chat"
         stored = await s.get(ChatSession, one.id)
@@ -72,7 +76,7 @@ async def test_app_token_needs_the_chat_audience(client, db, settings):
     good = issue_token(
         subject="app-user-42",
         role="customer",
-        secret=settings.secret_key,
+        secret=app_token_key(settings),
         issuer=settings.jwt_issuer,
         audience=chat.APP_TOKEN_AUDIENCE,
         ttl=timedelta(minutes=5),
@@ -117,8 +121,7 @@ async def test_bad_input_names_the_field_and_writes_nothing(client, db):
 
 async def test_no_chat_queue_is_a_conflict_not_a_stray_customer(client, db):
     async with db.sessionmaker() as s:
-        s.add(Queue(name="voice-only", display_name="Voice", channels=["voice"]))
-        await s.commit()
+        await make_queue(s, "voice-only", display_name="Voice", channels=["voice"])
         before = await count_rows(s)
     response = await client.post("/chat/start", json={"contact": PHONE})
     assert response.status_code == 409 and _fields(response) == ["queue"]
@@ -131,30 +134,43 @@ async def test_position_and_eta_from_sql(client, db):
         queue = await make_queue(s, "cards")
     ids = [uuid.UUID((await _start(client))["interaction_id"]) for _ in range(3)]
     async with db.sessionmaker() as s:
-        statuses = [await chat.queue_status(s, interaction_id=i) for i in ids]
+        # Nobody online: no made-up figure, and the ways out are offered at once.
+        alone = await chat_waiting.queue_status(s, interaction_id=ids[2])
+        assert (alone.position, alone.eta_seconds, alone.nobody_online, alone.alternatives) == (
+            3,
+            None,
+            True,
+            True,
+        )
+        await make_agent(s, presence=Presence.AVAILABLE, channel_max={"chat": 1}, queues=[queue])
+        statuses = [await chat_waiting.queue_status(s, interaction_id=i) for i in ids]
         assert [st.position for st in statuses] == [1, 2, 3]
-        assert [st.eta_seconds for st in statuses] == [chat.DEFAULT_HANDLE_SECONDS * n for n in (1, 2, 3)]
-        assert not any(st.agent_joined for st in statuses)
+        aht = chat_waiting.DEFAULT_HANDLE_SECONDS
+        assert [st.eta_seconds for st in statuses] == [aht * n for n in (1, 2, 3)]
+        assert not any(st.agent_joined or st.nobody_online for st in statuses)
+        # Past the queue's threshold (its settings; 5 minutes by default) the ways out are offered.
+        assert [st.alternatives for st in statuses] == [False, True, True]
         # Completed chats of the queue give the average handle time: 100 s and 200 s -> 150 s.
         now = utcnow()
+        done = await s.get(Interaction, ids[0])
+        customer = await s.get(Customer, done.customer_id)
         for span in (100, 200):
-            done = await s.get(Interaction, ids[0])
-            s.add(
-                Interaction(
-                    customer_id=done.customer_id,
-                    channel=done.channel,
-                    state=State.COMPLETED,
-                    queue_id=queue.id,
-                    connected_at=now - timedelta(seconds=span),
-                    ended_at=now,
-                )
+            await make_interaction(
+                s,
+                customer=customer,
+                channel=done.channel,
+                state=State.COMPLETED,
+                queue=queue,
+                connected_at=now - timedelta(seconds=span),
+                ended_at=now,
+                event=False,
             )
         # Higher priority waiting work is ahead even though it arrived later.
         late = await s.get(Interaction, ids[2])
         late.priority = 5
         await s.commit()
-        assert (await chat.queue_status(s, interaction_id=ids[2])).position == 1
-        second = await chat.queue_status(s, interaction_id=ids[1])
+        assert (await chat_waiting.queue_status(s, interaction_id=ids[2])).position == 1
+        second = await chat_waiting.queue_status(s, interaction_id=ids[1])
         assert second.position == 3 and second.eta_seconds == 3 * 150
         await s.commit()
 
@@ -191,6 +207,16 @@ async def test_feedback_after_the_chat_once_and_in_range(client, db):
         row = await chat.authorise(s, interaction_id=uuid.UUID(chat_id), token=started["token"])
         assert await chat.end_by_customer(s, chat=row) == uuid.UUID(chat_id)  # still waiting: abandon it
         await s.commit()
+    # Nobody answered that one: there is nothing to rate.
+    unanswered = await client.post(f"/chat/{chat_id}/feedback", json={"csat": 1}, headers=headers)
+    assert unanswered.status_code == 409 and _fields(unanswered) == ["csat"]
+    assert "Nobody answered" in unanswered.json()["detail"]
+    left_id = chat_id
+    started = await _start(client, contact=PHONE)
+    chat_id, headers = started["interaction_id"], {"X-Chat-Token": started["token"]}
+    async with db.sessionmaker() as s:  # an adviser answers, then ends the chat
+        agent = await make_agent(s)
+        await walk_to(s, await s.get(Interaction, uuid.UUID(chat_id)), State.WRAP_UP, agent_id=agent.id)
     saved = await client.post(
         f"/chat/{chat_id}/feedback", json={"csat": 4, "comment": "Quick and kind"}, headers=headers
     )
@@ -205,7 +231,13 @@ async def test_feedback_after_the_chat_once_and_in_range(client, db):
                 select(TimelineEvent.kind).where(TimelineEvent.interaction_id == uuid.UUID(chat_id))
             )
         )
-        assert "chat_left" in kinds and kinds.count("feedback") == 1
+        assert kinds.count("feedback") == 1
+        left_kinds = list(
+            await s.scalars(
+                select(TimelineEvent.kind).where(TimelineEvent.interaction_id == uuid.UUID(left_id))
+            )
+        )
+        assert "chat_left" in left_kinds and "feedback" not in left_kinds
         await s.commit()
 
 

@@ -12,7 +12,6 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import httpx
 import pytest
@@ -20,60 +19,30 @@ import websockets
 from sqlalchemy import select
 from websockets.exceptions import ConnectionClosed
 
-from demo.rules import DEMO_OVERFLOW, DEMO_SKILLS, ensure_default_rule_set
 from interactions.feedback_models import CustomerFeedback
-from routing.models import Agent, Presence, Queue, QueueMember, Skill
-from switchboard.auth.models import Role
-from switchboard.auth.service import create_user, token_for
 from switchboard.db import Database
-from switchboard.settings import PROJECT_ROOT, Settings
-from tests.conftest import TEST_PASSWORD, _truncate
-from tests.live_app import CHROMIUM, CHROMIUM_ARGS, live_settings, needs_chromium, running_app, screenshot
+from switchboard.settings import PROJECT_ROOT
+from tests.factories import chat_floor
+from tests.helpers import TEST_PASSWORD, truncate_all
+from tests.live_app import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    ChatServer,
+    live_settings,
+    needs_chromium,
+    running_app,
+    screenshot,
+)
 
 SCREENSHOT = PROJECT_ROOT / "docs" / "screenshots" / "chat-senior.png"
-
-
-@dataclass
-class ChatServer:
-    base: str
-    db: Database
-    agent_username: str
-    agent_headers: dict[str, str]
-    supervisor_headers: dict[str, str]
-
-
-async def _seed(db: Database, settings: Settings) -> tuple[str, dict[str, str], dict[str, str]]:
-    """The shipped rule set with its queues and skills, one retail agent and a supervisor."""
-    async with db.sessionmaker() as s:
-        queues = {n: Queue(name=n, display_name=n.title(), channels=["voice", "chat"]) for n in DEMO_OVERFLOW}
-        s.add_all(queues.values())
-        s.add_all(Skill(name=name) for name in DEMO_SKILLS)
-        agent_user = await create_user(
-            s, username="chat-agent", display_name="Dana Desk", role=Role.AGENT, password=TEST_PASSWORD
-        )
-        supervisor = await create_user(
-            s, username="chat-sup", display_name="Sam Sup", role=Role.SUPERVISOR, password=TEST_PASSWORD
-        )
-        await s.flush()
-        agent = Agent(user_id=agent_user.id, display_name="Dana Desk", presence=Presence.OFFLINE)
-        s.add(agent)
-        await s.flush()
-        s.add(QueueMember(queue_id=queues["retail"].id, agent_id=agent.id))
-        await ensure_default_rule_set(s, actor_id=supervisor.id)
-        await s.commit()
-    return (
-        agent_user.username,
-        {"Authorization": f"Bearer {token_for(agent_user, settings)[0]}"},
-        {"Authorization": f"Bearer {token_for(supervisor, settings)[0]}"},
-    )
 
 
 @pytest.fixture
 async def server(backend_url, redis_handle, redis_sync, tmp_path) -> AsyncIterator[ChatServer]:
     settings = live_settings(backend_url, redis_handle.url, tmp_path, name="chat")
     db = Database(backend_url, schema=settings.database_schema)
-    await _truncate(db)
-    username, agent_headers, supervisor_headers = await _seed(db, settings)
+    await truncate_all(db)
+    username, agent_headers, supervisor_headers = await chat_floor(db, settings)
     try:
         async with running_app(settings, tmp_path / "app.log") as base:
             yield ChatServer(base, db, username, agent_headers, supervisor_headers)
@@ -129,6 +98,45 @@ async def test_chat_socket_refuses_foreign_origin_and_foreign_token(server: Chat
         assert status["state"] == "queued" and status["position"] >= 1 and not status["agent_joined"]
 
 
+async def test_binary_frames_and_control_characters_on_the_chat_socket(server: ChatServer) -> None:
+    """A binary frame closes with 1003 (unsupported data), before or after auth; a NUL in a message
+    is an error naming the field, the socket stays up and nothing is stored."""
+    mine = await _start_chat(server)
+    url = server.base.replace("http://", "ws://") + "/chat/ws"
+    auth = {"type": "auth", "interaction_id": mine["interaction_id"], "token": mine["token"]}
+    for before_auth in (True, False):
+        async with websockets.connect(url, additional_headers={"Origin": server.base}, open_timeout=5) as ws:
+            if not before_auth:
+                await ws.send(json.dumps(auth))
+                assert json.loads(await asyncio.wait_for(ws.recv(), 5)) == {"type": "ready"}
+            await ws.send(b"\x00\x01binary")
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    await asyncio.wait_for(ws.recv(), 5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1003
+
+    async with websockets.connect(url, additional_headers={"Origin": server.base}, open_timeout=5) as ws:
+        await ws.send(json.dumps(auth))
+        await ws.send(json.dumps({"type": "message", "body": "hello\u0000there"}))
+        await ws.send(json.dumps({"type": "ping"}))
+        seen: list[dict] = []
+        while not any(m["type"] == "pong" for m in seen):
+            seen.append(json.loads(await asyncio.wait_for(ws.recv(), 5)))
+        error = next(m for m in seen if m["type"] == "error")
+        assert error["field"] == "body" and "Control characters" in error["detail"]
+        assert all(m.get("type") != "message" for m in seen)
+        # A lone UTF-16 surrogate (valid JSON, no storable text) is refused the same way; it used to
+        # fail the write and drop the socket without a close code.
+        await ws.send('{"type": "message", "body": "card \\ud800"}')
+        await ws.send(json.dumps({"type": "ping"}))
+        seen = []
+        while not any(m["type"] == "pong" for m in seen):
+            seen.append(json.loads(await asyncio.wait_for(ws.recv(), 5)))
+        error = next(m for m in seen if m["type"] == "error")
+        assert error["field"] == "body" and "surrogate" in error["detail"]
+        assert all(m.get("type") != "message" for m in seen)
+
+
 @needs_chromium
 async def test_customer_and_agent_chat_end_to_end(server: ChatServer) -> None:
     from playwright.async_api import async_playwright, expect
@@ -148,7 +156,9 @@ async def test_customer_and_agent_chat_end_to_end(server: ChatServer) -> None:
             await customer.get_by_role("button", name="Start chat").click()
             status = customer.locator("#chat-status")
             await expect(status).to_contain_text("You are number 1 in line", timeout=10_000)
-            await expect(status).to_contain_text("Estimated wait")
+            # Nobody is online yet: no made-up estimate, and the ways out are offered.
+            await expect(status).to_contain_text("No adviser is online right now")
+            await expect(customer.locator("#wait-options")).to_be_visible()
             box = customer.get_by_label("Your message")
             await box.fill("My card 4111 1111 1111 1111 was swallowed by the machine")
             await box.press("Enter")
@@ -175,6 +185,10 @@ async def test_customer_and_agent_chat_end_to_end(server: ChatServer) -> None:
 
             panel = agent.locator(f"#panel-{chat_id}")
             await expect(panel).to_be_visible(timeout=10_000)
+            # A typed phone number proves nothing: the agent is told so, plainly, with the claim.
+            unverified = panel.locator(".identity-unverified")
+            await expect(unverified).to_contain_text("Unverified visitor", timeout=10_000)
+            await expect(unverified).to_contain_text("+447911123456")
             log = panel.locator(f"#chat-log-{chat_id}")
             await expect(log).to_contain_text("************1111 was swallowed", timeout=10_000)
             await expect(log).not_to_contain_text("4111 1111")

@@ -16,7 +16,8 @@ from interactions.chat_transcripts import run_mailer, send_due_transcripts
 from interactions.feedback_models import ChatSession
 from interactions.models import Interaction, TimelineEvent
 from interactions.states import State
-from tests.interactions.conftest import make_queue, walk_to
+from tests.factories import make_queue, walk_to
+from tests.helpers import eventually
 from tests.interactions.email_fixtures import settings, sink  # noqa: F401
 
 PAN = "4111 1111 1111 1111"
@@ -93,10 +94,11 @@ async def test_customer_leaving_sends_it_and_a_refusing_relay_is_retried(client,
     # The mailer loop (as `switchboard smtp` runs it) picks it up on its next pass.
     mailer = asyncio.create_task(run_mailer(settings, interval=0.1))
     try:
-        for _ in range(100):
-            if sink.messages:
-                break
-            await asyncio.sleep(0.05)
+
+        async def sent() -> bool:
+            return bool(sink.messages)
+
+        await eventually(sent, within=5, what="the transcript email")
     finally:
         mailer.cancel()
         await asyncio.gather(mailer, return_exceptions=True)

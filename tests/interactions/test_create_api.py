@@ -15,7 +15,7 @@ from interactions.models import TimelineEvent
 from interactions.schemas import IdentityRef, InteractionCreate
 from interactions.states import Channel, Direction, State
 from switchboard.auth.models import Role
-from tests.interactions.conftest import PHONE, count_rows, make_queue
+from tests.factories import PHONE, count_rows, make_queue
 
 PROBLEM = "application/problem+json"
 

@@ -17,8 +17,8 @@ from interactions.models import Interaction
 from switchboard.cli import demo_carrier
 from switchboard.db import Database
 from switchboard.settings import PROJECT_ROOT, Settings
-from tests.conftest import _truncate, db_schema_for
-from tests.interactions.test_chat_browser import _seed
+from tests.factories import chat_floor
+from tests.helpers import db_schema_for, eventually, truncate_all
 from tests.live_app import free_port as _free_port
 from tests.live_app import start_app as _start
 from tests.live_app import wait_for_leader as _wait_for_leader
@@ -64,8 +64,8 @@ async def test_generator_brings_chat_voice_and_email_into_the_app(
         secret_key="traffic-test-secret-" + "t" * 32,
     )
     db = Database(backend_url, schema=settings.database_schema)
-    await _truncate(db)
-    await _seed(db, settings)  # queues, skills and the shipped rule set (no agent needs to answer)
+    await truncate_all(db)
+    await chat_floor(db, settings)  # queues, skills and the shipped rule set (no agent needs to answer)
     shared = {
         "SWITCHBOARD_DATABASE_URL": backend_url,
         "SWITCHBOARD_DATABASE_SCHEMA": settings.database_schema or "",
@@ -126,11 +126,10 @@ async def test_generator_brings_chat_voice_and_email_into_the_app(
                 await s.commit()
             return int(count or 0)
 
-        for _ in range(60):
-            if await waiting() == 0:
-                break
-            await asyncio.sleep(0.25)
-        assert await waiting() == 0
+        async def none_waiting() -> bool:
+            return await waiting() == 0
+
+        await eventually(none_waiting, within=15, what="no chat or call left waiting")
     finally:
         _stop(*(p for p in (generator, smtp, app) if p is not None))
         await db.dispose()

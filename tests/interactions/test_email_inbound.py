@@ -12,12 +12,14 @@ import logging
 from sqlalchemy import func, select
 
 from customers.models import Identity
+from interactions.email.inbound import EmailListener
 from interactions.email.models import Attachment, EmailDetail
 from interactions.email.parsing import sanitise_html
+from interactions.email.schemas import ticket_reference
 from interactions.models import Interaction, Message
 from interactions.states import Channel, State
-from routing.commands import stream_key
-from tests.interactions.conftest import count_rows, walk_to
+from switchboard.commands import stream_key
+from tests.factories import count_rows, make_customer, make_interaction, walk_to
 from tests.interactions.email_fixtures import ATTACHMENT_MAX_BYTES, MAX_BYTES, listener, settings, sink  # noqa: F401
 from tests.interactions.email_helpers import CUSTOMER, customer_email, smtp_send
 
@@ -131,6 +133,48 @@ async def test_a_retried_message_is_stored_once(listener, session):
     assert len(await _messages(session, interaction.id)) == 1
 
 
+async def test_someone_elses_message_id_is_not_a_retry_and_reveals_nothing(listener, session):
+    """A Message-ID is the sender's word: reusing another customer's must neither drop the new
+    message as a "retry" nor answer with that customer's ticket reference (issue #9)."""
+    first = customer_email()
+    _, ann_reply = await smtp_send(listener.port, first)
+    stranger = customer_email(sender="eve@attacker.example", body="Please call me back.")
+    stranger.replace_header("Message-ID", first["Message-ID"])
+    code, eve_reply = await smtp_send(listener.port, stranger)
+
+    assert code == 250
+    ann, eve = await _interactions(session)
+    assert ann.customer_id != eve.customer_id
+    assert [m.body for m in await _messages(session, eve.id)] == ["Please call me back."]
+    assert ticket_reference(ann.id) not in eve_reply and ticket_reference(eve.id) in eve_reply
+    assert ticket_reference(ann.id) in ann_reply
+    # Eve's own retry is still recognised as hers, and stored once.
+    assert (await smtp_send(listener.port, stranger))[0] == 250
+    assert len(await _interactions(session)) == 2
+    assert len(await _messages(session, eve.id)) == 1
+
+
+async def test_a_sender_over_its_rate_is_deferred_with_450_and_others_are_not(
+    db, settings, redis_handle, redis_sync, session
+):
+    client = redis_handle.async_client()
+    limited = settings.model_copy(update={"throttle_email_per_sender": "2/hour"})
+    server = EmailListener(db=db, settings=limited, redis=client, host="127.0.0.1", port=0)
+    await server.start()
+    try:
+        assert (await smtp_send(server.port, customer_email(body="one")))[0] == 250
+        assert (await smtp_send(server.port, customer_email(body="two")))[0] == 250
+        code, reply = await smtp_send(server.port, customer_email(body="three"))
+        assert code == 450 and "try again" in reply
+        other = customer_email(sender="bob.kay@example.com", body="hello")
+        assert (await smtp_send(server.port, other))[0] == 250
+    finally:
+        await server.stop()
+        await client.aclose()
+    bodies = {m.body for m in (await session.scalars(select(Message))).all()}
+    assert bodies == {"one", "two", "hello"}  # the deferred one is the sender's to retry, not ours
+
+
 async def test_oversize_email_is_refused_with_552_and_nothing_stored(listener, session):
     before = await count_rows(session)
     big = customer_email(body="x" * 70 + "\n" * 1 + ("y" * 70 + "\n") * (MAX_BYTES // 70))
@@ -237,32 +281,28 @@ async def test_an_email_soon_after_a_call_continues_its_thread(listener, session
     from datetime import timedelta
     from email.utils import parseaddr
 
-    from customers.models import Customer, IdentityKind
     from switchboard.db import utcnow
 
-    customer = Customer(display_name="Ann Caller")
-    session.add(customer)
-    await session.flush()
-    session.add(
-        Identity(customer_id=customer.id, kind=IdentityKind.EMAIL, value=parseaddr(CUSTOMER)[1].lower())
+    customer = await make_customer(
+        session, bare=True, email=parseaddr(CUSTOMER)[1].lower(), display_name="Ann Caller"
     )
-    old_call = Interaction(
-        customer_id=customer.id,
+    await make_interaction(
+        session,
+        customer=customer,
         channel=Channel.VOICE,
         state=State.COMPLETED,
         created_at=utcnow() - timedelta(days=2),
+        event=False,
     )
-    session.add(old_call)
-    await session.commit()
     code, _ = await smtp_send(listener.port, customer_email(subject="About my old call"))
     assert code == 250
     [unlinked] = [i for i in await _interactions(session) if i.channel is Channel.EMAIL]
     assert unlinked.follow_up_of_id is None
     await walk_to(session, unlinked, State.COMPLETED)
 
-    call = Interaction(customer_id=customer.id, channel=Channel.VOICE, state=State.COMPLETED)
-    session.add(call)
-    await session.commit()
+    call = await make_interaction(
+        session, customer=customer, channel=Channel.VOICE, state=State.COMPLETED, event=False
+    )
     code, _ = await smtp_send(listener.port, customer_email(subject="As discussed on the phone"))
     assert code == 250
     emails = [i for i in await _interactions(session) if i.channel is Channel.EMAIL]

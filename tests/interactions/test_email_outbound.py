@@ -9,9 +9,11 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from interactions.email.models import EmailDetail
+from interactions.email.outbound import new_message_id
 from interactions.models import Interaction, Message
 from interactions.states import State
-from tests.interactions.conftest import count_rows, new_interaction, walk_to
+from switchboard.pii import mask_card_numbers
+from tests.factories import count_rows, new_interaction, walk_to
 from tests.interactions.email_fixtures import listener, settings, sink  # noqa: F401
 from tests.interactions.email_helpers import customer_email, smtp_send
 
@@ -118,3 +120,13 @@ async def test_reply_to_a_chat_interaction_is_refused(sink, session, client, age
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "interaction_id"
     assert sink.messages == []
+
+
+def test_our_message_ids_are_unique_and_never_read_as_card_numbers():
+    # The timeline masks card numbers in every string; make_msgid's digit runs were sometimes
+    # Luhn-valid, and the Message-ID recorded for a sent transcript came back as asterisks.
+    ids = {new_message_id("Bank <noreply@bank.example>") for _ in range(5000)}
+    assert len(ids) == 5000
+    for message_id in ids:
+        assert message_id.startswith("<") and message_id.endswith("@bank.example>")
+        assert mask_card_numbers(message_id) == message_id

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from interactions.models import Interaction, Message
 from interactions.states import State
 from switchboard.settings import Settings
-from tests.interactions.conftest import walk_to
+from tests.factories import walk_to
 from tests.interactions.email_fixtures import listener, sink  # noqa: F401
 from tests.interactions.email_fixtures import settings as email_settings  # noqa: F401
 from tests.interactions.email_helpers import customer_email, smtp_send

@@ -24,7 +24,7 @@ from switchboard.app import create_app
 from switchboard.auth.models import Role
 from switchboard.db import utcnow
 from switchboard.errors import NotFound
-from tests.interactions.conftest import make_queue
+from tests.factories import make_queue
 from tests.workers import run_burst_worker
 
 PATHS = ["lean", "orm"]

@@ -17,13 +17,12 @@ from sqlalchemy import func, select
 
 from interactions.models import IdempotencyKey, Interaction
 from interactions.states import State
-from routing.models import Queue
-from switchboard.auth.models import Role, User
+from switchboard.auth.models import Role
 from switchboard.auth.service import token_for
 from switchboard.db import Database
-from tests.conftest import _truncate
+from tests.factories import make_queue, make_staff_user
+from tests.helpers import eventually, truncate_all
 from tests.live_app import free_port, live_settings, start_app, stop_app
-from tests.routing.test_host import eventually
 
 SUBJECT = "retried across a fail-over"
 
@@ -40,11 +39,10 @@ async def test_a_retry_after_the_leader_is_killed_answers_the_same_interaction(
 ):
     settings = live_settings(postgres_url, redis_handle.url, tmp_path, name="idem")
     db = Database(postgres_url, schema=settings.database_schema)
-    await _truncate(db)
+    await truncate_all(db)
     async with db.sessionmaker() as s:
-        supervisor = User(username="sup", display_name="Sup", role=Role.SUPERVISOR, password_hash="x")
-        s.add_all([Queue(name="cards", display_name="Cards", channels=["chat"]), supervisor])
-        await s.commit()
+        supervisor = await make_staff_user(s, Role.SUPERVISOR, name="Sup", username="sup", password=None)
+        await make_queue(s, "cards", channels=["chat"])
     headers = {
         "Authorization": f"Bearer {token_for(supervisor, settings)[0]}",
         "Idempotency-Key": str(uuid.uuid4()),

@@ -10,7 +10,8 @@ from interactions.models import ActorType, Message, MessageSender, TimelineEvent
 from interactions.states import TERMINAL_STATES, State
 from switchboard.auth.models import Role
 from switchboard.errors import Conflict, Invalid
-from tests.interactions.conftest import count_rows, new_interaction, walk_to
+from switchboard.pii import mask_card_numbers
+from tests.factories import count_rows, new_interaction, walk_to
 
 
 async def test_message_writes_row_and_event_with_preview(session):
@@ -88,7 +89,7 @@ async def test_repeated_external_id_is_idempotent(session):
 
 def test_card_numbers_are_masked_but_other_numbers_kept():
     text = "card 4111 1111 1111 1111, ref 1234567890123 (not Luhn), phone +447911123456"
-    masked = service.mask_card_numbers(text)
+    masked = mask_card_numbers(text)
     assert "************1111" in masked
     assert "4111" not in masked.split("************")[0]
     assert "1234567890123" in masked and "+447911123456" in masked

@@ -13,8 +13,8 @@ from sqlalchemy import select
 
 from interactions.models import Interaction, Message
 from interactions.states import Channel, State
-from routing.commands import stream_key
-from tests.interactions.conftest import count_rows, walk_to
+from switchboard.commands import stream_key
+from tests.factories import count_rows, walk_to
 from tests.interactions.email_fixtures import settings, sink  # noqa: F401
 
 PROBLEM_JSON = "application/problem+json"

@@ -9,7 +9,7 @@ from interactions.models import ActorType
 from interactions.schemas import InteractionFilters
 from interactions.states import State
 from switchboard.auth.models import Role
-from tests.interactions.conftest import OTHER_PHONE, PHONE, new_interaction, walk_to
+from tests.factories import OTHER_PHONE, PHONE, new_interaction, walk_to
 
 
 async def _all_pages(client, url: str, headers: dict[str, str], limit: int) -> list[dict]:
@@ -29,7 +29,8 @@ async def _all_pages(client, url: str, headers: dict[str, str], limit: int) -> l
 async def test_cross_channel_timeline_newest_first_and_paginated(session, client, make_user):
     """Voice and chat via the phone identity, email via an email identity later merged in: one history."""
     _, headers = await make_user(Role.SUPERVISOR)
-    from customers.service import merge_customers
+    from customers.merge import merge_customers
+    from interactions.customer_merge import MOVERS
 
     voice = await new_interaction(session, channel="voice", enqueue=True)
     chat = await new_interaction(session, channel="chat", enqueue=True)
@@ -42,7 +43,9 @@ async def test_cross_channel_timeline_newest_first_and_paginated(session, client
         session, interaction_id=chat.id, sender="customer", author_id=None, body="hello"
     )
     await session.commit()
-    await merge_customers(session, target_id=customer_id, source_id=email_customer, actor_id=None)
+    await merge_customers(
+        session, target_id=customer_id, source_id=email_customer, actor_id=None, movers=MOVERS
+    )
     await session.commit()
 
     everything = await service.customer_timeline(session, customer_id=customer_id, limit=200)

@@ -10,7 +10,7 @@ import pytest
 from httpx import AsyncClient
 from sqlalchemy import func, select
 
-from customers.models import Customer, Identity, IdentityKind
+from customers.models import Customer
 from demo.carrier import Call, CarrierSimulator
 from interactions.models import Interaction, TimelineEvent
 from interactions.states import Channel, Direction, State
@@ -18,9 +18,8 @@ from interactions.voice.models import CarrierEvent
 from interactions.voice.twilio import SIGNATURE_HEADER, compute_signature
 from switchboard.auth.models import Role
 from switchboard.db import Database
-from tests.interactions.conftest import make_queue
-from tests.routing.test_host import eventually
-from tests.routing.test_routing_api import _agent_for
+from tests.factories import agent_in_queue, make_customer, make_queue
+from tests.helpers import engine_caught_up, eventually
 
 TOKEN = "test-carrier-token-0123456789"
 CALLER = "+447911123456"
@@ -173,11 +172,7 @@ async def test_signed_json_is_refused_naming_the_body(client, db):
 
 async def test_ivr_choice_creates_a_queued_voice_interaction_for_the_callers_customer(sim, db, retail):
     async with db.sessionmaker() as s:
-        customer = Customer(display_name="Ada Known", language="en")
-        s.add(customer)
-        await s.flush()
-        s.add(Identity(customer_id=customer.id, kind=IdentityKind.PHONE, value=CALLER))
-        await s.commit()
+        customer = await make_customer(s, bare=True, phone=CALLER, display_name="Ada Known", language="en")
 
     call = await sim.incoming("07911 123456")  # national format: resolved to the same E.164 number
     assert call.last.status_code == 200 and call.last.headers["content-type"].startswith("application/xml")
@@ -255,7 +250,7 @@ async def test_call_is_offered_accepted_bridged_and_wrapped_up(routed, db, make_
     app, client = routed
     sim = CarrierSimulator(client, auth_token=TOKEN, base_url=BASE)
     agent_user, agent_headers = await make_user(Role.AGENT)
-    agent_id = await _agent_for(db, agent_user)
+    agent_id = await agent_in_queue(db, agent_user)
     assert (
         await client.post("/api/routing/presence", json={"presence": "available"}, headers=agent_headers)
     ).status_code == 200
@@ -291,7 +286,7 @@ async def test_transferred_caller_follows_the_child_interaction(routed, db, make
     app, client = routed
     sim = CarrierSimulator(client, auth_token=TOKEN, base_url=BASE)
     agent_user, agent_headers = await make_user(Role.AGENT)
-    await _agent_for(db, agent_user)
+    await agent_in_queue(db, agent_user)
     await client.post("/api/routing/presence", json={"presence": "available"}, headers=agent_headers)
     call = await sim.incoming(CALLER)
     await sim.press(call, "4")
@@ -324,7 +319,7 @@ async def test_caller_follows_the_transfer_not_a_withdrawn_consult(routed, db, m
     app, client = routed
     sim = CarrierSimulator(client, auth_token=TOKEN, base_url=BASE)
     agent_user, agent_headers = await make_user(Role.AGENT)
-    await _agent_for(db, agent_user)
+    await agent_in_queue(db, agent_user)
     await client.post("/api/routing/presence", json={"presence": "available"}, headers=agent_headers)
     call = await sim.incoming(CALLER)
     await sim.press(call, "4")
@@ -367,7 +362,7 @@ async def test_hang_up_while_queued_abandons_and_is_never_offered(routed, db, ma
     app, client = routed
     sim = CarrierSimulator(client, auth_token=TOKEN, base_url=BASE)
     agent_user, agent_headers = await make_user(Role.AGENT)
-    await _agent_for(db, agent_user)  # offline for now
+    await agent_in_queue(db, agent_user)  # offline for now
 
     call = await sim.incoming(CALLER)
     await sim.press(call, "3")
@@ -377,7 +372,7 @@ async def test_hang_up_while_queued_abandons_and_is_never_offered(routed, db, ma
     assert after.state is State.ABANDONED and await _last_reason(db, interaction.id) == "caller hung up"
 
     await client.post("/api/routing/presence", json={"presence": "available"}, headers=agent_headers)
-    await asyncio.sleep(1.0)  # the engine has had time to offer anything it still (wrongly) held
+    await engine_caught_up(app.state.engine_host.client)  # it handled the agent going available
     assert (await client.get("/api/routing/offers", headers=agent_headers)).json() == []
     await sim.wait(call)
     assert call.find("Hangup") is not None
@@ -387,7 +382,7 @@ async def test_callback_keeps_its_place_in_line(routed, db, make_user):  # noqa:
     app, client = routed
     sim = CarrierSimulator(client, auth_token=TOKEN, base_url=BASE)
     agent_user, agent_headers = await make_user(Role.AGENT)
-    await _agent_for(db, agent_user)  # offline: everyone waits
+    await agent_in_queue(db, agent_user)  # offline: everyone waits
     _, supervisor = await make_user(Role.SUPERVISOR)
 
     call = await sim.incoming(CALLER)
@@ -453,11 +448,7 @@ async def test_callback_keeps_its_place_in_line(routed, db, make_user):  # noqa:
 
 async def test_waiting_chat_customer_asks_for_a_callback(client, db, retail, make_user, customer_user):
     async with db.sessionmaker() as s:
-        customer = Customer(display_name="Chatty", language="en")
-        s.add(customer)
-        await s.flush()
-        s.add(Identity(customer_id=customer.id, kind=IdentityKind.PHONE, value=CALLER))
-        await s.commit()
+        customer = await make_customer(s, bare=True, phone=CALLER, display_name="Chatty", language="en")
     _, supervisor = await make_user(Role.SUPERVISOR)
     chat = await client.post(
         "/api/interactions",

@@ -15,8 +15,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from customers.models import Identity, IdentityKind
-from demo.carrier import CarrierSimulator, FakeCarrierApi
+from customers.models import IdentityKind
+from demo.carrier import Call, CarrierSimulator, FakeCarrierApi
 from interactions.models import Interaction, TimelineEvent
 from interactions.states import Channel, State
 from interactions.voice import dialer
@@ -24,9 +24,8 @@ from interactions.voice.models import CarrierEvent
 from interactions.voice.twilio import CALLBACK_GREETING
 from switchboard.auth.models import Role
 from switchboard.db import Database
-from tests.interactions.test_voice_outbound import SUMMER_NOON_UTC, _customer, _outbound, clock  # noqa: F401
-from tests.routing.test_host import eventually
-from tests.routing.test_routing_api import _agent_for
+from tests.factories import SUMMER_NOON_UTC, add_identity, agent_in_queue, contactable_customer, outbound_body
+from tests.helpers import engine_caught_up, eventually
 
 TOKEN = "test-carrier-token-0123456789"
 ACCOUNT = "AC" + "1" * 32
@@ -57,6 +56,15 @@ def settings(settings, carrier):
     )
 
 
+def _bridged(fake: FakeCarrierApi, leg: Call, agent_id: uuid.UUID) -> None:
+    """The leg's TwiML joined a conference where the agent's device (added by REST) is, once."""
+    assert leg.conference is not None and leg.agent_client is None, leg.last and leg.last.text
+    room = fake.live_conference(leg.conference)
+    assert room is not None and leg.call_sid in room.participants
+    agents = [p for p in room.participants.values() if p.to == f"client:{agent_id}"]
+    assert len(agents) == 1 and agents[0].label == "agent"
+
+
 async def _get(db: Database, interaction_id: uuid.UUID | str) -> Interaction:
     async with db.sessionmaker() as s:
         row = await s.get(Interaction, uuid.UUID(str(interaction_id)))
@@ -83,10 +91,10 @@ async def test_agents_call_rings_the_customer_and_bridges_to_the_agent(
 ):
     fake, _ = carrier
     _, headers, agent = await agent_user()
-    customer = await _customer(db)
+    customer = await contactable_customer(db, relationship_manager_id=agent.id)
     clock(SUMMER_NOON_UTC)
 
-    made = await client.post("/api/interactions/outbound", json=_outbound(customer), headers=headers)
+    made = await client.post("/api/interactions/outbound", json=outbound_body(customer), headers=headers)
 
     assert made.status_code == 201, made.text
     interaction_id = made.json()["id"]
@@ -97,16 +105,17 @@ async def test_agents_call_rings_the_customer_and_bridges_to_the_agent(
     assert set(placed.status_events) == {"initiated", "ringing", "answered", "completed"}
     assert (await _get(db, interaction_id)).state is State.CREATED  # ringing, not yet talking
 
-    sim = CarrierSimulator(client, auth_token=TOKEN, base_url=BASE)
+    sim = CarrierSimulator(client, auth_token=TOKEN, base_url=BASE, api=fake)
     leg = sim.leg(placed)
     assert (await sim.status(leg, "ringing")).status_code == 200
     answered = await sim.answer(leg, placed)
     assert answered.status_code == 200, answered.text
-    assert leg.agent_client == str(agent.id)  # <Dial><Client>: bridged to the agent's device
+    _bridged(fake, leg, agent.id)  # the customer and the agent's device in one conference
     assert (await _get(db, interaction_id)).state is State.CONNECTED
     # The carrier's own "answered" status callback (and a replay of the answer) change nothing more.
     assert (await sim.status(leg, "in-progress")).status_code == 200
-    assert (await sim.answer(leg, placed)).status_code == 200 and leg.agent_client == str(agent.id)
+    assert (await sim.answer(leg, placed)).status_code == 200
+    _bridged(fake, leg, agent.id)  # the replay rang nobody again
     kinds = await _kinds(db, interaction_id)
     assert kinds.count("state_changed") == 1  # connected, once
     assert "call_leg_placed" in kinds and kinds.count("call_status") == 2
@@ -123,11 +132,11 @@ async def test_unanswered_call_fails_and_a_carrier_refusal_is_recorded(
     client, db, carrier, agent_user, clock, settings
 ):
     fake, _ = carrier
-    _, headers, _agent = await agent_user()
-    customer = await _customer(db)
+    _, headers, agent = await agent_user()
+    customer = await contactable_customer(db, relationship_manager_id=agent.id)
     clock(SUMMER_NOON_UTC)
-    made = await client.post("/api/interactions/outbound", json=_outbound(customer), headers=headers)
-    sim = CarrierSimulator(client, auth_token=TOKEN, base_url=BASE)
+    made = await client.post("/api/interactions/outbound", json=outbound_body(customer), headers=headers)
+    sim = CarrierSimulator(client, auth_token=TOKEN, base_url=BASE, api=fake)
     leg = sim.leg(fake.calls[0])
     await sim.status(leg, "ringing")
     assert (await sim.status(leg, "no-answer")).status_code == 200
@@ -135,7 +144,7 @@ async def test_unanswered_call_fails_and_a_carrier_refusal_is_recorded(
 
     # A carrier that refuses (wrong credentials here): the call fails at once, with the reason.
     fake.auth_token = "rotated-by-someone"
-    refused = await client.post("/api/interactions/outbound", json=_outbound(customer), headers=headers)
+    refused = await client.post("/api/interactions/outbound", json=outbound_body(customer), headers=headers)
     assert refused.status_code == 201, refused.text
     assert refused.json()["state"] == "failed"
     assert "call_leg_failed" in await _kinds(db, refused.json()["id"])
@@ -161,9 +170,9 @@ async def test_accepted_callback_is_dialled_bridged_and_wrapped_up_on_hang_up(
 ):
     fake, _ = carrier
     app, client = routed
-    sim = CarrierSimulator(client, auth_token=TOKEN, base_url=BASE)
+    sim = CarrierSimulator(client, auth_token=TOKEN, base_url=BASE, api=fake)
     agent_user, agent_headers = await make_user(Role.AGENT)
-    agent_id = await _agent_for(db, agent_user)
+    agent_id = await agent_in_queue(db, agent_user)
 
     call = await sim.incoming(CALLER)
     await sim.press(call, "1")
@@ -205,7 +214,7 @@ async def test_accepted_callback_is_dialled_bridged_and_wrapped_up_on_hang_up(
     leg = sim.leg(placed)
     await sim.status(leg, "ringing")
     await sim.answer(leg, placed)
-    assert leg.agent_client == str(agent_id)
+    _bridged(fake, leg, agent_id)
     assert CALLBACK_GREETING in leg.said
     await sim.status(leg, "in-progress")
     assert (await sim.hang_up(leg)).status_code == 200
@@ -226,18 +235,18 @@ async def test_agents_own_call_holds_capacity_and_wraps_up_through_routing(route
     app, client = routed
     app.dependency_overrides[wall_clock] = lambda: SUMMER_NOON_UTC  # outside quiet hours
     agent_user, headers = await make_user(Role.AGENT)
-    agent_id = await _agent_for(db, agent_user)
+    agent_id = await agent_in_queue(db, agent_user)
     await client.post("/api/routing/presence", json={"presence": "available"}, headers=headers)
-    customer = await _customer(db)
+    customer = await contactable_customer(db, relationship_manager_id=agent_id)
 
-    made = await client.post("/api/interactions/outbound", json=_outbound(customer), headers=headers)
+    made = await client.post("/api/interactions/outbound", json=outbound_body(customer), headers=headers)
     assert made.status_code == 201, made.text
     interaction_id = made.json()["id"]
     [placed] = fake.calls
-    sim = CarrierSimulator(client, auth_token=TOKEN, base_url=BASE)
+    sim = CarrierSimulator(client, auth_token=TOKEN, base_url=BASE, api=fake)
     leg = sim.leg(placed)
     assert (await sim.answer(leg, placed)).status_code == 200
-    assert leg.agent_client == str(agent_id)
+    _bridged(fake, leg, agent_id)
     host = app.state.engine_host
 
     async def counted() -> bool:
@@ -249,7 +258,7 @@ async def test_agents_own_call_holds_capacity_and_wraps_up_through_routing(route
     # A caller arriving now waits: the agent's one voice slot is taken by their own call.
     inbound = await sim.incoming("+447400123456")
     await sim.press(inbound, "1")
-    await asyncio.sleep(1.0)
+    await engine_caught_up(host.client)  # the caller's chat enqueued and routed (or not)
     assert (await client.get("/api/routing/offers", headers=headers)).json() == []
 
     assert (await sim.hang_up(leg)).status_code == 200
@@ -288,7 +297,7 @@ async def test_chat_escalated_to_a_call_from_the_desktop_is_one_thread(
     app, client = routed
     app.dependency_overrides[wall_clock] = lambda: SUMMER_NOON_UTC
     agent_user, headers = await make_user(Role.AGENT)
-    agent_id = await _agent_for(db, agent_user)
+    agent_id = await agent_in_queue(db, agent_user)
     await client.post("/api/routing/presence", json={"presence": "available"}, headers=headers)
     _, supervisor = await make_user(Role.SUPERVISOR)
     chat = await client.post(
@@ -299,14 +308,7 @@ async def test_chat_escalated_to_a_call_from_the_desktop_is_one_thread(
     assert chat.status_code == 201, chat.text
     chat_id = chat.json()["id"]
     async with db.sessionmaker() as s:  # the customer can also be emailed
-        s.add(
-            Identity(
-                customer_id=uuid.UUID(chat.json()["customer_id"]),
-                kind=IdentityKind.EMAIL,
-                value="edith@example.com",
-            )
-        )
-        await s.commit()
+        await add_identity(s, uuid.UUID(chat.json()["customer_id"]), IdentityKind.EMAIL, "edith@example.com")
 
     async def offered() -> bool:
         return bool((await client.get("/api/routing/offers", headers=headers)).json())

@@ -6,46 +6,15 @@ from datetime import UTC, datetime, time
 
 import pytest
 
-from customers.models import Customer, Identity, IdentityKind
-from interactions.voice.api import wall_clock
+from customers.models import Customer
 from interactions.voice.outbound import in_quiet_hours
 from switchboard.auth.models import Role
-from switchboard.db import Database
+from tests.factories import SUMMER_NOON_UTC, contactable_customer, make_customer, outbound_body
 
 PROBLEM = "application/problem+json"
 LONDON_QUIET = {"quiet_hours_start": time(21, 0), "quiet_hours_end": time(8, 0), "timezone": "Europe/London"}
 # 22:30 in London (BST, UTC+1) on a summer evening; 06:30 the next morning in Shanghai.
 SUMMER_EVENING_UTC = datetime(2026, 7, 1, 21, 30, tzinfo=UTC)
-SUMMER_NOON_UTC = datetime(2026, 7, 1, 11, 0, tzinfo=UTC)
-
-
-async def _customer(
-    db: Database, *, phone: str = "+447911123456", email: str | None = "out.bound@example.com", **profile
-) -> Customer:
-    async with db.sessionmaker() as s:
-        customer = Customer(display_name="Out Bound", language="en", **profile)
-        s.add(customer)
-        await s.flush()
-        s.add(Identity(customer_id=customer.id, kind=IdentityKind.PHONE, value=phone))
-        if email:
-            s.add(Identity(customer_id=customer.id, kind=IdentityKind.EMAIL, value=email))
-        await s.commit()
-        return customer
-
-
-@pytest.fixture
-def clock(app):
-    """Set the time the outbound API sees: ``clock(datetime)``."""
-
-    def set_now(now: datetime) -> None:
-        app.dependency_overrides[wall_clock] = lambda: now
-
-    yield set_now
-    app.dependency_overrides.pop(wall_clock, None)
-
-
-def _outbound(customer: Customer, channel: str = "voice", **extra) -> dict:
-    return {"customer_id": str(customer.id), "channel": channel, "reason": "Card delivery check", **extra}
 
 
 @pytest.mark.parametrize(
@@ -72,11 +41,11 @@ def test_daytime_window_and_empty_window():
 
 async def test_do_not_contact_customer_is_refused(client, db, agent_user, clock):
     clock(SUMMER_NOON_UTC)
-    _, headers, _ = await agent_user()
-    customer = await _customer(db, do_not_contact=True)
+    _, headers, agent = await agent_user()
+    customer = await contactable_customer(db, do_not_contact=True, relationship_manager_id=agent.id)
     for channel in ("voice", "email"):
         response = await client.post(
-            "/api/interactions/outbound", json=_outbound(customer, channel), headers=headers
+            "/api/interactions/outbound", json=outbound_body(customer, channel), headers=headers
         )
         assert response.status_code == 409 and response.headers["content-type"] == PROBLEM
         body = response.json()
@@ -87,10 +56,10 @@ async def test_do_not_contact_customer_is_refused(client, db, agent_user, clock)
 
 
 async def test_call_within_quiet_hours_in_the_customers_zone_is_refused(client, db, agent_user, clock):
-    _, headers, _ = await agent_user()
-    customer = await _customer(db, **LONDON_QUIET)
+    _, headers, agent = await agent_user()
+    customer = await contactable_customer(db, **LONDON_QUIET, relationship_manager_id=agent.id)
     clock(SUMMER_EVENING_UTC)
-    refused = await client.post("/api/interactions/outbound", json=_outbound(customer), headers=headers)
+    refused = await client.post("/api/interactions/outbound", json=outbound_body(customer), headers=headers)
     assert refused.status_code == 409, refused.text
     assert refused.json()["rule"] == "quiet_hours"
     assert refused.json()["policy"] == "quiet_hours 21:00–08:00 Europe/London"
@@ -99,66 +68,70 @@ async def test_call_within_quiet_hours_in_the_customers_zone_is_refused(client, 
 
     # An email does not ring at night: it waits in the inbox, so quiet hours do not hold it back.
     email = await client.post(
-        "/api/interactions/outbound", json=_outbound(customer, "email"), headers=headers
+        "/api/interactions/outbound", json=outbound_body(customer, "email"), headers=headers
     )
     assert email.status_code == 201, email.text
 
     # The same instant is early morning in Shanghai.
-    far = await _customer(
+    far = await contactable_customer(
         db,
         phone="+8613800138000",
         email=None,
         quiet_hours_start=time(22, 0),
         quiet_hours_end=time(7, 0),
         timezone="Asia/Shanghai",
+        relationship_manager_id=agent.id,
     )
-    refused = await client.post("/api/interactions/outbound", json=_outbound(far), headers=headers)
+    refused = await client.post("/api/interactions/outbound", json=outbound_body(far), headers=headers)
     assert refused.status_code == 409 and refused.json()["policy"] == "quiet_hours 22:00–07:00 Asia/Shanghai"
 
 
 async def test_call_outside_quiet_hours_is_created_and_attached_to_the_agent(client, db, agent_user, clock):
     _, headers, agent = await agent_user()
-    customer = await _customer(db, **LONDON_QUIET)
+    customer = await contactable_customer(db, **LONDON_QUIET, relationship_manager_id=agent.id)
     clock(SUMMER_NOON_UTC)
-    made = await client.post("/api/interactions/outbound", json=_outbound(customer), headers=headers)
+    made = await client.post("/api/interactions/outbound", json=outbound_body(customer), headers=headers)
     assert made.status_code == 201, made.text
     body = made.json()
     assert made.headers["location"] == f"/api/interactions/{body['id']}"
     assert (body["channel"], body["direction"], body["state"]) == ("voice", "outbound", "created")
     assert body["agent_id"] == str(agent.id) and body["customer_id"] == str(customer.id)
     assert body["contact_identity"] == {"kind": "phone", "value": "+447911123456"}
-    assert body["subject"] == "Card delivery check" and body["attributes"] == {"purpose": "service"}
+    assert body["subject"] == "Card delivery check" and body["attributes"] == {
+        "purpose": "service",
+        "outbound_basis": "relationship_manager",
+    }
     # The agent sees it (it is theirs) without anyone routing it.
     assert (await client.get(f"/api/interactions/{body['id']}", headers=headers)).status_code == 200
 
 
 async def test_marketing_needs_consent(client, db, agent_user, clock):
     clock(SUMMER_NOON_UTC)
-    _, headers, _ = await agent_user()
-    customer = await _customer(db)
+    _, headers, agent = await agent_user()
+    customer = await contactable_customer(db, relationship_manager_id=agent.id)
     refused = await client.post(
-        "/api/interactions/outbound", json=_outbound(customer, purpose="marketing"), headers=headers
+        "/api/interactions/outbound", json=outbound_body(customer, purpose="marketing"), headers=headers
     )
     assert refused.status_code == 409 and refused.json()["rule"] == "marketing_consent"
     async with db.sessionmaker() as s:
         (await s.get(Customer, customer.id)).marketing_consent = True
         await s.commit()
     allowed = await client.post(
-        "/api/interactions/outbound", json=_outbound(customer, purpose="marketing"), headers=headers
+        "/api/interactions/outbound", json=outbound_body(customer, purpose="marketing"), headers=headers
     )
     assert allowed.status_code == 201
 
 
 async def test_outbound_input_errors(client, db, agent_user, make_user, clock):
     clock(SUMMER_NOON_UTC)
-    _, headers, _ = await agent_user()
+    _, headers, agent = await agent_user()
     async with db.sessionmaker() as s:
-        bare = Customer(display_name="No Numbers", language="en")
-        s.add(bare)
-        await s.commit()
-    no_phone = await client.post("/api/interactions/outbound", json=_outbound(bare), headers=headers)
+        bare = await make_customer(
+            s, bare=True, display_name="No Numbers", language="en", relationship_manager_id=agent.id
+        )
+    no_phone = await client.post("/api/interactions/outbound", json=outbound_body(bare), headers=headers)
     assert no_phone.status_code == 422 and no_phone.json()["errors"][0]["field"] == "body.channel"
-    chat = await client.post("/api/interactions/outbound", json=_outbound(bare, "chat"), headers=headers)
+    chat = await client.post("/api/interactions/outbound", json=outbound_body(bare, "chat"), headers=headers)
     assert chat.status_code == 422 and chat.json()["errors"][0]["field"] == "body.channel"
     unknown = await client.post(
         "/api/interactions/outbound",
@@ -168,5 +141,5 @@ async def test_outbound_input_errors(client, db, agent_user, make_user, clock):
     assert unknown.status_code == 404 and unknown.json()["errors"][0]["field"] == "body.customer_id"
     _, supervisor = await make_user(Role.SUPERVISOR)  # no agent profile: nobody to attach the call to
     assert (
-        await client.post("/api/interactions/outbound", json=_outbound(bare), headers=supervisor)
+        await client.post("/api/interactions/outbound", json=outbound_body(bare), headers=supervisor)
     ).status_code == 403

@@ -12,13 +12,14 @@ from interactions.models import Interaction
 from interactions.schemas import InteractionCreate
 from interactions.service import Actor, create_interaction
 from interactions.states import State
-from routing import commands
 from routing.engine import EngineConfig
 from routing.host import EngineHost
 from routing.host.leadership import ANSWER_GRACE_SECONDS
-from routing.models import Agent, Offer, OfferState, Presence, Queue
-from tests.routing.test_host import eventually, live_offers, new_interaction
-from tests.routing.test_outages import _available_agent
+from routing.models import Offer, OfferState
+from switchboard import commands
+from tests.factories import available_agent, make_queue, queued_chat
+from tests.helpers import eventually, live_offers
+from workforce.models import Agent, Presence
 
 BURST = 1_500
 TTL = 4.0
@@ -54,8 +55,7 @@ async def _host(db, redis_handle):
 async def _burst_in_sql(db) -> list[uuid.UUID]:
     """Email arriving for a queue nobody serves: each is placed, none offered."""
     async with db.sessionmaker() as s:
-        s.add(Queue(name="bulk", display_name="Bulk", channels=["email"]))
-        await s.commit()
+        await make_queue(s, "bulk", channels=["email"])
         ids = []
         for n in range(BURST):
             data = InteractionCreate(
@@ -72,14 +72,15 @@ async def _burst_in_sql(db) -> list[uuid.UUID]:
 async def test_accept_sent_a_second_before_expiry_behind_a_burst_is_honoured(
     client, db, redis_handle, make_user
 ):
-    agent_id, headers = await _available_agent(db, make_user)
+    agent_id, headers = await available_agent(db, make_user)
     async with _host(db, redis_handle) as redis_client:
         burst = await _burst_in_sql(db)
-        iid = await new_interaction(db, redis_client, 1)
+        iid = await queued_chat(db, redis_client, 1)
         await eventually(lambda: _live(db, iid), what="an offer")
         (offer,) = await live_offers(db, iid)
-        await asyncio.sleep(max(0.0, offer.expires_at.timestamp() - 1.0 - time.time()))
-
+        # The burst goes in two seconds before expiry (writing 1,500 stream entries takes a while
+        # on a busy machine, and must not eat into the agent's second), the click one second before.
+        await asyncio.sleep(max(0.0, offer.expires_at.timestamp() - 2.0 - time.time()))
         async with redis_client.pipeline(transaction=False) as pipe:
             for bulk_id in burst:
                 pipe.xadd(
@@ -87,6 +88,7 @@ async def test_accept_sent_a_second_before_expiry_behind_a_burst_is_honoured(
                     {"c": f'{{"type": "enqueue", "interaction_id": "{bulk_id}"}}'},
                 )
             await pipe.execute()
+        await asyncio.sleep(max(0.0, offer.expires_at.timestamp() - 1.0 - time.time()))
         sent = time.time()
         accepted = await client.post(f"/api/routing/offers/{offer.id}/accept", headers=headers)
         assert sent < offer.expires_at.timestamp()

@@ -7,90 +7,33 @@ Real SQL (SQLite and PostgreSQL, the latter through the one-statement offer path
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
 
 from sqlalchemy import select
 
-from interactions import service as interactions_service
-from interactions.models import ActorType
 from interactions.states import State
-from routing import commands
 from routing.engine.events import Assigned, CommandRejected, Event, OfferCreated
 from routing.engine.hosted import HostedEngine
 from routing.engine.state import QueueConfig
 from routing.host import EngineHost
-from routing.models import Offer, OfferState, Presence
+from routing.models import Offer
+from switchboard import commands
 from switchboard.db import Database
-from tests.routing.test_host import eventually, live_offers, new_interaction, seed, state_of
-
-
-@contextlib.asynccontextmanager
-async def leading_host(db: Database, redis_handle):
-    """A leader whose reconcile pass stays out of the way (it would adopt work behind our back)."""
-    client = redis_handle.async_client()
-    host = EngineHost(
-        db, client, lease_ttl_ms=1500, tick_seconds=0.05, reconcile_seconds=600, desktop_grace_seconds=None
-    )
-    task = asyncio.create_task(host.run())
-    try:
-        await asyncio.wait_for(host.is_leader.wait(), 10)
-        yield host, client
-    finally:
-        await host.stop()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(task, timeout=10)
-        await client.aclose()
-
-
-async def all_offers(db: Database) -> dict[uuid.UUID, tuple[OfferState, str | None]]:
-    async with db.sessionmaker() as s:
-        return {o.id: (o.state, o.reason) for o in (await s.scalars(select(Offer))).all()}
-
-
-async def offered(db: Database, count: int) -> dict[uuid.UUID, Offer]:
-    """Wait for ``count`` live offers; by agent."""
-    await eventually(lambda: _count_live(db, count), what=f"{count} live offers")
-    return {o.agent_id: o for o in await live_offers(db)}
-
-
-async def _count_live(db: Database, count: int) -> bool:
-    return len(await live_offers(db)) == count
-
-
-async def sql_transition(db: Database, interaction_id: uuid.UUID, to: State, **changes) -> None:
-    """An edit committed straight to SQL (the agent's own screen, an adapter), racing the engine."""
-    async with db.sessionmaker() as s:
-        await interactions_service.transition(
-            s,
-            interaction_id=interaction_id,
-            to_state=to,
-            actor_type=ActorType.AGENT,
-            actor_id="racing-edit",
-            reason="edited directly",
-            changes=changes or None,
-        )
-        await s.commit()
-
-
-def untouched(before: dict[uuid.UUID, tuple[OfferState, str | None]], after, live: list[Offer]) -> None:
-    for offer in live:
-        assert after[offer.id] == (OfferState.LIVE, None), f"offer {offer.id} was closed: {after[offer.id]}"
-    assert not [o for o, (_, reason) in after.items() if reason == "engine_failover"]
-    assert {o: v for o, v in after.items() if o in before} == before
+from tests.factories import queued_chat, routing_floor, sql_transition
+from tests.helpers import all_offers, eventually, leading_host, live_offers, offered, state_of, untouched
+from workforce.models import Presence
 
 
 async def test_wrap_up_racing_a_direct_edit_leaves_other_offers_live(db, redis_handle, redis_sync):
-    agent_ids, _ = await seed(db, agents=4, chat_max=1)
+    agent_ids, _ = await routing_floor(db, agents=4, chat_max=1)
     async with leading_host(db, redis_handle) as (host, client):
-        held = await new_interaction(db, client, 1)
+        held = await queued_chat(db, client, 1)
         (offer,) = (await offered(db, 1)).values()
         holder = str(offer.agent_id)
         reply = await commands.call(client, commands.Accept(offer_id=str(offer.id), agent_id=holder))
         assert reply == {"ok": True}
         for n in (2, 3, 4):
-            await new_interaction(db, client, n)
+            await queued_chat(db, client, n)
         others = list((await offered(db, 3)).values())
         assert holder not in {str(o.agent_id) for o in others}  # chat_max=1: the holder is full
         before = await all_offers(db)
@@ -106,29 +49,29 @@ async def test_wrap_up_racing_a_direct_edit_leaves_other_offers_live(db, redis_h
         untouched(before, await all_offers(db), others)
         assert await state_of(db, held) is State.COMPLETED
         assert not host.engine.knows(str(held))
-        nxt = await new_interaction(db, client, 5)
+        nxt = await queued_chat(db, client, 5)
         await eventually(lambda: _offered_to(db, nxt, holder), what="the next arrival offered to the holder")
         untouched(before, await all_offers(db), others)
     assert len(agent_ids) == 4
 
 
 async def test_offer_to_an_agent_sql_says_is_full_is_repaired(db, redis_handle, redis_sync):
-    agent_ids, _ = await seed(db, agents=3, chat_max=1)
+    agent_ids, _ = await routing_floor(db, agents=3, chat_max=1)
     async with leading_host(db, redis_handle) as (host, client):
         for n in (1, 2):
-            await new_interaction(db, client, n)
+            await queued_chat(db, client, n)
         by_agent = await offered(db, 2)
         (free,) = {str(a) for a in agent_ids} - {str(a) for a in by_agent}
         before = await all_offers(db)
 
         # The free agent takes a chat of their own, committed straight to SQL (no adopt command):
         # SQL counts it against their capacity, the engine does not know it yet.
-        own = await new_interaction(db, client, 3, notify=False)
+        own = await queued_chat(db, client, 3, notify=False)
         await sql_transition(db, own, State.OFFERED, agent_id=uuid.UUID(free))
         await sql_transition(db, own, State.CONNECTED)
 
         # The next arrival: the engine offers it to the agent it believes free; SQL refuses.
-        arrival = await new_interaction(db, client, 4)
+        arrival = await queued_chat(db, client, 4)
         await eventually(lambda: _engine_holds(host, str(own), free), what="the agent's own work counted")
 
         untouched(before, await all_offers(db), list(by_agent.values()))

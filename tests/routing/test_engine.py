@@ -31,43 +31,19 @@ from routing.engine import (
     Requeued,
     Transferred,
 )
-from routing.models import Presence, SelectionStrategy
 from routing.rules import Filter, RuleSet, Step
+from tests.helpers import agent, connect, engine, offer_of, offers
+from workforce.models import Presence, SelectionStrategy
 
 AV = Presence.AVAILABLE
 
 
-def engine(*queues: str | QueueConfig, **kw: Any) -> Engine:
-    cfgs = [q if isinstance(q, QueueConfig) else QueueConfig(q) for q in (queues or ("retail",))]
-    return Engine(cfgs, **kw)
-
-
-def agent(e: Engine, now: float, aid: str, queues: tuple[str, ...] = ("retail",), **kw: Any) -> list[Event]:
-    kw.setdefault("presence", AV)
-    return e.add_agent(now, aid, queues=queues, **kw)
-
-
-def offers(events: list[Event]) -> list[tuple[str, str]]:
-    return [(ev.interaction_id, ev.agent_id) for ev in events if isinstance(ev, OfferCreated)]
-
-
-def offer_of(events: list[Event]) -> OfferCreated:
-    found = [ev for ev in events if isinstance(ev, OfferCreated)]
-    assert len(found) == 1, events
-    return found[0]
-
-
-def connect(e: Engine, now: float, events: list[Event]) -> OfferCreated:
-    o = offer_of(events)
-    assert any(isinstance(ev, Assigned) for ev in e.accept(now, o.offer_id, o.agent_id))
-    return o
-
-
-# --------------------------------------------------------------------------- capacity
+# Capacity tests offer up to capacity (the queue policy that stacks offers), not one at a time.
+UP_TO_CAPACITY = QueueConfig("retail", one_offer_at_a_time=False)
 
 
 def test_weighted_capacity_and_per_channel_maximum() -> None:
-    e = engine()
+    e = engine(UP_TO_CAPACITY)
     agent(e, 0, "a", channel_max={"chat": 3, "email": 5, "voice": 1, "ticket": 5})
     got = [offers(e.enqueue(1, f"c{i}", "chat", queue="retail")) for i in range(4)]
     # 4 chats x 25 units would fit in 100 units, but the chat maximum is 3.
@@ -82,7 +58,7 @@ def test_weighted_capacity_and_per_channel_maximum() -> None:
 
 def test_channel_costs_are_configurable() -> None:
     cfg = EngineConfig(channel_cost={"voice": 100, "chat": 50, "ticket": 10, "email": 10})
-    e = engine(config=cfg)
+    e = engine(UP_TO_CAPACITY, config=cfg)
     agent(e, 0, "a")
     assert len(offers(e.enqueue(1, "c0", "chat", queue="retail"))) == 1
     assert len(offers(e.enqueue(1, "c1", "chat", queue="retail"))) == 1
@@ -635,3 +611,80 @@ def test_a_decision_does_not_scan_all_agents_or_all_work() -> None:
     CountingEngine.checks = 0
     e.complete(4, busy)
     assert CountingEngine.checks <= 3
+
+
+# --------------------------------------------------------------------------- offer policy (issue #10)
+
+
+def test_one_pending_offer_at_a_time_the_next_on_accept_reject_or_expiry() -> None:
+    """The default policy: an agent going available with chats queued is offered one; the next
+    comes when it is accepted, rejected or expires. Capacity still bounds the accepted work."""
+    e = engine()
+    agent(e, 0, "a", presence=Presence.OFFLINE)
+    for i in range(5):
+        e.enqueue(1, f"c{i}", "chat", queue="retail")
+    assert offers(e.set_presence(2, "a", AV)) == [("c0", "a")]
+    assert offers(e.tick(3)) == []  # free places (3 chats) but one offer pending: no more
+    first = e.snapshot()["agents"]["a"]["offers"][0]
+    assert offers(e.accept(4, first, "a")) == [("c1", "a")]
+    second = e.snapshot()["agents"]["a"]["offers"][0]
+    assert offers(e.reject(5, second, "a")) == [("c2", "a")]
+    expired = e.tick(5 + 30)
+    assert [type(ev) for ev in expired if isinstance(ev, OfferExpired | OfferCreated)] == [
+        OfferExpired,
+        OfferCreated,
+    ]
+    assert offers(expired) == [("c3", "a")]
+    assert e.snapshot()["agents"]["a"]["presence"] == "available"  # busy with c0: not absent
+    assert offers(e.accept(40, e.snapshot()["agents"]["a"]["offers"][0], "a")) == [("c4", "a")]
+    assert offers(e.accept(41, e.snapshot()["agents"]["a"]["offers"][0], "a")) == []
+    assert e.snapshot()["agents"]["a"]["work"] == ["c0", "c3", "c4"]  # chat maximum 3: full
+
+
+def test_a_queue_set_to_offer_up_to_capacity_stacks_offers_and_can_be_changed_live() -> None:
+    e = engine("retail", "cards")
+    agent(e, 0, "a", queues=("retail", "cards"))
+    assert offers(e.enqueue(1, "c0", "chat", queue="retail")) == [("c0", "a")]
+    assert offers(e.enqueue(1, "k0", "chat", queue="cards")) == []  # one at a time (default)
+    assert offers(e.update_queue(2, QueueConfig("cards", one_offer_at_a_time=False))) == [("k0", "a")]
+    assert offers(e.enqueue(3, "k1", "chat", queue="cards")) == [("k1", "a")]
+    assert offers(e.enqueue(3, "c1", "chat", queue="retail")) == []  # retail still waits its turn
+    assert offers(e.enqueue(3, "v0", "voice", queue="cards")) == []  # voice stays exclusive
+
+
+def test_a_break_asked_for_with_an_offer_pending_takes_effect_once_it_is_answered() -> None:
+    e = engine()
+    agent(e, 0, "a")
+    o = offer_of(e.enqueue(1, "c0", "chat", queue="retail"))
+    asked = e.set_presence(2, "a", Presence.BREAK, "lunch")
+    assert not [ev for ev in asked if isinstance(ev, AgentStatusChanged)]  # not yet
+    snap = e.snapshot()["agents"]["a"]
+    assert (snap["presence"], snap["pending"]) == ("available", "break")
+    assert offers(e.enqueue(3, "c1", "chat", queue="retail")) == []  # no new offer meanwhile
+    answered = e.accept(4, o.offer_id, "a")
+    assert [type(ev) for ev in answered] == [Assigned, AgentStatusChanged]
+    assert AgentStatusChanged("a", "break", "lunch") in answered
+    assert e.snapshot()["agents"]["a"]["pending"] is None
+
+
+def test_a_break_asked_for_with_an_offer_pending_is_not_silence_when_it_expires() -> None:
+    e = engine()
+    agent(e, 0, "a")
+    offer_of(e.enqueue(1, "c0", "chat", queue="retail"))
+    e.set_presence(2, "a", Presence.BREAK, None)
+    expired = e.tick(1 + 30)
+    assert [type(ev) for ev in expired][:2] == [OfferExpired, AgentStatusChanged]
+    assert AgentStatusChanged("a", "break", None) in expired
+    assert not any(getattr(ev, "presence", None) == "not_responding" for ev in expired)
+    assert offers(expired) == []  # on break now: c0 waits for someone else
+
+
+def test_changing_ones_mind_before_the_offer_is_answered_drops_the_break() -> None:
+    e = engine()
+    agent(e, 0, "a")
+    o = offer_of(e.enqueue(1, "c0", "chat", queue="retail"))
+    e.set_presence(2, "a", Presence.BREAK, None)
+    assert not [ev for ev in e.set_presence(3, "a", AV) if isinstance(ev, AgentStatusChanged)]
+    answered = e.accept(4, o.offer_id, "a")
+    assert not [ev for ev in answered if isinstance(ev, AgentStatusChanged)]
+    assert e.snapshot()["agents"]["a"]["presence"] == "available"

@@ -11,8 +11,8 @@ from routing.engine import (
     OfferExpired,
     OfferRejected,
 )
-from routing.models import Presence
-from tests.routing.test_engine import agent, connect, engine, offer_of, offers
+from tests.helpers import agent, connect, engine, offer_of, offers
+from workforce.models import Presence
 
 GRACE = EngineConfig(answer_grace_seconds=2.0)
 

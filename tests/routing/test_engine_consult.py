@@ -19,8 +19,8 @@ from routing.engine import (
     Transferred,
 )
 from routing.engine.hosted import ConsultEnded, HostedEngine
-from routing.models import Presence
 from routing.rules import Filter, RuleSet, Step
+from workforce.models import Presence
 
 
 def engine(*, wait: float = 60.0) -> HostedEngine:

@@ -36,7 +36,7 @@ from routing.engine import (
     Transferred,
 )
 from routing.engine.hosted import ConsultEnded, HostedEngine
-from routing.models import Presence, SelectionStrategy
+from workforce.models import Presence, SelectionStrategy
 
 RATE = 0.5  # exact in binary, so keys compare exactly
 CONSULT_WAIT = 30
@@ -83,6 +83,19 @@ def constraints_ok(it: dict[str, Any], aid: str, a: dict[str, Any]) -> bool:
     return all(a["skills"].get(s, 0) >= lvl for s, lvl in it["required_skills"].items())
 
 
+# The queues' offer policies (new_engine): q0 offers one at a time, q1 and q2 up to capacity.
+ONE_AT_A_TIME = {"q0": True, "q1": False, "q2": False}
+
+
+def open_to_offers(it: dict[str, Any], a: dict[str, Any], besides: str | None = None) -> bool:
+    """The offer policy: may the agent be offered ``it`` while holding its live offers (but
+    ``besides``)? Never while a status it asked for waits for its offers to end."""
+    if a["pending"]:
+        return False
+    held = [o for o in a["offers"] if o != besides]
+    return not held or not ONE_AT_A_TIME.get(it["queue"], True)
+
+
 def order_key(it: dict[str, Any]) -> tuple[float, float]:
     return (RATE * it["virtual_start"] - it["priority"], it["virtual_start"])
 
@@ -91,8 +104,13 @@ def new_engine() -> HostedEngine:
     return HostedEngine(
         [
             QueueConfig("q0"),
-            QueueConfig("q1", strategy=SelectionStrategy.BEST_PROFICIENCY, rank_skills=("s1",)),
-            QueueConfig("q2", strategy=SelectionStrategy.LEAST_OCCUPIED),
+            QueueConfig(
+                "q1",
+                strategy=SelectionStrategy.BEST_PROFICIENCY,
+                rank_skills=("s1",),
+                one_offer_at_a_time=False,
+            ),
+            QueueConfig("q2", strategy=SelectionStrategy.LEAST_OCCUPIED, one_offer_at_a_time=False),
         ],
         config=EngineConfig(ageing_per_second=RATE),
         consult_wait_seconds=CONSULT_WAIT,
@@ -494,8 +512,21 @@ class EngineMachine(RuleBasedStateMachine):
             if it["status"] != "waiting":
                 continue
             for aid, a in self.snap["agents"].items():
-                if a["presence"] == "available" and can_take(a, it["channel"]):
+                if a["presence"] == "available" and can_take(a, it["channel"]) and open_to_offers(it, a):
                     assert not constraints_ok(it, aid, a), f"{iid} waits while {aid} could take it: {it} {a}"
+
+    @invariant()
+    def one_pending_offer_at_a_time(self) -> None:
+        """A one-at-a-time queue's offer goes only to an agent holding no other (so it is the
+        agent's oldest live offer); a status asked for waits only while offers are live."""
+        items = self.snap["interactions"]
+        by_offer = {it["offer"]: it for it in items.values() if it["offer"]}
+        for aid, a in self.snap["agents"].items():
+            held = sorted(a["offers"], key=lambda o: int(o.split("-")[1]))
+            for n, offer_id in enumerate(held):
+                if ONE_AT_A_TIME.get(by_offer[offer_id]["queue"], True):
+                    assert n == 0, f"{aid} was offered {offer_id} while holding {held[:n]}"
+            assert not a["pending"] or a["offers"], f"{aid} waits for offers it does not hold"
 
     @invariant()
     def offers_respect_the_ageing_order(self) -> None:
@@ -508,7 +539,8 @@ class EngineMachine(RuleBasedStateMachine):
             for yid, y in items.items():
                 if y["status"] != "waiting" or y["channel"] != x["channel"]:
                     continue
-                if constraints_ok(y, ev.agent_id, agents[ev.agent_id]):
+                a = agents[ev.agent_id]
+                if constraints_ok(y, ev.agent_id, a) and open_to_offers(y, a, besides=ev.offer_id):
                     assert not order_key(y) < kx, f"{ev} skipped better {yid} {y} (x={x})"
 
     def teardown(self) -> None:

@@ -21,13 +21,14 @@ from sqlalchemy import func, select
 
 from interactions.models import Interaction
 from interactions.states import State
-from routing.models import Agent, Offer, OfferState, Presence, Queue, QueueMember
-from switchboard.auth.models import Role, User
+from routing.models import Offer, OfferState
+from switchboard.auth.models import Role
 from switchboard.auth.service import token_for
 from switchboard.db import Database
 from switchboard.settings import PROJECT_ROOT, Settings
-from tests.conftest import PG_SCHEMA, _truncate
-from tests.routing.test_host import eventually
+from tests.factories import make_agent, make_queue, make_staff_user
+from tests.helpers import PG_SCHEMA, eventually, truncate_all
+from workforce.models import Presence
 
 AGENTS = 6
 CHAT_MAX = 2
@@ -42,26 +43,19 @@ def _free_port() -> int:
 
 async def _seed(db: Database, settings) -> tuple[dict[str, str], list[dict[str, str]]]:
     async with db.sessionmaker() as s:
-        queue = Queue(name="retail", display_name="Retail", channels=["chat"])
-        supervisor = User(username="sup", display_name="Sup", role=Role.SUPERVISOR, password_hash="x")
-        s.add_all([queue, supervisor])
-        await s.flush()
+        queue = await make_queue(s, "retail", channels=["chat"])
+        supervisor = await make_staff_user(s, Role.SUPERVISOR, name="Sup", username="sup", password=None)
         agent_headers = []
         for n in range(AGENTS):
-            user = User(username=f"ag{n}", display_name=f"Agent {n}", role=Role.AGENT, password_hash="x")
-            s.add(user)
-            await s.flush()
-            agent = Agent(
-                user_id=user.id,
-                display_name=f"Agent {n}",
+            user = await make_staff_user(s, name=f"Agent {n}", username=f"ag{n}", password=None)
+            await make_agent(
+                s,
+                user,
                 presence=Presence.AVAILABLE,
                 channel_max={"voice": 1, "chat": CHAT_MAX, "ticket": 5, "email": 5},
+                queues=[queue],
             )
-            s.add(agent)
-            await s.flush()
-            s.add(QueueMember(queue_id=queue.id, agent_id=agent.id))
             agent_headers.append({"Authorization": f"Bearer {token_for(user, settings)[0]}"})
-        await s.commit()
         return {"Authorization": f"Bearer {token_for(supervisor, settings)[0]}"}, agent_headers
 
 
@@ -114,7 +108,7 @@ async def test_engine_leader_killed_mid_traffic(postgres_url, redis_handle, redi
         secret_key="failover-test-secret-" + "y" * 32,
     )
     db = Database(postgres_url, schema=PG_SCHEMA)
-    await _truncate(db)
+    await truncate_all(db)
     supervisor, agents = await _seed(db, settings)
 
     ports = [_free_port(), _free_port()]
@@ -201,10 +195,14 @@ async def test_engine_leader_killed_mid_traffic(postgres_url, redis_handle, redi
             await eventually(
                 lambda: _is(client, bases[survivor], "leader"), within=20, what="the stand-by to take over"
             )
-            await asyncio.sleep(4)  # let the new leader route and the agents work through
+            # The new leader routes and the agents work through: until both leaders' offers are in
+            # SQL and work was assigned on both sides of the kill (the checks below read a
+            # snapshot after both processes stopped; each invariant holds at any instant).
+            await eventually(
+                lambda: _work_flowed_under_both_leaders(db), within=30, what="work accepted after the kill"
+            )
             stop.set()
             await worker
-            await asyncio.sleep(1.5)  # in-flight decisions land
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -266,6 +264,28 @@ async def test_engine_leader_killed_mid_traffic(postgres_url, redis_handle, redi
     assert len(epochs) >= 2, epochs
     # Work really flowed on both sides of the kill.
     assert sum(1 for v in states.values() if v in (State.CONNECTED, State.WRAP_UP, State.COMPLETED)) >= AGENTS
+
+
+async def _work_flowed_under_both_leaders(db: Database) -> bool:
+    async with db.sessionmaker() as s:
+        epochs = (await s.scalars(select(func.count(func.distinct(Offer.engine_epoch))))).one()
+        newest = (await s.scalars(select(func.max(Offer.engine_epoch)))).one()
+        accepted_by_successor = (
+            await s.scalars(
+                select(func.count())
+                .select_from(Offer)
+                .where(Offer.engine_epoch == newest, Offer.state == OfferState.ACCEPTED)
+            )
+        ).one()
+        worked = (
+            await s.scalars(
+                select(func.count())
+                .select_from(Interaction)
+                .where(Interaction.state.in_((State.CONNECTED, State.WRAP_UP, State.COMPLETED)))
+            )
+        ).one()
+        await s.commit()
+    return epochs >= 2 and accepted_by_successor >= 1 and worked >= AGENTS
 
 
 async def _all_roles_known(client, bases) -> bool:

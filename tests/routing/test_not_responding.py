@@ -7,14 +7,16 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from interactions.models import Interaction
 from interactions.states import State
-from routing import commands
 from routing.engine import EngineConfig
-from routing.models import Agent, Offer, OfferState, Presence
-from tests.routing.test_host import eventually, live_offers, new_interaction, running_host, seed
+from routing.models import Offer, OfferState
+from switchboard import commands
+from tests.factories import queued_chat, routing_floor, set_presence
+from tests.helpers import eventually, live_offers, running_host
+from workforce.models import Agent, Presence
 
 SHORT = EngineConfig(offer_ttl={"voice": 1.0, "chat": 1.0, "ticket": 1.0, "email": 1.0})
 
@@ -30,23 +32,19 @@ async def _offer_states(db, interaction_id: uuid.UUID) -> list[OfferState]:
         return list(rows)
 
 
+async def _rescinded(db, iid) -> bool:
+    return OfferState.RESCINDED in await _offer_states(db, iid)
+
+
 async def _has_offer(db, iid) -> bool:
     return bool(await live_offers(db, iid))
 
 
-async def _set_presence(db, client, agent_id: uuid.UUID, presence: Presence) -> None:
-    """As the presence route does: SQL first, then the engine is told."""
-    async with db.sessionmaker() as s:
-        await s.execute(update(Agent).where(Agent.id == agent_id).values(presence=presence))
-        await s.commit()
-    await commands.send(client, {"type": "agent_changed", "agent_id": str(agent_id)})
-
-
 async def test_silence_from_an_idle_available_agent_marks_them(db, redis_handle, redis_sync):
-    (agent_id,), _ = await seed(db, agents=1)
+    (agent_id,), _ = await routing_floor(db, agents=1)
     async with running_host(db, redis_handle, engine_config=SHORT) as (host, client, _):
         await asyncio.wait_for(host.is_leader.wait(), 10)
-        iid = await new_interaction(db, client, 1)
+        iid = await queued_chat(db, client, 1)
         await eventually(lambda: _has_offer(db, iid), what="an offer")
 
         async def marked() -> bool:
@@ -57,27 +55,27 @@ async def test_silence_from_an_idle_available_agent_marks_them(db, redis_handle,
 
 
 async def test_an_offer_missed_on_break_keeps_the_break(db, redis_handle, redis_sync):
-    (agent_id,), _ = await seed(db, agents=1)
+    (agent_id,), _ = await routing_floor(db, agents=1)
     async with running_host(db, redis_handle, engine_config=SHORT) as (host, client, _):
         await asyncio.wait_for(host.is_leader.wait(), 10)
-        iid = await new_interaction(db, client, 1)
+        iid = await queued_chat(db, client, 1)
         await eventually(lambda: _has_offer(db, iid), what="an offer")
-        await _set_presence(db, client, agent_id, Presence.BREAK)  # the offer stays, as designed
+        await set_presence(db, client, agent_id, Presence.BREAK)  # the offer stays, as designed
 
         async def expired() -> bool:
             return OfferState.EXPIRED in await _offer_states(db, iid)
 
         await eventually(expired, what="the offer expired")
-        await asyncio.sleep(0.3)  # a few ticks more: nothing else follows
+        # A mark would be the expiry's own decision, written in the same transaction: no wait.
         assert await _presence(db, agent_id) is Presence.BREAK
 
 
 async def test_an_offer_missed_while_busy_with_accepted_work_does_not_mark(db, redis_handle, redis_sync):
-    (agent_id,), _ = await seed(db, agents=1)
+    (agent_id,), _ = await routing_floor(db, agents=1)
     async with running_host(db, redis_handle, engine_config=SHORT) as (host, client, _):
         await asyncio.wait_for(host.is_leader.wait(), 10)
-        first = await new_interaction(db, client, 1, notify=False)
-        second = await new_interaction(db, client, 2, notify=False)
+        first = await queued_chat(db, client, 1, notify=False)
+        second = await queued_chat(db, client, 2, notify=False)
         await commands.notify_enqueued(client, first)
         await eventually(lambda: _has_offer(db, first), what="the first offer")
         (offer,) = await live_offers(db, first)
@@ -91,7 +89,7 @@ async def test_an_offer_missed_while_busy_with_accepted_work_does_not_mark(db, r
             return OfferState.EXPIRED in await _offer_states(db, second)
 
         await eventually(second_missed, what="the second offer missed")
-        await asyncio.sleep(0.3)
+        # A mark would be the expiry's own decision, written in the same transaction: no wait.
         assert await _presence(db, agent_id) is Presence.AVAILABLE
         async with db.sessionmaker() as s:
             held = await s.get(Interaction, first)
@@ -100,17 +98,16 @@ async def test_an_offer_missed_while_busy_with_accepted_work_does_not_mark(db, r
 
 async def test_a_fail_over_never_marks(db, redis_handle, redis_sync):
     """Offers a dead leader left live are rescinded by the next one: nobody is unresponsive."""
-    agent_ids, _ = await seed(db, agents=2)
+    agent_ids, _ = await routing_floor(db, agents=2)
     long_ttl = EngineConfig()  # the offers must outlive the hand-over, not expire during it
     async with running_host(db, redis_handle, engine_config=long_ttl) as (host, client, _):
         await asyncio.wait_for(host.is_leader.wait(), 10)
-        iids = [await new_interaction(db, client, n) for n in range(2)]
+        iids = [await queued_chat(db, client, n) for n in range(2)]
         for iid in iids:
             await eventually(lambda iid=iid: _has_offer(db, iid), what="offers")
     async with running_host(db, redis_handle, engine_config=long_ttl) as (host, client, _):
         await asyncio.wait_for(host.is_leader.wait(), 10)
-        await asyncio.sleep(0.5)
         for iid in iids:
-            assert OfferState.RESCINDED in await _offer_states(db, iid)
+            await eventually(lambda iid=iid: _rescinded(db, iid), what="the dead leader's offer rescinded")
         for agent_id in agent_ids:
             assert await _presence(db, agent_id) is Presence.AVAILABLE

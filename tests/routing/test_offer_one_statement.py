@@ -1,10 +1,13 @@
-"""PostgreSQL's arrival hot path writes an offer in ONE statement (``store.offer_in_one_statement``).
+"""PostgreSQL's arrival hot path writes an offer in ONE statement (``store.offer_in_one_statement``),
+and a take-over its offers set-based (``store.offers_set_based``).
 
-It must leave exactly what the portable transaction leaves (the path SQLite always takes): the
+Both must leave exactly what the portable transaction leaves (the path SQLite always takes): the
 same interaction columns, offer row, timeline events, interval counters and published offer, and
-it must refuse exactly when the portable path refuses (stale epoch, capacity, voice exclusivity,
-decliners, state, a live offer). ``test_both_paths_decide_alike`` runs both from the same rows, one
-decision shape at a time; each refusing shape fails if its check goes missing from either path.
+refuse exactly when the portable path refuses (stale epoch, capacity, voice exclusivity, the
+queue's offer policy, decliners, state, a live offer). ``test_every_writer_decides_alike`` runs
+every writer from the same rows, one decision shape at a time; the checks themselves are ONE list
+(``routing.offer_checks``), and ``test_every_writer_executes_the_one_list_of_checks`` removes each
+check in turn and sees every writer make the offer its shape was refused.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from customers.models import Customer, ValueTier
@@ -28,23 +31,15 @@ from interactions.states import State
 from routing import history, store
 from routing.history import QueueInterval
 from routing.host import EngineHost, Leader, LostLeadership, arrivals
-from routing.models import Agent, Offer, OfferState, RoutingPartition
+from routing.models import Offer, OfferState, RoutingPartition
+from routing.offer_checks import OFFER_CHECKS
 from switchboard.db import Database, utcnow
 from switchboard.errors import Conflict, DomainError
 from switchboard.fastsql import held_connection
-from tests.routing.test_host import new_interaction, seed
+from tests.factories import queued_chat, routing_floor
+from workforce.models import Agent, OfferPolicy, Queue
 
 pytestmark = pytest.mark.usefixtures("redis_sync")
-
-
-@pytest.fixture
-async def pg_db(postgres_url: str) -> Database:
-    from tests.conftest import _truncate, db_schema_for
-
-    database = Database(postgres_url, schema=db_schema_for(postgres_url))
-    await _truncate(database)
-    yield database
-    await database.dispose()
 
 
 async def _leading_host(db: Database, redis_handle, *, one_statement: bool) -> tuple[EngineHost, Leader]:
@@ -101,13 +96,13 @@ async def _offered_count(db: Database) -> int:
 
 async def test_same_rows_as_the_portable_transaction(pg_db: Database, redis_handle):
     db = pg_db
-    agent_ids, queue_id = await seed(db, agents=2)
+    agent_ids, queue_id = await routing_floor(db, agents=2)
     client = redis_handle.async_client()
     try:
         written = {}
         for one_statement in (False, True):
             host, leader = await _leading_host(db, redis_handle, one_statement=one_statement)
-            iid = await new_interaction(db, client, 7 if one_statement else 8, notify=False)
+            iid = await queued_chat(db, client, 7 if one_statement else 8, notify=False)
             counted = await _offered_count(db)
             await arrivals.enqueue(leader, str(iid))
             written[one_statement] = await _written(db, iid, leader.lease.epoch)
@@ -128,11 +123,11 @@ async def test_same_rows_as_the_portable_transaction(pg_db: Database, redis_hand
 
 async def test_refuses_what_the_portable_path_refuses(pg_db: Database, redis_handle):
     db = pg_db
-    agent_ids, _ = await seed(db, agents=1, chat_max=1)
+    agent_ids, _ = await routing_floor(db, agents=1, chat_max=1)
     client = redis_handle.async_client()
     try:
-        first = await new_interaction(db, client, 1, notify=False)
-        second = await new_interaction(db, client, 2, notify=False)
+        first = await queued_chat(db, client, 1, notify=False)
+        second = await queued_chat(db, client, 2, notify=False)
         now, ttl = utcnow(), timedelta(seconds=30)
 
         async def offer(interaction_id: uuid.UUID, *, epoch: int = 5):
@@ -166,7 +161,7 @@ async def test_refuses_what_the_portable_path_refuses(pg_db: Database, redis_han
         # A stale host stops leading instead of writing.
         host, leader = await _leading_host(db, redis_handle, one_statement=True)
         leader.lease = dataclasses.replace(leader.lease, epoch=leader.lease.epoch - 1)
-        third = await new_interaction(db, client, 3, notify=False)
+        third = await queued_chat(db, client, 3, notify=False)
         with pytest.raises(LostLeadership):
             await arrivals.enqueue(leader, str(third))
         await host.client.aclose()
@@ -247,6 +242,16 @@ async def _set_state(db: Database, scene: Scene, state: State) -> None:
         await s.commit()
 
 
+async def _offering_up_to_capacity(db: Database, scene: Scene) -> None:
+    """The agent holds a live offer, and the queue lets offers stack up to capacity."""
+    await _hold(db, scene.agent, "chat", State.OFFERED, 1)
+    async with db.sessionmaker() as s:
+        await s.execute(
+            update(Queue).where(Queue.name == "retail").values(offer_policy=OfferPolicy.UP_TO_CAPACITY)
+        )
+        await s.commit()
+
+
 async def _fence_at(db: Database, epoch: int) -> None:
     async with db.sessionmaker() as s:
         await store.fence(s, partition=PARTITION, epoch=epoch)
@@ -261,15 +266,26 @@ class Shape:
     channel: str = "chat"  # of the work offered
     capacity_units: int = 100
     chat_max: int = 3
+    refused_by: str | None = None  # the one routing.offer_checks check that refuses it, if one alone does
 
+
+DECLINED, CEILING, UNITS, VOICE_EXCLUSIVE, ONE_AT_A_TIME = (check.name for check in OFFER_CHECKS)
 
 SHAPES = [
     Shape("new customer", None),
     Shape("known customer", None, _known_customer),
     Shape(
-        "declined by this agent", Conflict, lambda db, sc: _add_offer(db, sc, sc.agent, OfferState.REJECTED)
+        "declined by this agent",
+        Conflict,
+        lambda db, sc: _add_offer(db, sc, sc.agent, OfferState.REJECTED),
+        refused_by=DECLINED,
     ),
-    Shape("missed by this agent", Conflict, lambda db, sc: _add_offer(db, sc, sc.agent, OfferState.EXPIRED)),
+    Shape(
+        "missed by this agent",
+        Conflict,
+        lambda db, sc: _add_offer(db, sc, sc.agent, OfferState.EXPIRED),
+        refused_by=DECLINED,
+    ),
     Shape(
         "declined by another agent", None, lambda db, sc: _add_offer(db, sc, sc.other, OfferState.REJECTED)
     ),
@@ -283,6 +299,7 @@ SHAPES = [
         Conflict,
         lambda db, sc: _hold(db, sc.agent, "chat", State.CONNECTED, 1),
         chat_max=1,
+        refused_by=CEILING,
     ),
     Shape(
         "channel ceiling not yet full",
@@ -295,6 +312,7 @@ SHAPES = [
         Conflict,
         _on_a_chat_and_wrapping_one_up,
         capacity_units=74,
+        refused_by=UNITS,
     ),
     Shape(
         "capacity units exactly enough",
@@ -307,6 +325,7 @@ SHAPES = [
         Conflict,
         lambda db, sc: _hold(db, sc.agent, "voice", State.CONNECTED, 1),
         capacity_units=1000,
+        refused_by=VOICE_EXCLUSIVE,
     ),
     Shape(
         "on a chat, offered a call",
@@ -316,6 +335,14 @@ SHAPES = [
         capacity_units=1000,
     ),
     Shape("free, offered a call", None, channel="voice"),
+    # The queue offer policy (issue #10): one pending offer per agent at a time by default.
+    Shape(
+        "agent already holds a live offer",
+        Conflict,
+        lambda db, sc: _hold(db, sc.agent, "chat", State.OFFERED, 1),
+        refused_by=ONE_AT_A_TIME,
+    ),
+    Shape("agent holds a live offer, queue offers up to capacity", None, _offering_up_to_capacity),
     Shape("work done no longer holds", None, lambda db, sc: _hold(db, sc.agent, "voice", State.COMPLETED, 1)),
     Shape("stale lease epoch", store.StaleEngine, lambda db, sc: _fence_at(db, EPOCH + 1)),
     Shape("no longer queued", Conflict, lambda db, sc: _set_state(db, sc, State.ABANDONED)),
@@ -399,10 +426,31 @@ async def _one_statement(db: Database, scene: Scene, now) -> tuple[object, dict]
         return _outcome(result), await _rows(s, scene)
 
 
-@pytest.mark.parametrize("shape", SHAPES, ids=[shape.name for shape in SHAPES])
-async def test_both_paths_decide_alike(db: Database, shape: Shape):
-    """The same starting rows, both paths: the same refusal, or the same offer and rows written."""
-    agents, _ = await seed(db, agents=2, chat_max=shape.chat_max)
+async def _set_based(db: Database, scene: Scene, now) -> tuple[object, dict]:
+    """A take-over's set-based offers (PostgreSQL), for this one offer, then rolled back. It
+    refuses an offer by leaving it out (None), where the other paths raise Conflict."""
+    async with db.sessionmaker() as s:
+        try:
+            (made,) = await store.offers_set_based(
+                s,
+                partition=PARTITION,
+                epoch=EPOCH,
+                now=now,
+                wanted=[store.OfferWanted(scene.work, scene.agent, now + TTL, queue_name="retail")],
+            )
+            result: store.OfferMade | Exception = (
+                Conflict("refused", field="agent_id") if made is None else made[0]
+            )
+        except DomainError as exc:
+            result = exc
+            await s.rollback()
+        rows = await _rows(s, scene)
+        await s.rollback()
+    return _outcome(result), rows
+
+
+async def _scene(db: Database, shape: Shape) -> Scene:
+    agents, _ = await routing_floor(db, agents=2, chat_max=shape.chat_max)
     async with db.sessionmaker() as s:
         await s.execute(
             update(Agent).where(Agent.id == agents[0]).values(capacity_units=shape.capacity_units)
@@ -411,6 +459,65 @@ async def test_both_paths_decide_alike(db: Database, shape: Shape):
     await _fence_at(db, EPOCH)
     scene = Scene(agents[0], agents[1], await _interaction(db, 0, shape.channel), shape.channel)
     await shape.arrange(db, scene)
+    return scene
+
+
+def test_every_offer_check_is_the_reason_some_shape_is_refused():
+    """The table below covers routing.offer_checks: a check added there needs its shape here."""
+    assert {check.name for check in OFFER_CHECKS} == {s.refused_by for s in SHAPES if s.refused_by}
+    for shape in SHAPES:
+        assert shape.refused_by is None or shape.refusal is Conflict, shape.name
+
+
+@pytest.mark.parametrize(
+    "shape", [s for s in SHAPES if s.refused_by], ids=[s.name for s in SHAPES if s.refused_by]
+)
+async def test_every_writer_executes_the_one_list_of_checks(db: Database, shape: Shape, monkeypatch):
+    """Mutation, check by check: without the check that alone refuses this shape, every writer
+    makes the offer — so each writer runs routing.offer_checks, not a copy of its own."""
+    without = tuple(check for check in OFFER_CHECKS if check.name != shape.refused_by)
+    monkeypatch.setattr(store, "OFFER_CHECKS", without)
+    monkeypatch.setattr(
+        store,
+        "_OFFER_IN_ONE_STATEMENT",
+        store._offer_in_one_statement_sql(store.DEFAULT_CHANNEL_COST, without),
+    )
+    monkeypatch.setattr(
+        store, "_OFFERS_SET_BASED", store._offers_set_based_sql(store.DEFAULT_CHANNEL_COST, without)
+    )
+    scene = await _scene(db, shape)
+    now = utcnow()
+    writers = [_portable] if db.is_sqlite else [_portable, _one_statement, _set_based]
+    for writer in writers:
+        outcome, _ = await writer(db, scene, now)
+        assert isinstance(outcome, store.OfferMade), (writer.__name__, outcome)
+        if writer is _one_statement:  # it commits: put the work back for the next writer
+            await _undo_offer(db, scene)
+
+
+async def _undo_offer(db: Database, scene: Scene) -> None:
+    async with db.sessionmaker() as s:
+        await s.execute(
+            delete(TimelineEvent).where(
+                TimelineEvent.interaction_id == scene.work,
+                TimelineEvent.kind.in_(("state_changed", "offer_created")),
+            )
+        )
+        await s.execute(
+            delete(Offer).where(Offer.interaction_id == scene.work, Offer.state == OfferState.LIVE)
+        )
+        await s.execute(
+            update(Interaction)
+            .where(Interaction.id == scene.work)
+            .values(state=State.QUEUED, agent_id=None, version=Interaction.version - 1, offered_at=None)
+        )
+        await s.commit()
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=[shape.name for shape in SHAPES])
+async def test_every_writer_decides_alike(db: Database, shape: Shape):
+    """The same starting rows, every writer: the same refusal, or the same offer and rows written."""
+    scene = await _scene(db, shape)
     async with db.sessionmaker() as s:
         before = await _rows(s, scene)
     now = utcnow()
@@ -425,6 +532,10 @@ async def test_both_paths_decide_alike(db: Database, shape: Shape):
         assert portable_rows == before
     if db.is_sqlite:
         pytest.skip("the one-statement offer is PostgreSQL's (the portable path is checked above)")
+
+    taken_over, taken_over_rows = await _set_based(db, scene, now)  # before the one that commits
+    assert taken_over == portable
+    assert taken_over_rows == portable_rows
 
     fast, fast_rows = await _one_statement(db, scene, now)
     assert fast == portable

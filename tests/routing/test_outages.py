@@ -5,23 +5,22 @@ that is then done."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 
 from httpx import ASGITransport, AsyncClient, Response
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
 from interactions.models import Interaction
 from interactions.states import State
-from routing.models import Agent, Offer, OfferState, Presence
+from routing.models import Offer, OfferState
 from switchboard.app import create_app
 from switchboard.auth.models import Role
-from switchboard.db import utcnow
 from switchboard.redis import start_embedded, stop_embedded
-from tests.routing.test_host import eventually, new_interaction, running_host
-from tests.routing.test_routing_api import _agent_for
+from tests.factories import available_agent, make_offer, queued_chat
+from tests.helpers import eventually, running_host
+from workforce.models import Agent, Presence
+from workforce.presence_log import PresenceChange
 
 
 def _unavailable(response: Response) -> None:
@@ -42,25 +41,12 @@ async def _app_client(settings, handle) -> AsyncIterator[AsyncClient]:
         yield client
 
 
-async def _available_agent(db, make_user) -> tuple[uuid.UUID, dict[str, str]]:
-    user, headers = await make_user(Role.AGENT)
-    agent_id = await _agent_for(db, user)
-    async with db.sessionmaker() as s:
-        await s.execute(update(Agent).where(Agent.id == agent_id).values(presence=Presence.AVAILABLE))
-        await s.commit()
-    return agent_id, headers
-
-
 async def test_redis_down_is_503_and_nothing_half_saved(settings, db, make_user, tmp_path):
-    agent_id, headers = await _available_agent(db, make_user)
-    offered = await new_interaction(db, None, 1, notify=False)
-    held = await new_interaction(db, None, 2, notify=False)
+    agent_id, headers = await available_agent(db, make_user)
+    offered = await queued_chat(db, None, 1, notify=False)
+    held = await queued_chat(db, None, 2, notify=False)
     async with db.sessionmaker() as s:
-        offer = Offer(
-            interaction_id=offered, agent_id=agent_id, state=OfferState.LIVE,
-            expires_at=utcnow() + timedelta(seconds=60),
-        )  # fmt: skip
-        s.add(offer)
+        offer = await make_offer(s, interaction_id=offered, agent_id=agent_id, state=OfferState.LIVE)
         await s.execute(
             update(Interaction)
             .where(Interaction.id == held)
@@ -88,6 +74,8 @@ async def test_redis_down_is_503_and_nothing_half_saved(settings, db, make_user,
     async with db.sessionmaker() as s:
         agent = await s.get(Agent, agent_id)
         assert (agent.presence, agent.presence_reason) == (Presence.AVAILABLE, None)
+        # nor is it in the presence log (adherence would count a break that never was)
+        assert await s.scalar(select(func.count()).where(PresenceChange.agent_id == agent_id)) == 0
         assert (await s.get(Offer, offer_id)).state is OfferState.LIVE
         assert (await s.get(Interaction, held)).state is State.CONNECTED
 
@@ -105,11 +93,11 @@ async def test_database_down_is_503(settings, make_user, redis_handle, redis_syn
 
 
 async def test_engine_answering_late_is_202_with_a_status_link(client, db, redis_handle, make_user):
-    agent_id, headers = await _available_agent(db, make_user)
+    agent_id, headers = await available_agent(db, make_user)
     _, stranger = await make_user(Role.AGENT)
     async with running_host(db, redis_handle) as (host, redis_client, _):
         await asyncio.wait_for(host.is_leader.wait(), 10)
-        iid = await new_interaction(db, redis_client, 3)
+        iid = await queued_chat(db, redis_client, 3)
         await eventually(lambda: _live(db, iid), what="an offer")
         (offer,) = (await client.get("/api/routing/offers", headers=headers)).json()
         assert (

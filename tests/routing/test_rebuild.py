@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from datetime import timedelta
 
 import pytest
@@ -18,50 +17,15 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import func, select, text, update
 
 from interactions.models import Interaction
-from interactions.schemas import InteractionCreate
-from interactions.service import Actor, create_interaction
 from interactions.states import State
-from routing import commands
 from routing.host import EngineHost
-from routing.models import Agent, Offer, OfferState, Presence
-from switchboard.db import Database, utcnow
-from tests.routing.test_host import eventually, live_offers, seed
-
-
-async def queued(db: Database, count: int, *, first: int = 0) -> list[uuid.UUID]:
-    """``count`` chats waiting in the retail queue (no engine told: the rebuild finds them)."""
-    ids = []
-    async with db.sessionmaker() as s:
-        for n in range(first, first + count):
-            data = InteractionCreate(
-                channel="chat", queue="retail", identity={"kind": "phone", "value": f"+4479222{n:05d}"}
-            )
-            ids.append((await create_interaction(s, data=data, actor=Actor.system(), default_region="GB")).id)
-        await s.commit()
-    return ids
-
-
-async def declined_by(db: Database, interaction_ids: list[uuid.UUID], agent_id: uuid.UUID) -> None:
-    """The agent missed these once: an expired offer row each, and the version an offer leaves."""
-    async with db.sessionmaker() as s:
-        now = utcnow()
-        for interaction_id in interaction_ids:
-            s.add(
-                Offer(
-                    interaction_id=interaction_id,
-                    agent_id=agent_id,
-                    state=OfferState.EXPIRED,
-                    expires_at=now,
-                    decided_at=now,
-                    reason="expired",
-                )
-            )
-        await s.execute(
-            update(Interaction)
-            .where(Interaction.id.in_(interaction_ids))
-            .values(version=Interaction.version + 2)
-        )
-        await s.commit()
+from routing.models import Offer, OfferState
+from switchboard import commands
+from switchboard.auth.models import Role
+from switchboard.db import Database
+from tests.factories import declined_by, queued, routing_floor
+from tests.helpers import describe_host, eventually, live_offers
+from workforce.models import Agent, Presence
 
 
 def counting(db: Database) -> tuple[list[str], object]:
@@ -76,7 +40,7 @@ def counting(db: Database) -> tuple[list[str], object]:
 
 async def test_rebuild_reads_are_set_based(db: Database, redis_handle, redis_sync):
     """The statements a rebuild issues do not grow with the work waiting (one query per table)."""
-    agent_ids, _ = await seed(db, agents=3, chat_max=1)
+    agent_ids, _ = await routing_floor(db, agents=3, chat_max=1)
     async with db.sessionmaker() as s:  # nobody can take work: the rebuild only reads and places
         await s.execute(update(Agent).values(presence=Presence.BREAK))
         await s.commit()
@@ -106,10 +70,10 @@ async def test_rebuild_reads_are_set_based(db: Database, redis_handle, redis_syn
 
 @pytest.fixture
 async def pg_db(postgres_url: str) -> Database:
-    from tests.conftest import _truncate, db_schema_for
+    from tests.helpers import db_schema_for, truncate_all
 
     database = Database(postgres_url, schema=db_schema_for(postgres_url))
-    await _truncate(database)
+    await truncate_all(database)
     yield database
     await database.dispose()
 
@@ -145,7 +109,7 @@ async def test_backends_killed_during_rebuilds_leave_no_offer_that_cannot_be_acc
     pg_db: Database, postgres_url: str, redis_handle, redis_sync, caplog
 ):
     db = pg_db
-    agent_ids, _ = await seed(db, agents=6, chat_max=1)
+    agent_ids, _ = await routing_floor(db, agents=6, chat_max=1)
     ids = await queued(db, 200)
     host_db, pids = tracked(postgres_url, db.schema)
     client = redis_handle.async_client()
@@ -178,7 +142,28 @@ async def test_backends_killed_during_rebuilds_leave_no_offer_that_cannot_be_acc
                 return (await commands.call(client, commands.Rebuild(), wait_seconds=3.0)) == {"ok": True}
             return False
 
-        await eventually(rebuilt, within=30, what="a rebuild that succeeds")
+        async def state() -> str:
+            async with db.engine.connect() as conn:  # the host's live backends: what each is doing
+                backends = (
+                    await conn.execute(
+                        text(
+                            "SELECT pid, state, wait_event_type, wait_event, left(query, 80)"
+                            " FROM pg_stat_activity WHERE pid = ANY(CAST(:pids AS int[]))"
+                        ),
+                        {"pids": list(pids)},
+                    )
+                ).all()
+            return "\n".join(
+                [
+                    await describe_host(host, runner),
+                    *(f"backend {tuple(b)}" for b in backends),
+                    "log since the killing stopped:",
+                    *(f"{r.levelname} {r.name}: {r.getMessage()}" for r in caplog.records[logged:]),
+                ]
+            )
+
+        logged = len(caplog.records)
+        await eventually(rebuilt, within=30, what="a rebuild that succeeds", explain=state)
 
         # The floor settles: a leader whose engine knows every live offer SQL holds.
         async def settled() -> bool:
@@ -187,7 +172,7 @@ async def test_backends_killed_during_rebuilds_leave_no_offer_that_cannot_be_acc
             live = await live_offers(db)
             return len(live) == 6 and all(o.id in host.leader.floor.engine_offer for o in live)
 
-        await eventually(settled, within=20, what="a leader knowing every live offer")
+        await eventually(settled, within=20, what="a leader knowing every live offer", explain=state)
         assert any("rebuild failed" in r.getMessage() for r in caplog.records), (
             "the fault never hit a rebuild"
         )
@@ -227,9 +212,97 @@ async def _live_count(db: Database, count: int) -> bool:
     return len(await live_offers(db)) == count
 
 
+async def test_a_connection_whose_backend_died_in_the_pool_is_not_handed_out_again(
+    pg_db: Database, postgres_url: str, redis_handle, redis_sync
+):
+    """The backend of an idle pooled connection is terminated, then a take-over begins. Its first
+    statement, the fence, starts its transaction on the driver directly (``switchboard.fastsql``),
+    so SQLAlchemy never learnt the connection was dead and took it back into the pool as it was:
+    every retry of the take-over failed on that same connection ("connection is closed"), for as
+    long as the lease held, and routing stayed down (seen in CI after backends were killed)."""
+    db = pg_db
+    await routing_floor(db, agents=2, chat_max=1)
+    await queued(db, 3)
+    host_db, pids = tracked(postgres_url, db.schema)
+    client = redis_handle.async_client()
+    host = EngineHost(host_db, client, desktop_grace_seconds=None)
+    try:
+        async with host_db.engine.connect() as conn:  # the pool's one connection, idle once returned
+            driver = (await conn.get_raw_connection()).driver_connection
+        assert await terminate(db, pids) == 1
+
+        async def closed() -> bool:
+            return driver.is_closed()
+
+        await eventually(closed, what="the driver to see its backend gone")
+        lease = await host.leases.try_acquire(min_epoch=0)
+        assert lease is not None
+        leader = await host.take_lead(lease)  # one attempt (no ``lost`` event): it must succeed
+        assert len(leader.engine.live_ids()) == 3
+        assert len(await live_offers(db)) == 2
+    finally:
+        await host.leases.release()
+        await client.aclose()
+        await host_db.dispose()
+
+
+async def test_a_rebuild_that_keeps_failing_frees_the_lease_at_once(
+    pg_db: Database, redis_handle, redis_sync
+):
+    """SQL refuses every rebuild (a trigger on the fence's row): the leadership ends, and so does
+    the lease, at once, instead of standing until it lapses; the host leads again (a new epoch) as
+    soon as SQL takes the rebuild. The lease's TTL here is far longer than the test waits."""
+    db = pg_db
+    await routing_floor(db, agents=1, chat_max=1)
+    client = redis_handle.async_client()
+    host = EngineHost(db, client, lease_ttl_ms=60_000, tick_seconds=0.05, reconcile_seconds=600)
+    runner = asyncio.create_task(host.run())
+
+    async def state() -> str:
+        return await describe_host(host, runner)
+
+    try:
+        await asyncio.wait_for(host.is_leader.wait(), 15)
+        assert host.leader is not None and host.leader.lease.epoch == 1
+        async with db.engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "CREATE FUNCTION refuse_fence() RETURNS trigger LANGUAGE plpgsql"
+                    " AS $$ BEGIN RAISE EXCEPTION 'fence refused by the test'; END $$"
+                )
+            )
+            await conn.execute(
+                text(
+                    "CREATE TRIGGER refuse_fence BEFORE UPDATE ON routing_partitions"
+                    " FOR EACH ROW EXECUTE FUNCTION refuse_fence()"
+                )
+            )
+        await commands.send(client, commands.Rebuild())
+
+        async def ended() -> bool:
+            return not host.is_leader.is_set()
+
+        await eventually(ended, what="the failed rebuild to end the leadership", explain=state)
+        async with db.engine.begin() as conn:
+            await conn.execute(text("DROP TRIGGER refuse_fence ON routing_partitions"))
+
+        async def leading_again() -> bool:
+            return host.is_leader.is_set() and host.leader is not None and host.leader.lease.epoch == 2
+
+        await eventually(leading_again, within=15, what="a new leadership", explain=state)
+    finally:
+        async with db.engine.begin() as conn:
+            await conn.execute(text("DROP TRIGGER IF EXISTS refuse_fence ON routing_partitions"))
+            await conn.execute(text("DROP FUNCTION IF EXISTS refuse_fence()"))
+        await host.stop()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(runner, timeout=10)
+        await client.aclose()
+
+
 async def test_offers_made_by_a_rebuild_carry_the_time_they_were_made(db: Database, redis_handle, redis_sync):
     """However long the reads took, an offer's lifetime starts when the offer is made."""
-    await seed(db, agents=2, chat_max=1)
+    await routing_floor(db, agents=2, chat_max=1)
     await queued(db, 5)
     slow_reads = 20.0
     offset = [0.0]
@@ -260,3 +333,28 @@ async def test_offers_made_by_a_rebuild_carry_the_time_they_were_made(db: Databa
         sa_event.remove(db.engine.sync_engine, "after_cursor_execute", reads_took_long)
         await host.leases.release()
         await client.aclose()
+
+
+async def test_work_no_rule_can_route_waits_and_routing_stays_up(routed, make_user, caplog):
+    """An interaction created without a queue while no rule set is published (any API caller can
+    make one) waits in SQL; before, the engine's rebuild raised on it, every take-over failed and
+    routing stopped for everyone (found by the OpenAPI fuzz run)."""
+    app, client = routed
+    caplog.set_level(logging.WARNING, logger="routing")
+    _, headers = await make_user(Role.SUPERVISOR)
+    created = await client.post(
+        "/api/interactions",
+        json={"channel": "chat", "identity": {"kind": "phone", "value": "+447911000111"}},
+        headers=headers,
+    )
+    assert created.status_code == 201, created.text
+    host = app.state.engine_host
+
+    async def placed_or_waiting() -> bool:
+        return "no queue given and no rule set published" in caplog.text
+
+    await eventually(placed_or_waiting, within=15, what="the reconcile pass to meet the interaction")
+    assert host.is_leader.is_set()
+    assert "unexpected failure" not in caplog.text and "rebuild failed" not in caplog.text
+    ready = await client.get("/readyz")
+    assert ready.json().get("routing_engine") == "leader"

@@ -7,16 +7,16 @@ import asyncio
 import redis.asyncio as aioredis
 
 from demo.rules import DEFAULT_RULE_SET
-from routing import commands, replies
+from switchboard import commands, replies
 from switchboard.auth.models import Role
-from tests.routing.test_host import running_host
-from tests.routing.test_rule_sets_api import _catalogue
+from tests.factories import demo_catalogue
+from tests.helpers import running_host
 
 CALLS = 200  # twice redis-py's default pool (100): each waiting caller used to hold one
 
 
 async def _publish_rules(client, db, supervisor) -> None:
-    await _catalogue(db)
+    await demo_catalogue(db)
     body = DEFAULT_RULE_SET.model_dump(mode="json", exclude={"version"})
     assert (
         await client.post("/api/routing/rule-sets", json={"body": body}, headers=supervisor)

@@ -2,37 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 from sqlalchemy import select
 
 from interactions.models import Interaction
 from interactions.states import State
-from routing.models import Agent, Presence, Queue, QueueMember
 from switchboard.auth.models import Role
-from tests.routing.test_host import eventually
-
-
-async def _agent_for(db, user, queue_name: str = "retail") -> uuid.UUID:
-    async with db.sessionmaker() as s:
-        queue = await s.scalar(select(Queue).where(Queue.name == queue_name))
-        if queue is None:
-            queue = Queue(name=queue_name, display_name=queue_name.title(), channels=["chat", "voice"])
-            s.add(queue)
-            await s.flush()
-        agent = Agent(user_id=user.id, display_name=user.display_name, presence=Presence.OFFLINE)
-        s.add(agent)
-        await s.flush()
-        s.add(QueueMember(queue_id=queue.id, agent_id=agent.id))
-        await s.commit()
-        return agent.id
+from tests.factories import agent_in_queue, agent_profile
+from tests.helpers import accept_next, eventually
+from workforce.models import Queue
 
 
 async def test_agent_works_an_interaction_through_the_api(routed, db, make_user):
     app, client = routed
     agent_user, agent_headers = await make_user(Role.AGENT)
-    agent_id = await _agent_for(db, agent_user)
+    agent_id = await agent_in_queue(db, agent_user)
     _, supervisor = await make_user(Role.SUPERVISOR)
 
     status = await client.post("/api/routing/presence", json={"presence": "available"}, headers=agent_headers)
@@ -55,11 +40,8 @@ async def test_agent_works_an_interaction_through_the_api(routed, db, make_user)
     assert offer["interaction_id"] == interaction_id and offer["agent_id"] == str(agent_id)
 
     # Someone else's accept is refused and changes nothing.
-    _, other_headers = await make_user(Role.AGENT)
-    other_user = (await client.get("/api/auth/me", headers=other_headers)).json()
-    async with db.sessionmaker() as s:
-        s.add(Agent(user_id=uuid.UUID(other_user["id"]), display_name="Other"))
-        await s.commit()
+    other_user, other_headers = await make_user(Role.AGENT)
+    await agent_profile(db, other_user, name="Other")
     foreign = await client.post(f"/api/routing/offers/{offer['id']}/accept", headers=other_headers)
     assert foreign.status_code == 409 and foreign.headers["content-type"] == "application/problem+json"
 
@@ -102,9 +84,9 @@ async def test_agent_works_an_interaction_through_the_api(routed, db, make_user)
 async def test_dry_run_explains_ranked_agents(routed, db, make_user):
     app, client = routed
     from demo.rules import DEFAULT_RULE_SET
-    from tests.routing.test_rule_sets_api import _catalogue
+    from tests.factories import demo_catalogue
 
-    await _catalogue(db)
+    await demo_catalogue(db)
     _, supervisor = await make_user(Role.SUPERVISOR)
     body = DEFAULT_RULE_SET.model_dump(mode="json", exclude={"version"})
     assert (
@@ -112,7 +94,7 @@ async def test_dry_run_explains_ranked_agents(routed, db, make_user):
     ).status_code == 201
     assert (await client.post("/api/routing/rule-sets/1/publish", headers=supervisor)).status_code == 200
     agent_user, agent_headers = await make_user(Role.AGENT)
-    await _agent_for(db, agent_user, "seniors")
+    await agent_in_queue(db, agent_user, "seniors")
     await client.post("/api/routing/presence", json={"presence": "available"}, headers=agent_headers)
 
     async def explained() -> dict | None:
@@ -137,24 +119,12 @@ async def _truthy(fn) -> bool:
     return bool(await fn())
 
 
-async def _accept_next(client, headers) -> dict:
-    async def offered() -> bool:
-        return bool((await client.get("/api/routing/offers", headers=headers)).json())
-
-    await eventually(offered, what="an offer")
-    (offer,) = (await client.get("/api/routing/offers", headers=headers)).json()
-    assert (
-        await client.post(f"/api/routing/offers/{offer['id']}/accept", headers=headers)
-    ).status_code == 200
-    return offer
-
-
 async def test_transfer_to_agent_keeps_place_and_carries_the_note(routed, db, make_user):
     _, client = routed
     first_user, first = await make_user(Role.AGENT)
     second_user, second = await make_user(Role.AGENT)
-    await _agent_for(db, first_user)
-    second_agent = await _agent_for(db, second_user)
+    await agent_in_queue(db, first_user)
+    second_agent = await agent_in_queue(db, second_user)
     _, supervisor = await make_user(Role.SUPERVISOR)
     await client.post("/api/routing/presence", json={"presence": "available"}, headers=first)
 
@@ -164,7 +134,7 @@ async def test_transfer_to_agent_keeps_place_and_carries_the_note(routed, db, ma
         headers=supervisor,
     )
     parent_id = created.json()["id"]
-    await _accept_next(client, first)
+    await accept_next(client, first)
     await client.post("/api/routing/presence", json={"presence": "available"}, headers=second)
 
     bad = await client.post(
@@ -187,7 +157,7 @@ async def test_transfer_to_agent_keeps_place_and_carries_the_note(routed, db, ma
     )
     assert moved.status_code == 200, moved.text
     child_id = moved.json()["child_interaction_id"]
-    offer = await _accept_next(client, second)
+    offer = await accept_next(client, second)
     assert offer["interaction_id"] == child_id
 
     async with db.sessionmaker() as s:
@@ -207,14 +177,14 @@ async def test_transfer_to_agent_keeps_place_and_carries_the_note(routed, db, ma
         headers=supervisor,
     )
     assert again.status_code == 201
-    offer = await _accept_next(client, first)
+    offer = await accept_next(client, first)
     assert offer["interaction_id"] == again.json()["id"]
 
 
 async def test_interval_history_is_exact_and_validated(routed, db, make_user):
     _, client = routed
     agent_user, agent = await make_user(Role.AGENT)
-    await _agent_for(db, agent_user)
+    await agent_in_queue(db, agent_user)
     _, supervisor = await make_user(Role.SUPERVISOR)
     await client.post("/api/routing/presence", json={"presence": "available"}, headers=agent)
     for n, phone in enumerate(("+447911123461", "+447911123462")):
@@ -223,7 +193,7 @@ async def test_interval_history_is_exact_and_validated(routed, db, make_user):
             json={"channel": "chat", "queue": "retail", "identity": {"kind": "phone", "value": phone}},
             headers=supervisor,
         )
-        offer = await _accept_next(client, agent)
+        offer = await accept_next(client, agent)
         iid = created.json()["id"]
         assert offer["interaction_id"] == iid
         if n == 0:
@@ -259,9 +229,9 @@ async def test_publish_preview_and_explicit_reevaluation_keep_place(routed, db, 
     Publishing alone moves nothing; the preview names what would move; re-evaluation moves it."""
     _, client = routed
     from demo.rules import DEFAULT_RULE_SET
-    from tests.routing.test_rule_sets_api import _catalogue
+    from tests.factories import demo_catalogue
 
-    await _catalogue(db)
+    await demo_catalogue(db)
     _, supervisor = await make_user(Role.SUPERVISOR)
     v1 = {
         "filters": [{"name": "cards", "when": 'interaction.topic == "cards"', "steps": [{"queue": "cards"}]}],
@@ -314,7 +284,10 @@ async def test_publish_preview_and_explicit_reevaluation_keep_place(routed, db, 
     assert moves[ids[0]]["to"]["filter"] == "seniors"
 
     assert (await client.post("/api/routing/rule-sets/2/publish", headers=supervisor)).status_code == 200
-    await asyncio.sleep(0.5)
+    # A barrier instead of a pause: the dry run travels the same command stream after the
+    # publish notice, so its answer means the engine has handled the publish.
+    explained = await client.post("/api/routing/dry-run", json={"interaction_id": ids[0]}, headers=supervisor)
+    assert explained.status_code == 200, explained.text
     async with db.sessionmaker() as s:
         assert (
             await s.get(Interaction, uuid.UUID(ids[0]))

@@ -17,12 +17,13 @@ from sqlalchemy import select
 from interactions.models import Interaction
 from interactions.schemas import InteractionCreate
 from interactions.service import Actor, create_interaction
-from routing import commands, service
-from routing.models import Queue
+from routing import service
+from switchboard import commands
 from switchboard.auth.models import Role
 from switchboard.db import Database
-from tests.routing.test_host import eventually, kill_host, running_host
-from tests.routing.test_rule_sets_api import _catalogue
+from tests.factories import demo_catalogue
+from tests.helpers import eventually, kill_host, running_host
+from workforce.models import Queue
 
 # Our interactions have no topic: the "disputes" filter never matches, the default filter routes.
 DISPUTES = {"name": "disputes", "when": 'interaction.topic == "disputes"', "steps": [{"queue": "cards"}]}
@@ -73,7 +74,7 @@ def _is(db: Database, iid: uuid.UUID, expected: tuple[str, int]):
 
 
 async def test_take_over_keeps_waiting_work_on_its_pinned_rule_set(db, redis_handle, redis_sync):
-    await _catalogue(db)  # the demo queues; no agents, so the work waits
+    await demo_catalogue(db)  # the demo queues; no agents, so the work waits
     assert await _publish(db, V1) == 1
     offset = [0.0]
 

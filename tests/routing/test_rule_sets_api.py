@@ -6,35 +6,12 @@ import copy
 
 from sqlalchemy import select
 
-from demo.rules import DEFAULT_RULE_SET, DEMO_SKILLS
-from routing.models import Queue, RoutingPartition, Skill
+from demo.rules import DEFAULT_RULE_SET
+from routing.models import RoutingPartition
 from switchboard.audit import AuditEntry
 from switchboard.auth.models import Role
-
-DEMO_QUEUES = {
-    "retail": None,
-    "cards": "retail",
-    "mortgages": "retail",
-    "private-banking": "retail",
-    "seniors": "retail",
-    "collections": "retail",
-}
-
-
-async def _catalogue(db) -> None:
-    async with db.sessionmaker() as s:
-        queues = {
-            name: Queue(name=name, display_name=name.title(), channels=["voice", "chat"])
-            for name in DEMO_QUEUES
-        }
-        s.add_all(queues.values())
-        await s.flush()
-        for name, target in DEMO_QUEUES.items():
-            if target:
-                queues[name].overflow_queue_id = queues[target].id
-        for skill in DEMO_SKILLS:
-            s.add(Skill(name=skill))
-        await s.commit()
+from tests.factories import demo_catalogue
+from workforce.models import Queue
 
 
 def _body() -> dict:
@@ -42,7 +19,7 @@ def _body() -> dict:
 
 
 async def test_draft_publish_rollback_and_audit(client, db, make_user):
-    await _catalogue(db)
+    await demo_catalogue(db)
     supervisor, headers = await make_user(Role.SUPERVISOR)
 
     first = await client.post(
@@ -85,7 +62,7 @@ async def test_draft_publish_rollback_and_audit(client, db, make_user):
 
 
 async def test_invalid_rules_are_422_naming_the_path_and_nothing_changes(client, db, make_user):
-    await _catalogue(db)
+    await demo_catalogue(db)
     _, headers = await make_user(Role.SUPERVISOR)
     assert (
         await client.post("/api/routing/rule-sets", json={"body": _body()}, headers=headers)
@@ -124,7 +101,7 @@ async def test_invalid_rules_are_422_naming_the_path_and_nothing_changes(client,
 
 async def test_failed_publish_leaves_previous_version_live(client, db, make_user):
     """A draft valid when saved becomes invalid (its queue is deleted): publish fails, v1 stays live."""
-    await _catalogue(db)
+    await demo_catalogue(db)
     _, headers = await make_user(Role.SUPERVISOR)
     await client.post("/api/routing/rule-sets", json={"body": _body()}, headers=headers)
     await client.post("/api/routing/rule-sets/1/publish", headers=headers)

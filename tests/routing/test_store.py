@@ -14,10 +14,11 @@ from interactions.schemas import InteractionCreate
 from interactions.service import Actor, create_interaction
 from interactions.states import State
 from routing import store
-from routing.models import Agent, Offer, OfferState
+from routing.models import Offer, OfferState
 from switchboard.auth.models import Role, User
 from switchboard.db import Database, utcnow
 from switchboard.errors import Conflict
+from workforce.models import Agent
 
 TTL = timedelta(seconds=30)
 

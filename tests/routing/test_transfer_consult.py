@@ -16,22 +16,15 @@ from sqlalchemy import select
 
 from interactions.models import Interaction, TimelineEvent
 from interactions.states import State
-from routing import commands
 from routing.engine.state import EngineConfig
-from routing.models import Agent, Offer, OfferState, Presence
+from routing.models import Offer, OfferState
+from switchboard import commands
 from switchboard.auth.models import Role
 from switchboard.db import Database
 from switchboard.events import agent_topic
-from tests.routing.test_host import (
-    eventually,
-    kill_host,
-    live_offers,
-    new_interaction,
-    running_host,
-    seed,
-    state_of,
-)
-from tests.routing.test_routing_api import _accept_next, _agent_for
+from tests.factories import agent_in_queue, queued_chat, routing_floor
+from tests.helpers import accept_next, eventually, kill_host, live_offers, running_host, state_of
+from workforce.models import Agent, Presence
 
 HELD = (State.CONNECTED, State.WRAP_UP)
 
@@ -100,12 +93,12 @@ async def test_warm_transfer_parent_ends_only_when_the_target_accepts(routed, db
     app, client = routed
     sender_user, sender = await make_user(Role.AGENT)
     target_user, target = await make_user(Role.AGENT)
-    sender_id = await _agent_for(db, sender_user)
-    target_id = await _agent_for(db, target_user)
+    sender_id = await agent_in_queue(db, sender_user)
+    target_id = await agent_in_queue(db, target_user)
     _, supervisor = await make_user(Role.SUPERVISOR)
     await client.post("/api/routing/presence", json={"presence": "available"}, headers=sender)
     parent_id = await _voice_call(client, supervisor, "+447911123401")
-    await _accept_next(client, sender)
+    await accept_next(client, sender)
     await client.post("/api/routing/presence", json={"presence": "available"}, headers=target)
 
     async with (
@@ -129,7 +122,13 @@ async def test_warm_transfer_parent_ends_only_when_the_target_accepts(routed, db
         assert parent.state is State.CONNECTED and parent.agent_id == sender_id  # still the sender's
         # The sender still holds the call's capacity: a new call waits rather than reaching them.
         waiting_id = await _voice_call(client, supervisor, "+447911123402")
-        await asyncio.sleep(0.4)
+        # A barrier instead of a pause: the dry run follows the call's arrival on the command
+        # stream, so once the engine answers it (here: 422, no rule set is published; the queue
+        # was named) the engine has decided about the call.
+        explained = await client.post(
+            "/api/routing/dry-run", json={"interaction_id": waiting_id}, headers=supervisor
+        )
+        assert explained.status_code == 422 and "no rule set" in explained.text, explained.text
         assert await _offers(client, sender) == []
         assert (await _interaction(db, waiting_id)).state is State.QUEUED
         status = await client.get(f"/api/routing/interactions/{parent_id}/transfer", headers=sender)
@@ -163,7 +162,7 @@ async def test_warm_transfer_parent_ends_only_when_the_target_accepts(routed, db
     status = (await client.get(f"/api/routing/interactions/{parent_id}/transfer", headers=sender)).json()
     assert status["consult"] == "accepted" and status["consult_outcome"] == "accepted"
     # Only now is the sender's capacity free: the waiting call reaches them.
-    offer = await _accept_next(client, sender)
+    offer = await accept_next(client, sender)
     assert offer["interaction_id"] == waiting_id
 
 
@@ -175,12 +174,12 @@ async def test_rejected_or_cancelled_consult_leaves_the_customer_with_the_sender
     app, client = routed
     sender_user, sender = await make_user(Role.AGENT)
     target_user, target = await make_user(Role.AGENT)
-    sender_id = await _agent_for(db, sender_user)
-    target_id = await _agent_for(db, target_user)
+    sender_id = await agent_in_queue(db, sender_user)
+    target_id = await agent_in_queue(db, target_user)
     _, supervisor = await make_user(Role.SUPERVISOR)
     await client.post("/api/routing/presence", json={"presence": "available"}, headers=sender)
     parent_id = await _voice_call(client, supervisor, "+447911123403")
-    await _accept_next(client, sender)
+    await accept_next(client, sender)
     await client.post("/api/routing/presence", json={"presence": "available"}, headers=target)
 
     async def consult(**target_spec) -> tuple[str, dict]:
@@ -254,7 +253,7 @@ async def test_rejected_or_cancelled_consult_leaves_the_customer_with_the_sender
         f"/api/routing/interactions/{parent_id}/transfer", json={"to_queue": "retail"}, headers=sender
     )
     assert blind.status_code == 200 and blind.json()["consult"] is None
-    offer = await _accept_next(client, target)
+    offer = await accept_next(client, target)
     assert offer["interaction_id"] == blind.json()["child_interaction_id"]
     assert (await _interaction(db, parent_id)).state is State.TRANSFERRED
     self_transfer = await client.post(
@@ -271,7 +270,7 @@ async def test_rejected_or_cancelled_consult_leaves_the_customer_with_the_sender
 
 async def _connected_pair(db, client, agent_ids: list[uuid.UUID]) -> tuple[uuid.UUID, str, str]:
     """A chat connected to one of the two (seeded) agents: (interaction, sender, the other agent)."""
-    iid = await new_interaction(db, client, 77)
+    iid = await queued_chat(db, client, 77)
     await eventually(lambda: _has_offer(db, iid), what="the first offer")
     (offer,) = await live_offers(db, iid)
     sender = str(offer.agent_id)
@@ -301,7 +300,7 @@ async def _warm(client, iid: uuid.UUID, sender: str, target: str) -> str:
 
 
 async def test_missed_or_unanswered_consult_is_cancelled(db, redis_handle, redis_sync):
-    agent_ids, _ = await seed(db, agents=2)  # before the host starts: it reads agents from SQL
+    agent_ids, _ = await routing_floor(db, agents=2)  # before the host starts: it reads agents from SQL
     ttl = EngineConfig(offer_ttl={"voice": 1.0, "chat": 1.0, "ticket": 1.0, "email": 1.0})
     async with running_host(db, redis_handle, engine_config=ttl, consult_wait_seconds=1.0) as (
         host,
@@ -333,7 +332,7 @@ async def _is(db, iid, state: State) -> bool:
 
 
 async def test_take_over_during_a_consult_keeps_the_customer_with_the_sender(db, redis_handle, redis_sync):
-    agent_ids, _ = await seed(db, agents=2)
+    agent_ids, _ = await routing_floor(db, agents=2)
     async with running_host(db, redis_handle) as (a, client_a, task_a):
         await asyncio.wait_for(a.is_leader.wait(), 10)
         iid, sender, target = await _connected_pair(db, client_a, agent_ids)

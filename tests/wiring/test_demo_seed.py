@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -23,10 +23,10 @@ from demo.bank import (
 )
 from interactions.models import Interaction, Message, TimelineEvent
 from interactions.states import State
-from routing.models import Agent, AgentSkill, Queue, QueueMember, Skill
 from switchboard.auth.models import Role, User
-from switchboard.db import Database
+from switchboard.db import Database, utcnow
 from switchboard.security import verify_password
+from workforce.models import Agent, AgentSkill, Queue, QueueMember, Skill
 
 TODAY = date(2026, 11, 23)
 TABLES = (
@@ -191,3 +191,36 @@ async def test_no_seed_when_users_exist(db: Database, make_user: Callable[..., A
     await make_user(Role.ADMIN)
     assert await seed_demo_bank(db.url, schema=db.schema) is False
     assert (await _counts(db))["customers"] == 0
+
+
+async def test_the_demo_bank_brings_the_experience_dashboard_to_life(db: Database):
+    """Issue #12 item 5: answers, pulses, check-ins and repeat contacts, rolled up at seeding."""
+    from experience import dashboard
+    from experience.dashboard_models import Dimension
+    from experience.dashboard_schemas import ExperienceQuery
+
+    assert await seed_demo_bank(db.url, schema=db.schema) is True
+    async with db.sessionmaker() as s:
+        q = ExperienceQuery(start=utcnow().date() - timedelta(days=120), dimension=Dimension.TEAM)
+        summary = await dashboard.summary(s, q)
+        together = await dashboard.together(s, q)
+        rows = (
+            await s.execute(select(Interaction.customer_id, Interaction.topic, Interaction.created_at))
+        ).all()
+        await s.commit()
+    assert summary.total.cx.csat_n >= 50 and summary.total.ex.shown
+    assert any(r.ex.shown for r in summary.rows) and any(not r.ex.shown for r in summary.rows)
+    assert {t.tag for t in together.tags} >= {"system slow", "missing information"}
+    slow = next(t for t in together.tags if t.tag == "system slow")
+    assert slow.tagged.csat is not None and slow.rest.csat is not None and slow.tagged.csat < slow.rest.csat
+    assert {c.group for c in together.service_level} == {"below_target", "met_target"}
+    seen: dict[tuple, list] = {}
+    for customer_id, topic, at in rows:
+        seen.setdefault((customer_id, topic), []).append(at)
+    repeats = sum(
+        1
+        for times in seen.values()
+        for a, b in zip(sorted(times), sorted(times)[1:], strict=False)
+        if b - a <= timedelta(hours=48)
+    )
+    assert repeats >= 10

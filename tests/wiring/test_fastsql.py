@@ -9,7 +9,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, text, update
+from sqlalchemy.exc import DBAPIError
 
 from interactions.models import Interaction
 from interactions.schemas import InteractionCreate
@@ -18,6 +19,7 @@ from interactions.states import Channel, State
 from routing.models import RoutingPartition
 from switchboard.db import Database, utcnow
 from switchboard.fastsql import FastStatement
+from tests.helpers import db_schema_for, eventually
 
 _it = Interaction.__table__.c
 BY_ID_AND_STATES = FastStatement(
@@ -88,3 +90,33 @@ async def test_constraint_violation_is_an_integrity_error_and_nothing_is_kept(db
         await session.rollback()
     async with db.sessionmaker() as session:
         assert await session.scalar(select(func.count()).select_from(PARTITIONS)) == 0
+
+
+async def test_a_dead_connection_is_a_database_error_and_is_not_handed_out_again(
+    pg_db: Database, postgres_url: str
+):
+    """The backend dies between the checkout and the transaction's first statement, which begins
+    the transaction on the driver directly: that is a DBAPIError naming the connection lost (as
+    ``session.execute`` would raise), and the pool gives the next session a live connection
+    instead of the dead one SQLAlchemy never saw fail."""
+    victim = Database(postgres_url, schema=db_schema_for(postgres_url))
+    try:
+        async with victim.sessionmaker() as session:
+            driver = (await (await session.connection()).get_raw_connection()).driver_connection
+            async with pg_db.engine.connect() as conn:
+                await conn.execute(
+                    text("SELECT pg_terminate_backend(:pid)"), {"pid": driver.get_server_pid()}
+                )
+
+            async def closed() -> bool:
+                return driver.is_closed()
+
+            await eventually(closed, what="the driver to see its backend gone")
+            with pytest.raises(DBAPIError) as failed:
+                await COUNT_IN_STATES.first(session, {})
+            assert failed.value.connection_invalidated
+        async with victim.sessionmaker() as session:
+            assert await COUNT_IN_STATES.first(session, {}) == (0,)
+        assert victim.engine.pool.checkedin() == 1  # the dead one was replaced, not added to
+    finally:
+        await victim.dispose()

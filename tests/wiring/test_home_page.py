@@ -26,7 +26,7 @@ async def test_supervisor_overview_shows_live_queue_figures(client, app, make_us
         "totals": {},
     }
     await app.state.redis_client.set(stats_key(), json.dumps(snapshot))
-    page = await client.get("/", headers=headers)
+    page = await client.get("/supervisor", headers=headers)
     assert page.status_code == 200
     assert "Queues now" in page.text and "cards" in page.text and "50.0 %" in page.text
 

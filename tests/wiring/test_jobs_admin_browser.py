@@ -3,16 +3,23 @@ follows the home page's link, retries one job and discards another (Enter on eac
 
 from __future__ import annotations
 
-import asyncio
-
 import rq
 
 from switchboard.auth.models import Role
 from switchboard.auth.service import create_user
 from switchboard.db import Database
 from switchboard.settings import PROJECT_ROOT
-from tests.conftest import TEST_PASSWORD, _truncate
-from tests.live_app import CHROMIUM, CHROMIUM_ARGS, live_settings, needs_chromium, running_app, screenshot
+from tests.helpers import TEST_PASSWORD, truncate_all
+from tests.live_app import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    accept_dialog,
+    live_settings,
+    needs_chromium,
+    running_app,
+    screenshot,
+    sign_in,
+)
 from tests.wiring.failing_jobs import fail_with
 from tests.workers import run_burst_worker
 
@@ -27,7 +34,7 @@ async def test_admin_retries_and_discards_failed_jobs_from_the_keyboard(
 
     settings = live_settings(backend_url, redis_handle.url, tmp_path, name="jobs")
     db = Database(backend_url, schema=settings.database_schema)
-    await _truncate(db)
+    await truncate_all(db)
     async with db.sessionmaker() as s:
         await create_user(
             s, username="ops-admin", display_name="Alex Admin", role=Role.ADMIN, password=TEST_PASSWORD
@@ -44,12 +51,9 @@ async def test_admin_retries_and_discards_failed_jobs_from_the_keyboard(
         browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = await browser.new_page(viewport={"width": 1280, "height": 800})
-            page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
-            await page.goto(f"{base}/login")
-            await page.get_by_label("Username").fill("ops-admin")
-            await page.get_by_label("Password").fill(TEST_PASSWORD)
-            await page.keyboard.press("Enter")
-            await page.wait_for_url(f"{base}/")
+            page.on("dialog", accept_dialog)
+            await sign_in(page, base, "ops-admin")
+            await page.wait_for_url(f"{base}/supervisor")
             await page.get_by_role("link", name="Failed background jobs").focus()
             await page.keyboard.press("Enter")
             await page.wait_for_url(f"{base}/admin/jobs")

@@ -56,9 +56,10 @@ async def test_one_live_offer_per_interaction(db: Database, state: str):
     from customers.models import Customer
     from interactions.models import Interaction
     from interactions.states import Channel
-    from routing.models import Agent, Offer, OfferState
+    from routing.models import Offer, OfferState
     from switchboard.auth.models import Role, User
     from switchboard.db import utcnow
+    from workforce.models import Agent
 
     async with db.sessionmaker() as s:
         customer = Customer(display_name="C")

@@ -1,0 +1,249 @@
+"""A take-over's offers written set-based (PostgreSQL): as many statements for 60 offers as for 20,
+the same rows as an arrival's offer, and an offer SQL refuses left out and repaired alone.
+Real PostgreSQL and Redis (SQLite keeps the writers' path, covered by test_rebuild.py)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import event, func, select, update
+
+from interactions.models import Interaction, TimelineEvent
+from interactions.states import State
+from routing import store
+from routing.history import QueueInterval
+from routing.host import EngineHost, Leader
+from routing.host.rebuild import build_floor
+from routing.models import Offer, OfferState
+from switchboard.db import Database, utcnow
+from tests.factories import (
+    declined_by,
+    make_agent,
+    make_staff_user,
+    queued,
+    queued_chat,
+    routing_floor,
+    sql_transition,
+)
+from tests.helpers import live_offers
+from workforce.models import OfferPolicy, Presence, Queue
+
+
+@pytest.fixture
+def pg(db: Database) -> Database:
+    if db.engine.dialect.driver != "asyncpg":
+        pytest.skip("set-based offers are PostgreSQL's (SQLite takes the writers' path)")
+    return db
+
+
+class Statements:
+    """Every statement sent: SQLAlchemy's executions and asyncpg's query logger (raw statements)."""
+
+    def __init__(self, db: Database) -> None:
+        self.count = 0
+        self.engine = db.engine.sync_engine
+        event.listen(self.engine, "before_cursor_execute", self._executed)
+        event.listen(self.engine, "connect", self._connected)
+
+    def _executed(self, conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        self._count(statement)
+
+    def _connected(self, dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection._connection.add_query_logger(self._logged)
+
+    def _logged(self, record: Any) -> None:
+        if not record.query.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK")):
+            self._count(record.query)
+
+    def _count(self, statement: str) -> None:
+        # Not the take-over's own: asyncpg's type introspection on a new connection, the webhook
+        # subscriptions' cache (refreshed every 2 s).
+        if not any(other in statement for other in ("typeinfo_tree", "'jit'", "FROM webhook_subscriptions")):
+            self.count += 1
+
+    def close(self) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._executed)
+        event.remove(self.engine, "connect", self._connected)
+
+
+async def take_over(db: Database, redis_handle) -> tuple[int, int]:
+    """A new leader takes the floor: (statements its take-over sent, live offers after it)."""
+    client = redis_handle.async_client()
+    await db.engine.dispose()  # fresh connections: the query logger sees every one
+    statements = Statements(db)
+    host = EngineHost(db, client, desktop_grace_seconds=None)
+    try:
+        lease = await host.leases.try_acquire(min_epoch=0)
+        assert lease is not None
+        await host.take_lead(lease)
+        return statements.count, len(await live_offers(db))
+    finally:
+        statements.close()
+        await host.leases.release()
+        await client.aclose()
+
+
+async def test_a_take_over_writes_its_offers_set_based_with_an_arrivals_rows(pg, redis_handle, redis_sync):
+    agents, queue_id = await routing_floor(pg, agents=10, chat_max=2)
+    await offer_up_to_capacity(pg)  # rounds: each agent's two places offered at once
+    await take_over(pg, redis_handle)  # the first ever: creates the partition row, warms caches
+    waiting = await queued(pg, 20)
+    await declined_by(pg, waiting[:3], agents[0])  # never offered back to who missed it
+    small, offered = await take_over(pg, redis_handle)
+    assert offered == 20  # each agent two: two rounds of one offer per agent
+    await rows_as_an_arrival_leaves(pg, waiting, waiting[:3], agents[0])
+
+    async with pg.sessionmaker() as s:  # the same shape, three times the size
+        await s.execute(Offer.__table__.delete())
+        await s.execute(QueueInterval.__table__.delete())
+        await s.execute(Interaction.__table__.update().values(state=State.COMPLETED))
+        await s.commit()
+    await more_agents(pg, 20, queue_id)  # 30 agents, two places each: 60 offers
+    await queued(pg, 60, first=100)
+    large, offered = await take_over(pg, redis_handle)
+    assert offered == 60  # 20 + 10 agents' two places (the first 20 offers were cleared)
+    assert large == small, (small, large)  # one statement per round, not per offer
+    assert len(agents) == 10
+
+
+async def offer_up_to_capacity(db: Database) -> None:
+    async with db.sessionmaker() as s:
+        await s.execute(update(Queue).values(offer_policy=OfferPolicy.UP_TO_CAPACITY))
+        await s.commit()
+
+
+async def test_a_take_over_offers_each_agent_one_chat_at_a_time(db, redis_handle, redis_sync):
+    """The queue's default policy: a rebuild offers each free agent one chat, however many places
+    it has (SQLite's writers and PostgreSQL's set-based install alike)."""
+    agents, _ = await routing_floor(db, agents=2, chat_max=3)
+    await queued(db, 5)
+    client = redis_handle.async_client()
+    host = EngineHost(db, client, desktop_grace_seconds=None, reconcile_seconds=600)
+    try:
+        lease = await host.leases.try_acquire(min_epoch=0)
+        assert lease is not None
+        await host.take_lead(lease)
+        assert sorted(o.agent_id for o in await live_offers(db)) == sorted(agents)
+    finally:
+        await host.leases.release()
+        await client.aclose()
+
+
+async def test_set_based_offers_hold_to_one_at_a_time(pg, redis_handle, redis_sync):
+    """SQL holds to the policy whatever the engine decided: an agent holding a pending offer is
+    not offered a second by ``offers_set_based`` (None for it), a free agent is; once the queue
+    offers up to capacity, the first agent is offered it too."""
+    agents, _ = await routing_floor(pg, agents=2, chat_max=3)
+    own = await queued_chat(pg, None, 99, notify=False)
+    await sql_transition(pg, own, State.OFFERED, agent_id=agents[0])
+    waiting = await queued(pg, 2)
+
+    async def offer(interaction_id: uuid.UUID, agent_id: uuid.UUID) -> bool:
+        async with pg.sessionmaker() as s:
+            now = utcnow()
+            wanted = [store.OfferWanted(interaction_id, agent_id, now + timedelta(seconds=30))]
+            await store.fence(s, partition="p", epoch=1)
+            made = await store.offers_set_based(s, partition="p", epoch=1, now=now, wanted=wanted)
+            await s.commit()
+            return made[0] is not None
+
+    assert not await offer(waiting[0], agents[0])  # holds one pending: one at a time
+    assert await offer(waiting[0], agents[1])
+    await offer_up_to_capacity(pg)
+    assert await offer(waiting[1], agents[0])
+
+
+async def more_agents(db: Database, count: int, queue_id: uuid.UUID) -> None:
+    async with db.sessionmaker() as s:
+        for n in range(count):
+            user = await make_staff_user(
+                s, name="M", username=f"more{n}-{uuid.uuid4().hex[:6]}", password=None
+            )
+            await make_agent(
+                s,
+                user,
+                presence=Presence.AVAILABLE,
+                channel_max={"voice": 1, "chat": 2, "ticket": 5, "email": 5},
+                queues=[queue_id],
+            )
+
+
+async def rows_as_an_arrival_leaves(
+    db: Database, waiting: list[uuid.UUID], declined: list[uuid.UUID], by
+) -> None:
+    """Every waiting chat offered with the rows and events ``offer_in_one_statement`` writes,
+    never to who declined it, and counted once in its queue's interval."""
+    async with db.sessionmaker() as s:
+        offers = (await s.scalars(select(Offer).where(Offer.state == OfferState.LIVE))).all()
+        rows = {
+            i.id: i for i in (await s.scalars(select(Interaction).where(Interaction.id.in_(waiting)))).all()
+        }
+        events = (
+            await s.scalars(
+                select(TimelineEvent)
+                .where(TimelineEvent.interaction_id.in_(waiting), TimelineEvent.actor_id == "routing")
+                .order_by(TimelineEvent.id)
+            )
+        ).all()
+        counted = await s.scalar(select(func.sum(QueueInterval.offered)))
+    assert sorted(o.interaction_id for o in offers) == sorted(waiting)
+    for offer in offers:
+        it = rows[offer.interaction_id]
+        assert (it.state, it.agent_id) == (State.OFFERED, offer.agent_id)
+        assert not (offer.interaction_id in declined and offer.agent_id == by)
+        assert offer.expires_at > offer.created_at
+        mine = [e for e in events if e.interaction_id == offer.interaction_id]
+        assert [e.kind for e in mine][-2:] == ["state_changed", "offer_created"]
+        changed, made = mine[-2].data, mine[-1].data
+        assert changed == {
+            "from": "queued",
+            "to": "offered",
+            "reason": "offered",
+            "version": it.version,
+            "changes": {"agent_id": str(offer.agent_id)},
+            "agent_id": str(offer.agent_id),
+        }
+        assert made == {
+            "offer_id": str(offer.id),
+            "agent_id": str(offer.agent_id),
+            "expires_at": offer.expires_at.isoformat(),
+        }
+    assert counted == len(waiting)
+
+
+async def test_an_offer_sql_refuses_at_install_is_left_out_and_repaired_alone(pg, redis_handle, redis_sync):
+    agents, _ = await routing_floor(pg, agents=4, chat_max=1)
+    await queued(pg, 4)
+    client = redis_handle.async_client()
+    host = EngineHost(pg, client, desktop_grace_seconds=None, reconcile_seconds=600)
+    try:
+        lease = await host.leases.try_acquire(min_epoch=0)
+        assert lease is not None
+        rebuilt = await build_floor(host, lease)
+        planned = {e.agent_id: e.interaction_id for e in rebuilt.decided if e.kind == "offer_created"}
+        assert len(planned) == 4
+        # Between the reads and the install, one agent takes a chat of their own straight in SQL:
+        # SQL now counts them full, the rebuilt engine does not.
+        full = str(agents[0])
+        own = await queued_chat(pg, client, 99, notify=False)
+        await sql_transition(pg, own, State.OFFERED, agent_id=uuid.UUID(full))
+        await sql_transition(pg, own, State.CONNECTED)
+        leader = Leader(host, lease, rebuilt.floor)
+        host.leader = leader
+        await leader._install(rebuilt)  # noqa: SLF001 - the install step of Leader.take, on its own
+
+        live = await live_offers(pg)
+        assert {str(o.agent_id) for o in live} == {str(a) for a in agents[1:]}  # the others stand
+        refused = uuid.UUID(planned[full])
+        async with pg.sessionmaker() as s:
+            assert (await s.get(Interaction, refused)).state is State.QUEUED
+        # Repaired: the engine counts the agent's own chat, and the refused work waits again.
+        assert leader.engine.holder_of(str(own)) == full
+        assert leader.engine.knows(str(refused))
+        assert leader.engine.holder_of(str(refused)) is None
+    finally:
+        await host.leases.release()
+        await client.aclose()
