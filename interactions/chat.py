@@ -8,6 +8,7 @@ nobody is told about a row that could still roll back.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import secrets
@@ -31,7 +32,7 @@ from interactions.feedback import record_feedback
 from interactions.feedback_models import ChatSession, CustomerFeedback
 from interactions.models import ActorType, Interaction, Message, MessageSender
 from interactions.schemas import MAX_MESSAGE_CHARS, IdentityRef, InteractionCreate
-from interactions.service import Actor, create_interaction, list_messages, post_message
+from interactions.service import Actor, create_interaction, list_messages, post_message, transition
 from interactions.states import Channel, State
 from switchboard.db import utcnow
 from switchboard.errors import Conflict, Invalid, NotFound
@@ -53,6 +54,7 @@ TOPICS: dict[str, str] = {
 }
 # While waiting the customer may give up (abandon); once connected, "end" just leaves.
 WAITING_STATES = frozenset({State.CREATED, State.QUEUED, State.OFFERED})
+CUSTOMER_LEFT_REASON = "the customer left the chat"
 # Feedback is asked for once the conversation is over, whoever ended it (and only if an agent answered).
 FEEDBACK_STATES = frozenset({State.WRAP_UP, State.COMPLETED, State.ABANDONED})
 
@@ -328,7 +330,11 @@ async def end_by_customer(
     session: AsyncSession, *, chat: ChatSession, now: datetime | None = None
 ) -> uuid.UUID | None:
     """The customer closed the chat. Returns the interaction to abandon when it was still waiting:
-    the caller tells routing, and the engine writes the state change, so SQL and engine agree."""
+    the caller tells routing so the engine drops it and counts it.
+
+    A waiting chat is abandoned in SQL here, durably, as a caller's hang-up is: the customer has
+    been told the chat ended, and an app stopped before the engine read the command must not leave
+    a ghost in the queue. If the engine moved it in between (an offer), its Abandon does the move."""
     now = now or utcnow()
     interaction = await live_interaction(session, chat=chat)
     if chat.ended_by_customer_at is None:
@@ -345,7 +351,19 @@ async def end_by_customer(
             at=now,
         )
         await session.flush()
-    return interaction.id if interaction.state in WAITING_STATES else None
+    if interaction.state not in WAITING_STATES:
+        return None
+    with contextlib.suppress(Conflict):  # changed concurrently: the engine's Abandon moves it
+        await transition(
+            session,
+            interaction_id=interaction.id,
+            to_state=State.ABANDONED,
+            actor_type=ActorType.CUSTOMER,
+            actor_id=str(interaction.customer_id),
+            reason=CUSTOMER_LEFT_REASON,
+            now=now,
+        )
+    return interaction.id
 
 
 async def request_transcript(
