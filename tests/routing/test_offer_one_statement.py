@@ -29,10 +29,13 @@ from interactions.schemas import InteractionCreate
 from interactions.service import Actor, create_interaction
 from interactions.states import State
 from routing import history, store
+from routing.capacity import DEFAULT_CHANNEL_COST
 from routing.history import QueueInterval
 from routing.host import EngineHost, Leader, LostLeadership, arrivals
 from routing.models import Offer, OfferState, RoutingPartition
 from routing.offer_checks import OFFER_CHECKS
+from routing.store import offers as portable_writer
+from routing.store import one_statement as pg_writers
 from switchboard.db import Database, utcnow
 from switchboard.errors import Conflict, DomainError
 from switchboard.fastsql import held_connection
@@ -476,14 +479,14 @@ async def test_every_writer_executes_the_one_list_of_checks(db: Database, shape:
     """Mutation, check by check: without the check that alone refuses this shape, every writer
     makes the offer — so each writer runs routing.offer_checks, not a copy of its own."""
     without = tuple(check for check in OFFER_CHECKS if check.name != shape.refused_by)
-    monkeypatch.setattr(store, "OFFER_CHECKS", without)
+    monkeypatch.setattr(portable_writer, "OFFER_CHECKS", without)
     monkeypatch.setattr(
-        store,
+        pg_writers,
         "_OFFER_IN_ONE_STATEMENT",
-        store._offer_in_one_statement_sql(store.DEFAULT_CHANNEL_COST, without),
+        pg_writers._offer_in_one_statement_sql(DEFAULT_CHANNEL_COST, without),
     )
     monkeypatch.setattr(
-        store, "_OFFERS_SET_BASED", store._offers_set_based_sql(store.DEFAULT_CHANNEL_COST, without)
+        pg_writers, "_OFFERS_SET_BASED", pg_writers._offers_set_based_sql(DEFAULT_CHANNEL_COST, without)
     )
     scene = await _scene(db, shape)
     now = utcnow()
