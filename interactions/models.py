@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Uuid
+from sqlalchemy import ForeignKey, Index, Integer, String, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from customers.timeline_models import ActorType, TimelineEvent
@@ -30,6 +30,28 @@ class Interaction(Base):
         Index("ix_interactions_agent_state", "agent_id", "state"),
         # The wallboard's arrivals recorder reads a few seconds of entries at a time.
         Index("ix_interactions_queued_at", "queued_at"),
+        # Links between interactions, read per render and per chat status tick (a transfer's
+        # child, a callback, a ticket's follow-up): without them each read scans the whole table.
+        # Partial: almost every interaction has none.
+        Index(
+            "ix_interactions_parent",
+            "parent_id",
+            "created_at",
+            postgresql_where=text("parent_id IS NOT NULL"),
+            sqlite_where=text("parent_id IS NOT NULL"),
+        ),
+        Index(
+            "ix_interactions_callback_of",
+            "callback_of_id",
+            postgresql_where=text("callback_of_id IS NOT NULL"),
+            sqlite_where=text("callback_of_id IS NOT NULL"),
+        ),
+        Index(
+            "ix_interactions_follow_up_of",
+            "follow_up_of_id",
+            postgresql_where=text("follow_up_of_id IS NOT NULL"),
+            sqlite_where=text("follow_up_of_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
