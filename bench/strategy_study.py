@@ -7,7 +7,7 @@ The demo bank (``demo.bank.build_demo_plan``, its default seed, a fixed day): it
 30 agents (skills, languages, teams, channel limits, relationship managers) and 200 customers
 (tier, segments, language, relationship manager). Contacts follow the demo's own mix: who calls
 (seniors 3x, private-banking 2x as often as others), which queue's topics they bring
-(``demo.bank._queue_for``'s odds), which channel (``_channel_for``'s: the preferred channel 70 %).
+(``demo.bank.plan._queue_for``'s odds), which channel (``_channel_for``'s: the preferred channel 70 %).
 A 10-hour day in 20 half-hour intervals with a morning and an afternoon peak; every agent on shift
 all day. See docs/routing-strategy-study.md for the model and the figures.
 
@@ -39,7 +39,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from demo.bank import QUEUES, TOPICS, CustomerSpec, build_demo_plan  # noqa: E402
+from demo.bank import build_demo_plan  # noqa: E402
+from demo.bank.catalogue import QUEUES, TOPICS  # noqa: E402
+from demo.bank.specs import CustomerSpec  # noqa: E402
 from demo.rules import DEFAULT_RULE_SET  # noqa: E402
 from routing.rules import Filter, RuleSet, Step  # noqa: E402
 from routing.simulation.run import Result, draw_traffic, simulate  # noqa: E402
@@ -54,7 +56,7 @@ from routing.simulation.scenario import (  # noqa: E402
 from workforce.models import SelectionStrategy  # noqa: E402
 
 STUDY_DAY = date(2026, 1, 5)  # the demo plan depends on "today" (ages, tenure): fixed for reproducibility
-# Which skill a contact needs, by the queue whose topics it brings (demo.bank.TOPICS) and its topic:
+# Which skill a contact needs, by the queue whose topics it brings (demo.bank.catalogue.TOPICS) and its topic:
 # a private-banking client's payment is private-banking work; a senior's card problem needs cards.
 NEEDS: dict[tuple[str, str], str] = {
     **{("retail", t): "retail_banking" for t, _s, _d in TOPICS["retail"]},
@@ -118,7 +120,7 @@ STRATEGIES = ("value-tier + skills", "value-tier + skills, no RM wait", "skills 
 
 
 def _queue_odds(customer: CustomerSpec) -> dict[str, float]:
-    """``demo.bank._queue_for`` as probabilities."""
+    """``demo.bank.plan._queue_for`` as probabilities."""
     if "private-banking" in customer.segments:
         return {"private-banking": 0.8, "retail": 0.2}
     if "senior" in customer.segments:
@@ -127,7 +129,7 @@ def _queue_odds(customer: CustomerSpec) -> dict[str, float]:
 
 
 def _channel_odds(customer: CustomerSpec, channels: tuple[str, ...]) -> dict[str, float]:
-    """``demo.bank._channel_for`` as probabilities (70 % the preferred channel when the queue has it)."""
+    """``demo.bank.plan._channel_for`` as probabilities (70 % the preferred channel when the queue has it)."""
     preferred = customer.preferred_channel.value if customer.preferred_channel else None
     odds = {c: 0.3 / len(channels) if preferred in channels else 1 / len(channels) for c in channels}
     if preferred in channels:

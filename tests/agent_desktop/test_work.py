@@ -447,7 +447,7 @@ async def test_wrap_up_then_complete_with_a_code_through_the_engine(routed, db, 
 
 
 async def test_demo_bank_gives_queues_codes_and_canned_responses_but_keeps_a_supervisors(db) -> None:
-    from demo.bank import _seed_desktop_settings
+    from demo.bank.seed import _seed_desktop_settings
 
     await _queue(db, "cards")
     await _queue(db, "retail", settings={"dispositions": ["kept"]})

@@ -12,15 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from customers.models import Customer, Identity, IdentityKind, ValueTier
 from customers.tier_policy import DEFAULT_TIER_POLICY, compute_tier
-from demo.bank import (
-    ABANDONED_HISTORY,
-    COMPLETED_HISTORY,
-    CUSTOMER_COUNT,
-    DEFAULT_SEED,
-    DEMO_PASSWORD,
-    build_demo_plan,
-    seed_demo_bank,
-)
+from demo.bank import build_demo_plan, seed_demo_bank
+from demo.bank.specs import ABANDONED_HISTORY, COMPLETED_HISTORY, CUSTOMER_COUNT, DEFAULT_SEED, DEMO_PASSWORD
 from interactions.models import Interaction, Message, TimelineEvent
 from interactions.states import State
 from switchboard.auth.models import Role, User
