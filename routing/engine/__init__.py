@@ -1,6 +1,6 @@
 """The pure routing core: an in-memory, single-writer, deterministic matching engine."""
 
-from routing.engine.core import Engine, compile_target
+from routing.engine.core import Engine
 from routing.engine.events import (
     Abandoned,
     AgentStatusChanged,
@@ -19,6 +19,7 @@ from routing.engine.events import (
     Transferred,
     WrapUpStarted,
 )
+from routing.engine.indexes import compile_target
 from routing.engine.state import CHANNELS, EngineConfig, QueueConfig, Status
 from routing.engine.stats import QueueStats, Stats
 

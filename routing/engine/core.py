@@ -12,90 +12,50 @@ Ordering of work
     across all of an agent's queues), and a low-priority item overtakes any newly arriving one once
     it has waited ``(p_high - p_low) / r`` seconds longer — so it cannot starve.
 
-Indexes (W waiting interactions, A agents)
-    work[(queue, channel)]          sorted list of waiting items by the key above
-    personal[agent]                 items reserved for / preferring one agent
-    avail[(queue, channel, strat)]  sorted list of AVAILABLE agents that can take one more item of
-                                    that channel right now, by the queue's selection strategy
-    timers                          heap of (due, seq, kind, ref, token), lazily invalidated
+One class, ``Engine``, built in layers, each a module that only calls the layers below it:
 
-    Arrival (work looks for an agent): walk ``avail[(q, c, s)]`` from the best agent and stop at the
-    first that fits (skills, target predicate, not declined): O(1 + k_a) checks, k_a = agents at
-    the front that this interaction cannot use, then O(Q_a * C * log A) index updates for the chosen
-    agent (Q_a = queues it serves, C = 4 channels).
-    Agent frees capacity: for each of its queues and each channel it can still take, take the first
-    fitting item of ``work[(q, c)]`` and keep the smallest key: O(Q_a * C * (1 + k_w)) checks,
-    k_w = items ahead that this agent may not take (declined by it, needs a skill it lacks); a
-    bucket is abandoned as soon as its next key cannot beat the best found.
-    Insertions and removals are ``bisect`` on Python lists (O(log n) compares + a C memmove), which
-    at contact-centre sizes (thousands) beats a balanced tree written in Python. No step scans all
-    agents or all waiting work.
+    core.py       Engine: the public commands (this module)
+    outcomes.py   command plumbing (clock, timers) and how offers end
+    placement.py  rule-set routing: the step that applies to waiting work at its age
+    matching.py   who gets offered what (the arrival and agent triggers)
+    indexes.py    the state, its indexes, and the primitives that keep them consistent
+
+They are base classes rather than helpers so the per-decision loops stay plain method calls on
+``self`` (no extra indirection: routing/engine is benchmarked).
 """
 
 from __future__ import annotations
 
 import heapq
-from bisect import bisect_left, insort
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from routing import ranking
-from routing.conditions import TARGET_SCHEMA, Condition
 from routing.engine import explain
 from routing.engine.events import (
     Abandoned,
-    AgentStatusChanged,
     Assigned,
     CommandRejected,
     Completed,
-    Diverted,
-    Escalated,
     Event,
-    OfferCreated,
-    OfferExpired,
     OfferRejected,
-    OfferRescinded,
     Queued,
     Reprioritised,
-    Requeued,
     Transferred,
     WrapUpStarted,
 )
-from routing.engine.state import (
-    ASSIGNED,
-    CHANNELS,
-    AgentState,
-    EngineConfig,
-    Entry,
-    Item,
-    Offer,
-    QueueConfig,
-    Status,
-)
-from routing.engine.stats import Stats
-from routing.rules import Routing, RuleSet, Step, TraceLine, evaluate
-from workforce.models import Presence, SelectionStrategy
+from routing.engine.indexes import compile_target
+from routing.engine.outcomes import Outcomes
+from routing.engine.state import ASSIGNED, CHANNELS, AgentState, EngineConfig, Item, QueueConfig, Status
+from routing.rules import RuleSet
+from workforce.models import Presence
 
 AVAILABLE = Presence.AVAILABLE
 WAITING = Status.WAITING
 
-_TARGETS: dict[str, Condition] = {}
 
+class Engine(Outcomes):
+    """The engine's commands: each runs the timers due, applies itself, matches, returns its events."""
 
-def compile_target(text: str) -> Condition:
-    cond = _TARGETS.get(text)
-    if cond is None:
-        cond = _TARGETS[text] = Condition(text, TARGET_SCHEMA)
-    return cond
-
-
-def _remove_entries(entries: list[tuple[list[Entry], Entry]]) -> None:
-    for lst, entry in entries:
-        del lst[bisect_left(lst, entry)]
-    entries.clear()
-
-
-class Engine:
     def __init__(
         self,
         queues: Iterable[QueueConfig] = (),
@@ -104,36 +64,7 @@ class Engine:
         rule_set: RuleSet | None = None,
         now: float = 0.0,
     ) -> None:
-        self.config = config or EngineConfig()
-        self._cost = dict(self.config.channel_cost)
-        self._ttl = dict(self.config.offer_ttl)
-        self._rate = float(self.config.ageing_per_second)
-        self._voice_blocks = self.config.voice_blocks_other_work
-        self._grace = float(self.config.answer_grace_seconds)
-        self._queues: dict[str, QueueConfig] = {}
-        self._strategies: dict[str, list[SelectionStrategy]] = {}
-        self._avail: dict[tuple[str, str, SelectionStrategy], list[Entry]] = {}
-        self._work: dict[tuple[str, str], list[Entry]] = {}
-        self._personal: dict[str, list[Entry]] = {}
-        self._agents: dict[str, AgentState] = {}
-        self._items: dict[str, Item] = {}
-        self._offers: dict[str, Offer] = {}  # live offers only
-        # Recently ended offers / finished interactions, so late commands get a precise answer;
-        # bounded (oldest dropped first) so a long-running engine does not grow without limit.
-        self._ended_offers: dict[str, None] = {}
-        self._finished: dict[str, Status] = {}
-        self._retention = 100_000
-        # Agents whose availability entries are out of date; re-filed once per command (see _flush).
-        self._stale: dict[str, AgentState] = {}
-        self._timers: list[tuple[float, int, str, str, int]] = []
-        self._timer_seq = self._item_seq = self._agent_seq = self._offer_seq = self._token_seq = 0
-        self._now = now
-        self._rulesets: dict[int, RuleSet] = {}
-        self._ruleset: RuleSet | None = None
-        self._events: list[Event] = []
-        self._dirty_items: dict[str, None] = {}
-        self._dirty_agents: dict[str, None] = {}
-        self.stats = Stats(self._still_waiting)
+        super().__init__(config=config, now=now)
         for q in queues:
             self.add_queue(q)
         if rule_set is not None:
@@ -177,65 +108,6 @@ class Engine:
                     self._ensure_strategy(step.queue, step.order_by)
         self._rulesets[rule_set.version] = rule_set
         self._ruleset = rule_set
-
-    def _ensure_strategy(self, queue: str, strategy: SelectionStrategy) -> None:
-        if strategy not in self._strategies[queue]:
-            self._strategies[queue].append(strategy)
-            for a in self._agents.values():
-                if queue in a.queues:
-                    a.slots = self._slots(a)
-                    self._reindex_agent(a)
-
-    # ------------------------------------------------------------------ command plumbing
-
-    def _begin(self, now: float, *, expire_offers: bool = True) -> None:
-        """Advance the clock and run what fell due. ``expire_offers=False`` (a stamped answer):
-        offers stay until the next other command or tick, so an engine that fell behind (a
-        rebuild, a stall) judges every answer received in time before expiring anything."""
-        if now < self._now:
-            raise ValueError(f"time went backwards: {now} < {self._now}")
-        self._now = now
-        self._run_timers(now, expire_offers)
-
-    def _finish(self) -> list[Event]:
-        self._match_dirty()
-        self._flush()
-        events, self._events = self._events, []
-        return events
-
-    def _push_timer(self, due: float, kind: str, ref: str, token: int = 0) -> None:
-        self._timer_seq += 1
-        heapq.heappush(self._timers, (due, self._timer_seq, kind, ref, token))
-
-    def _run_timers(self, now: float, expire_offers: bool = True) -> None:
-        timers = self._timers
-        kept: list[tuple[float, int, str, str, int]] | None = None  # made only when needed: hot path
-        while timers and timers[0][0] <= now:
-            timer = heapq.heappop(timers)
-            _due, _seq, kind, ref, token = timer
-            if kind == "offer":
-                offer = self._offers.get(ref)
-                if offer is not None:
-                    if expire_offers:
-                        self._expire(offer)
-                    elif kept is None:
-                        kept = [timer]
-                    else:
-                        kept.append(timer)
-                continue
-            it = self._items.get(ref)
-            if it is None or it.timer_token != token or it.status is not WAITING:
-                continue  # superseded; an offered item re-checks its step when it is requeued
-            if kind == "step":
-                self._remove_item(it)
-                self._reroute(it)
-            else:  # "pref": an explicit preferred-agent window ended
-                self._remove_item(it)
-                it.preferred, it.preferred_required, it.preferred_until = None, False, None
-                self._insert_item(it)
-                self._events.append(Requeued(it.id, it.queue, "preference_expired"))
-        for timer in kept or ():
-            heapq.heappush(timers, timer)
 
     # ------------------------------------------------------------------ agents
 
@@ -353,104 +225,6 @@ class Engine:
                 self._rescind(offer, "agent_offline")
         return self._finish()
 
-    def _offer_closed(self, a: AgentState) -> None:
-        """One of the agent's offers ended (answered, expired, withdrawn): under a one-at-a-time
-        policy the agent may take the next, and a status it asked for meanwhile takes effect."""
-        self._stale[a.id] = a
-        self._dirty_agents[a.id] = None
-        if a.pending is not None and not a.offers:
-            presence, reason = a.pending
-            a.pending = None
-            self._change_presence(a, presence, reason)
-
-    def _open_to_offers(self, a: AgentState, queue: str) -> bool:
-        """The offer policy: one pending offer at a time for the queue's work (its default), or as
-        many as capacity allows; none while a status the agent asked for waits (see set_presence)."""
-        if a.pending is not None:
-            return False
-        if not a.offers:
-            return True
-        cfg = self._queues.get(queue)
-        return cfg is not None and not cfg.one_offer_at_a_time
-
-    def _change_presence(self, a: AgentState, presence: Presence, reason: str | None) -> None:
-        if presence is a.presence:
-            a.reason = reason
-            return
-        self.stats.presence_changed(a.presence, presence)
-        a.presence, a.reason = presence, reason
-        if presence is AVAILABLE:
-            a.idle_since = self._now
-            self._dirty_agents[a.id] = None
-        self._stale[a.id] = a
-        self._events.append(AgentStatusChanged(a.id, presence.value, reason))
-
-    def _agent(self, agent_id: str) -> AgentState:
-        try:
-            return self._agents[agent_id]
-        except KeyError:
-            raise ValueError(f"unknown agent {agent_id!r}") from None
-
-    def _can_take(self, a: AgentState, channel: str) -> bool:
-        counts = a.counts
-        if a.used + self._cost[channel] > a.capacity or counts[channel] >= a.channel_max.get(channel, 0):
-            return False
-        # Voice is exclusive both ways when configured.
-        return not (self._voice_blocks and (counts["voice"] or (channel == "voice" and a.used)))
-
-    def _flush(self) -> None:
-        """Re-file agents whose load or presence changed. Deferred because an agent that frees
-        capacity usually takes new work in the same command: one re-filing instead of two. Every
-        reader of ``_avail`` flushes first; the agent trigger reads live counters instead."""
-        if self._stale:
-            stale, self._stale = self._stale, {}
-            for a in stale.values():
-                self._reindex_agent(a)
-
-    def _slots(self, a: AgentState) -> list[tuple[Any, SelectionStrategy, QueueConfig, list[list[Entry]]]]:
-        """Per (queue, strategy) the agent serves: a key-cache id and the bucket per channel.
-        Rebuilt only when queues or strategies change, so re-filing does no dict-of-tuple look-ups."""
-        slots = []
-        for q in a.queues:
-            cfg = self._queues[q]
-            for strategy in self._strategies[q]:
-                kid = (
-                    (strategy, cfg.rank_skills)
-                    if strategy is SelectionStrategy.BEST_PROFICIENCY
-                    else strategy
-                )
-                lists = []
-                for c in CHANNELS:
-                    lst = self._avail.get((q, c, strategy))
-                    if lst is None:
-                        lst = self._avail[(q, c, strategy)] = []
-                    lists.append(lst)
-                slots.append((kid, strategy, cfg, lists))
-        return slots
-
-    def _reindex_agent(self, a: AgentState) -> None:
-        """Put the agent in exactly the availability buckets it belongs to right now."""
-        entries = a.entries
-        if entries:
-            _remove_entries(entries)
-        if a.presence is not AVAILABLE or a.pending is not None or not a.slots:
-            return
-        channels = [i for i, c in enumerate(CHANNELS) if self._can_take(a, c)]
-        if not channels:
-            return
-        offering = bool(a.offers)
-        keys: dict[Any, Entry] = {}  # longest-idle / least-occupied keys do not depend on the queue
-        for kid, strategy, cfg, lists in a.slots:
-            if offering and cfg.one_offer_at_a_time:
-                continue  # the offer policy: this queue's work waits for the pending offer's answer
-            key = keys.get(kid)
-            if key is None:
-                key = keys[kid] = ranking.agent_key(strategy, a, cfg)
-            for i in channels:
-                lst = lists[i]
-                insort(lst, key)
-                entries.append((lst, key))
-
     # ------------------------------------------------------------------ interactions
 
     def enqueue(
@@ -511,321 +285,7 @@ class Engine:
                 )
         return self._finish()
 
-    def _item_key(self, it: Item) -> Entry:
-        return (self._rate * it.vs - it.priority, it.vs, it.seq, it.id)
-
-    def effective_priority(self, it: Item, now: float) -> float:
-        return it.priority + self._rate * (now - it.vs)
-
-    def _insert_item(self, it: Item) -> None:
-        """Make a WAITING item findable: its queue bucket and/or its preferred agent's bucket."""
-        it.status = WAITING
-        key = it.key
-        if it.preferred is not None:
-            lst = self._personal.get(it.preferred)
-            if lst is None:
-                lst = self._personal[it.preferred] = []
-            insort(lst, key)
-            it.entries.append((lst, key))
-        if not it.preferred_required:
-            wl = self._work.get((it.queue, it.channel))
-            if wl is None:
-                wl = self._work[(it.queue, it.channel)] = []
-            insort(wl, key)
-            it.entries.append((wl, key))
-        self._token_seq += 1
-        it.queue_token = self._token_seq
-        it.queued_at = self._now
-        self.stats.entered(it.queue, it.vs, it.seq, it.id, it.queue_token)
-        self._dirty_items[it.id] = None
-
-    def _remove_item(self, it: Item) -> None:
-        _remove_entries(it.entries)
-        it.queue_token = 0
-        self.stats.left(it.queue)
-
-    def _route(
-        self, rs: RuleSet, it: Item, filter_name: str | None, trace: list[TraceLine] | None = None
-    ) -> Routing:
-        ctx = dict(it.ctx)
-        ctx.pop("interaction.started_at", None)
-        ctx["interaction.age"] = self._now - it.vs
-        ctx["interaction.priority"] = it.base_priority
-        return evaluate(
-            rs,
-            ctx,
-            self._now,
-            filter_name=filter_name,
-            available=lambda s, p: self._step_available(s, p, it),
-            trace=trace,
-        )
-
-    def _step_available(self, step: Step, preferred: str | None, it: Item) -> bool:
-        """skip_if_unavailable: could anyone take this step's work right now?"""
-        self._flush()
-        if preferred is not None:
-            a = self._agents.get(preferred)
-            return a is not None and a.presence is AVAILABLE and preferred not in it.declined
-        strategy = step.order_by or self._queues[step.queue].strategy
-        probe = Item(it.id, it.seq, it.channel, it.vs, it.ctx)
-        probe.declined = it.declined
-        probe.required_skills = dict(step.required_skills)
-        if step.target is not None:
-            probe.target_fn = compile_target(step.target).bind(interaction=it.ctx)
-        agents = self._agents
-        return any(
-            self._fits(probe, agents[e[-1]]) for e in self._avail.get((step.queue, it.channel, strategy), ())
-        )
-
-    def _apply_routing(self, it: Item, r: Routing) -> bool:
-        """Point a (not indexed) item at a rule-set routing; False when it left live routing."""
-        it.filter_name, it.step_index, it.ruleset_version = r.filter_name, r.step_index, r.ruleset_version
-        it.timer_token += 1
-        if r.queue is None:  # callback / voicemail
-            self._finish_item(it, Status.DIVERTED)
-            it.step_deadline = None
-            if it.queue:
-                self.stats.bump(it.queue, "diverted")
-            else:  # every step was skipped on arrival
-                self.stats.totals["diverted"] += 1
-            self._events.append(Diverted(it.id, r.final_action or ""))
-            return False
-        it.queue, it.priority = r.queue, r.effective_priority
-        it.required_skills = dict(r.required_skills)
-        it.target = r.target
-        it.target_fn = compile_target(r.target).bind(interaction=it.ctx) if r.target else None
-        it.preferred, it.preferred_required = r.preferred_agent, r.preferred_required
-        it.order_by = r.order_by
-        if r.order_by is not None:
-            self._ensure_strategy(r.queue, r.order_by)
-        it.step_deadline = None
-        if r.step_deadline is not None and r.final_action is None:
-            it.step_deadline = it.vs + r.step_deadline
-            self._push_timer(it.step_deadline, "step", it.id, it.timer_token)
-        it.key = self._item_key(it)
-        self._insert_item(it)
-        return True
-
-    def _reroute(self, it: Item) -> None:
-        """The active step expired: move to the step that applies at this age (not indexed on entry)."""
-        rs = self._rulesets[it.ruleset_version or 0]
-        old_queue = it.queue
-        routing = self._route(rs, it, it.filter_name)
-        if self._apply_routing(it, routing):
-            self.stats.bump(it.queue, "escalated_in")
-            self.stats.totals["escalated"] += 1
-            self._events.append(Escalated(it.id, old_queue, it.queue, it.step_index or 0, it.priority))
-
-    def _requeue(self, it: Item, reason: str) -> None:
-        """Back to its place (virtual start kept); a step that expired meanwhile applies now."""
-        if it.step_deadline is not None and it.step_deadline <= self._now:
-            self._events.append(Requeued(it.id, it.queue, reason))
-            self._reroute(it)
-            return
-        self._insert_item(it)
-        self._events.append(Requeued(it.id, it.queue, reason))
-
-    # ------------------------------------------------------------------ matching
-
-    def _fits(self, it: Item, a: AgentState) -> bool:
-        """Interaction-specific constraints (queue membership, presence and capacity are the
-        caller's, usually guaranteed by the bucket it walks)."""
-        if a.id in it.declined or (it.preferred_required and a.id != it.preferred):
-            return False
-        if it.required_skills:
-            skills = a.skills
-            for s, lvl in it.required_skills.items():
-                if skills.get(s, 0) < lvl:
-                    return False
-        return it.target_fn is None or bool(it.target_fn(a.ctx))
-
-    def _match_dirty(self) -> None:
-        # Agents first: an agent that gained capacity takes the best work of all its queues
-        # before any newly queued item grabs it, so the global ordering holds within a command.
-        while self._dirty_agents or self._dirty_items:
-            agents, self._dirty_agents = self._dirty_agents, {}
-            for aid in agents:
-                self._match_agent(self._agents[aid])
-            ids, self._dirty_items = self._dirty_items, {}
-            live = (self._items.get(i) for i in ids)
-            items = sorted((it for it in live if it is not None), key=lambda it: it.key)
-            for it in items:
-                if it.status is WAITING:
-                    self._match_item(it)
-
-    def _match_item(self, it: Item) -> None:
-        """Arrival trigger: the best available agent for this interaction."""
-        self._flush()
-        c = it.channel
-        if it.preferred is not None:
-            p = self._agents.get(it.preferred)
-            if (
-                p is not None
-                and p.presence is AVAILABLE
-                and self._can_take(p, c)
-                and self._open_to_offers(p, it.queue)
-                and self._fits(it, p)
-            ):
-                self._offer(it, p, "arrival")
-                return
-            if it.preferred_required:
-                return
-        bucket = self._avail.get((it.queue, c, it.order_by or self._queues[it.queue].strategy))
-        if not bucket:
-            return
-        agents = self._agents
-        for entry in bucket:
-            a = agents[entry[-1]]
-            if self._fits(it, a):
-                self._offer(it, a, "arrival")
-                return
-
-    def _best_work(self, a: AgentState) -> Item | None:
-        """Agent trigger: the best fitting item across all its queues and channels."""
-        if a.pending is not None:
-            return None
-        items, work = self._items, self._work
-        best: Entry | None = None
-        queues = a.queues
-        if a.offers:  # the offer policy: only queues offering up to capacity may add another
-            queues = tuple(q for q in queues if not self._queues[q].one_offer_at_a_time)
-        for c in CHANNELS:
-            if not self._can_take(a, c):
-                continue
-            for q in queues:
-                bucket = work.get((q, c))
-                if not bucket:
-                    continue
-                for entry in bucket:
-                    if best is not None and entry >= best:
-                        break  # nothing further down this bucket can win
-                    if self._fits(items[entry[-1]], a):
-                        best = entry
-                        break
-        personal = self._personal.get(a.id)
-        if personal:
-            for entry in personal:
-                if best is not None and entry >= best:
-                    break
-                it = items[entry[-1]]
-                if self._can_take(a, it.channel) and self._open_to_offers(a, it.queue) and self._fits(it, a):
-                    best = entry
-                    break
-        return None if best is None else items[best[-1]]
-
-    def _match_agent(self, a: AgentState) -> None:
-        while a.presence is AVAILABLE:
-            it = self._best_work(a)
-            if it is None:
-                return
-            self._offer(it, a, "agent")
-
-    def _offer(self, it: Item, a: AgentState, trigger: str) -> None:
-        self._remove_item(it)
-        self._offer_seq += 1
-        c = it.channel
-        ttl = self._queues[it.queue].offer_ttl_seconds if it.queue in self._queues else None
-        offer = Offer(
-            f"of-{self._offer_seq}",
-            it.id,
-            a.id,
-            c,
-            self._cost[c],
-            self._now,
-            self._now + (ttl or self._ttl[c]),
-        )
-        self._offers[offer.id] = offer
-        it.offer, it.status = offer, Status.OFFERED
-        a.offers[offer.id] = offer
-        a.used += offer.cost
-        a.counts[c] += 1
-        a.idle_since = self._now  # busy agents take turns under longest-idle
-        self._stale[a.id] = a
-        self._push_timer(offer.expires_at + self._grace, "offer", offer.id)
-        self.stats.bump(it.queue, "offered")
-        self._events.append(OfferCreated(offer.id, it.id, a.id, it.queue, offer.expires_at, trigger))
-
-    def _end_offer(self, offer: Offer) -> tuple[Item, AgentState]:
-        """Close a live offer without assigning: the agent's reservation is released."""
-        self._forget_offer(offer)
-        it, a = self._items[offer.interaction_id], self._agents[offer.agent_id]
-        del a.offers[offer.id]
-        it.offer = None
-        self._release(a, offer.channel, offer.cost)
-        return it, a
-
-    def _forget_offer(self, offer: Offer) -> None:
-        offer.live = False
-        del self._offers[offer.id]
-        ended = self._ended_offers
-        ended[offer.id] = None
-        if len(ended) > self._retention:
-            del ended[next(iter(ended))]
-
-    def _finish_item(self, it: Item, status: Status) -> None:
-        """A terminal state: drop the live record, remember the outcome (bounded)."""
-        it.status = status
-        del self._items[it.id]
-        fin = self._finished
-        fin[it.id] = status
-        if len(fin) > self._retention:
-            del fin[next(iter(fin))]
-
-    def _release(self, a: AgentState, channel: str, cost: int) -> None:
-        a.used -= cost
-        a.counts[channel] -= 1
-        if not a.used:
-            a.idle_since = self._now
-        self._stale[a.id] = a
-        self._dirty_agents[a.id] = None
-
-    def _expire(self, offer: Offer) -> None:
-        it, a = self._end_offer(offer)
-        it.declined.add(a.id)
-        self.stats.bump(it.queue, "missed")
-        self._events.append(OfferExpired(offer.id, it.id, a.id))
-        if self._unresponsive(a, offer):
-            self._change_presence(a, self.config.missed_offer_presence, "missed offer")
-        self._offer_closed(a)
-        self._requeue(it, "missed")
-
-    @staticmethod
-    def _unresponsive(a: AgentState, offer: Offer) -> bool:
-        """Only silence from an agent waiting for work marks them not-responding: not a late
-        answer (their desktop is there), not while on break or the like (they chose a status),
-        not while they handle work they accepted (busy, not absent)."""
-        return not offer.answered and a.presence is AVAILABLE and a.pending is None and not a.work
-
-    def _rescind(self, offer: Offer, reason: str) -> Item:
-        it, a = self._end_offer(offer)
-        self.stats.bump(it.queue, "rescinded")
-        self._events.append(OfferRescinded(offer.id, it.id, a.id, reason))
-        self._offer_closed(a)
-        if reason == "agent_offline":
-            self._requeue(it, reason)
-        return it
-
     # ------------------------------------------------------------------ offer outcomes
-
-    def _live_offer(
-        self, command: str, offer_id: str, agent_id: str, received_at: float | None
-    ) -> Offer | None:
-        """The offer if this answer may decide it. An answer counts from when the API received it
-        (``received_at``; now if unknown): in time even if processed after the expiry (the offer
-        is kept live ``answer_grace_seconds`` for it), too late if received after."""
-        offer = self._offers.get(offer_id)
-        problem = None
-        if offer is None:
-            problem = "offer is no longer live" if offer_id in self._ended_offers else "unknown offer"
-        elif offer.agent_id != agent_id:
-            problem = "offer belongs to another agent"
-        elif (self._now if received_at is None else received_at) > offer.expires_at:
-            offer.answered = True  # late, but their desktop answered: it expires as missed, no more
-            problem = "offer expired before the answer"
-        if problem is not None:
-            self._events.append(CommandRejected(command, offer_id, problem))
-            return None
-        return offer
 
     def accept(
         self, now: float, offer_id: str, agent_id: str, received_at: float | None = None
@@ -1036,10 +496,6 @@ class Engine:
 
     def longest_wait(self, queue: str, now: float) -> float:
         return self.stats.longest_wait(queue, now)
-
-    def _still_waiting(self, iid: str, token: int) -> bool:
-        it = self._items.get(iid)
-        return it is not None and it.status is WAITING and it.queue_token == token
 
     def explain(
         self,

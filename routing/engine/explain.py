@@ -65,7 +65,7 @@ def explain(
     }
     if routing.queue is None or routing.queue not in engine._queues:
         return out
-    from routing.engine.core import compile_target
+    from routing.engine.indexes import compile_target
 
     probe.required_skills = dict(routing.required_skills)
     probe.preferred, probe.preferred_required = routing.preferred_agent, routing.preferred_required
