@@ -18,7 +18,7 @@ One class, ``Engine``, built in layers, each a module that only calls the layers
     outcomes.py   command plumbing (clock, timers) and how offers end
     placement.py  rule-set routing: the step that applies to waiting work at its age
     matching.py   who gets offered what (the arrival and agent triggers)
-    indexes.py    the state, its indexes, and the primitives that keep them consistent
+    indexes.py    the state, its indexes, the primitives that keep them consistent, a snapshot
 
 They are base classes rather than helpers so the per-decision loops stay plain method calls on
 ``self`` (no extra indirection: routing/engine is benchmarked).
@@ -509,54 +509,6 @@ class Engine(Outcomes):
         who would be offered it, with reasons, and why the queue's other agents would not.
         Changes nothing (``now`` is only used to compute age and idle times)."""
         return explain.explain(self, dict(interaction_ctx), now, rule_set=rule_set, limit=limit)
-
-    def snapshot(self) -> dict[str, Any]:
-        """Everything, as plain data, for debugging and for tests' invariant checks."""
-        agents = {
-            a.id: {
-                "presence": a.presence.value,
-                "queues": list(a.queues),
-                "skills": dict(a.skills),
-                "languages": list(a.languages),
-                "capacity": a.capacity,
-                "channel_max": dict(a.channel_max),
-                "used": a.used,
-                "counts": dict(a.counts),
-                "offers": list(a.offers),
-                "work": list(a.work),
-                "pending": a.pending[0].value if a.pending else None,
-                "idle_since": a.idle_since,
-            }
-            for a in self._agents.values()
-        }
-        items = {
-            it.id: {
-                "status": it.status.value,
-                "queue": it.queue,
-                "channel": it.channel,
-                "priority": it.priority,
-                "virtual_start": it.vs,
-                "key": it.key,
-                "offer": it.offer.id if it.offer else None,
-                "offered_to": it.offer.agent_id if it.offer else None,
-                "agent": it.agent_id,
-                "declined": sorted(it.declined),
-                "preferred": it.preferred,
-                "preferred_required": it.preferred_required,
-                "required_skills": dict(it.required_skills),
-                "target": it.target,
-                "filter": it.filter_name,
-                "step": it.step_index,
-            }
-            for it in self._items.values()
-        }
-        blank = dict.fromkeys(("queue", "channel", "offer", "offered_to", "agent", "preferred", "target"))
-        for iid, status in self._finished.items():
-            items[iid] = {**blank, "status": status.value, "declined": [], "required_skills": {}}
-        waiting: dict[str, list[str]] = {q: [] for q in self._queues}
-        for it in sorted((i for i in self._items.values() if i.status is WAITING), key=lambda i: i.key):
-            waiting[it.queue].append(it.id)
-        return {"now": self._now, "agents": agents, "interactions": items, "waiting": waiting}
 
     @property
     def now(self) -> float:

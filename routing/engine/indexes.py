@@ -1,7 +1,9 @@
 """The engine's state and its indexes, and the primitives that keep them consistent.
 
-Nothing here decides anything: ``Matching`` (matching.py) reads these indexes to choose, and every
-layer above changes them only through these primitives.
+Nothing here decides anything: the layers above read these indexes to choose, and file or unfile
+waiting work and available agents only through these primitives (``_insert_item``,
+``_remove_item``, ``_reindex_agent``, mostly deferred to ``_flush``). ``snapshot`` reads it all back as plain
+data (debugging, and the tests' invariant checks).
 
 Indexes (W waiting interactions, A agents)
     work[(queue, channel)]          sorted list of waiting items by the key (see core.py)
@@ -229,3 +231,53 @@ class Indexes:
             a.idle_since = self._now
         self._stale[a.id] = a
         self._dirty_agents[a.id] = None
+
+    # ------------------------------------------------------------------ read side
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything, as plain data, for debugging and for tests' invariant checks."""
+        agents = {
+            a.id: {
+                "presence": a.presence.value,
+                "queues": list(a.queues),
+                "skills": dict(a.skills),
+                "languages": list(a.languages),
+                "capacity": a.capacity,
+                "channel_max": dict(a.channel_max),
+                "used": a.used,
+                "counts": dict(a.counts),
+                "offers": list(a.offers),
+                "work": list(a.work),
+                "pending": a.pending[0].value if a.pending else None,
+                "idle_since": a.idle_since,
+            }
+            for a in self._agents.values()
+        }
+        items = {
+            it.id: {
+                "status": it.status.value,
+                "queue": it.queue,
+                "channel": it.channel,
+                "priority": it.priority,
+                "virtual_start": it.vs,
+                "key": it.key,
+                "offer": it.offer.id if it.offer else None,
+                "offered_to": it.offer.agent_id if it.offer else None,
+                "agent": it.agent_id,
+                "declined": sorted(it.declined),
+                "preferred": it.preferred,
+                "preferred_required": it.preferred_required,
+                "required_skills": dict(it.required_skills),
+                "target": it.target,
+                "filter": it.filter_name,
+                "step": it.step_index,
+            }
+            for it in self._items.values()
+        }
+        blank = dict.fromkeys(("queue", "channel", "offer", "offered_to", "agent", "preferred", "target"))
+        for iid, status in self._finished.items():
+            items[iid] = {**blank, "status": status.value, "declined": [], "required_skills": {}}
+        waiting: dict[str, list[str]] = {q: [] for q in self._queues}
+        for it in sorted((i for i in self._items.values() if i.status is WAITING), key=lambda i: i.key):
+            waiting[it.queue].append(it.id)
+        return {"now": self._now, "agents": agents, "interactions": items, "waiting": waiting}
