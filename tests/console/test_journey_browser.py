@@ -8,7 +8,7 @@ from switchboard.auth.models import Role
 from switchboard.auth.service import create_user
 from switchboard.db import Database
 from switchboard.settings import PROJECT_ROOT
-from tests.experience.test_journey import _history
+from tests.experience.journey_history import lost_card_history
 from tests.helpers import TEST_PASSWORD, truncate_all
 from tests.live_app import (
     CHROMIUM,
@@ -32,7 +32,7 @@ async def test_supervisor_reads_a_topics_journeys_and_a_customers_line(
     settings = live_settings(backend_url, redis_handle.url, tmp_path, name="journeys")
     db = Database(backend_url, schema=settings.database_schema)
     await truncate_all(db)
-    ids = await _history(db)
+    ids = await lost_card_history(db)
     async with db.sessionmaker() as s:
         await create_user(
             s, username="sup-jo", display_name="Jo Supervisor", role=Role.SUPERVISOR, password=TEST_PASSWORD

@@ -10,50 +10,19 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from customers.models import ValueTier
 from experience.journey import topic_journeys
 from experience.resolution_rollup import ResolutionDaily, rebuild_resolution, resolution_between
-from interactions.states import Channel, State
+from interactions.states import Channel
 from switchboard.audit import AuditEntry
 from switchboard.auth.models import Role
 from switchboard.db import utcnow
-from tests.factories import make_agent, make_customer, make_queue, past_contact
+from tests.experience.journey_history import lost_card_history
 
 VOICE, CHAT, EMAIL = Channel.VOICE, Channel.CHAT, Channel.EMAIL
 
 
-async def _history(db):
-    """Lost-card journeys of four customers and a mortgage contact (days before now):
-
-    A (gold):  chat -20 abandoned, voice -19 by X             -> chat→voice, repeated, first not reached
-    B:         voice -15 by X                                  -> resolved first time
-    C:         voice -12 by Y, chat -10 by X                   -> voice→chat, repeated
-    D:         voice -2 by Y                                   -> still open (younger than 7 days)
-    E:         mortgage voice -14 by Y                         -> another topic
-    """
-    now = utcnow()
-    day = timedelta(days=1)
-    async with db.sessionmaker() as s:
-        cards = await make_queue(s, "cards")
-        x = await make_agent(s, name="Xena")
-        y = await make_agent(s, name="Yusuf")
-        a = await make_customer(s, value_tier=ValueTier.GOLD, segments=["senior"])
-        b, c, d, e = [await make_customer(s) for _ in range(4)]
-        lost = "lost_card"
-        await past_contact(
-            s, customer=a, at=now - 20 * day, topic=lost, channel=CHAT, state=State.ABANDONED, queue=cards
-        )
-        await past_contact(s, customer=a, at=now - 19 * day, topic=lost, agent=x, queue=cards)
-        await past_contact(s, customer=b, at=now - 15 * day, topic=lost, agent=x, queue=cards)
-        await past_contact(s, customer=c, at=now - 12 * day, topic=lost, agent=y, queue=cards)
-        await past_contact(s, customer=c, at=now - 10 * day, topic=lost, channel=CHAT, agent=x, queue=cards)
-        await past_contact(s, customer=d, at=now - 2 * day, topic=lost, agent=y, queue=cards)
-        await past_contact(s, customer=e, at=now - 14 * day, topic="mortgage", agent=y, queue=cards)
-        return {"a": a.id, "b": b.id, "x": x.display_name, "y": y.display_name}
-
-
 async def test_a_topics_funnel_paths_and_first_contact_resolution(db, client, make_user):
-    await _history(db)
+    await lost_card_history(db)
     _, headers = await make_user(Role.SUPERVISOR)
     response = await client.get(
         "/api/experience/journeys", params={"topic": "lost_card", "days": 30}, headers=headers
@@ -125,7 +94,7 @@ async def test_bad_filters_name_the_field_and_agents_are_refused(db, client, mak
 
 
 async def test_a_customers_line_is_in_time_order_with_repeats_and_the_read_is_audited(db, client, make_user):
-    ids = await _history(db)
+    ids = await lost_card_history(db)
     supervisor, headers = await make_user(Role.SUPERVISOR)
     response = await client.get(f"/api/customers/{ids['a']}/journey", headers=headers)
     assert response.status_code == 200, response.text
@@ -148,7 +117,7 @@ async def test_a_customers_line_is_in_time_order_with_repeats_and_the_read_is_au
 
 
 async def test_the_page_shows_the_funnel_and_exports_every_table(db, client, make_user):
-    await _history(db)
+    await lost_card_history(db)
     _, headers = await make_user(Role.SUPERVISOR)
     page = await client.get("/supervisor/journeys", params={"topic": "lost_card"}, headers=headers)
     assert page.status_code == 200, page.text
@@ -170,7 +139,7 @@ async def test_the_page_shows_the_funnel_and_exports_every_table(db, client, mak
 
 
 async def test_the_daily_rollup_sums_to_the_direct_computation_and_is_idempotent(db):
-    await _history(db)
+    await lost_card_history(db)
     now = utcnow()
     async with db.sessionmaker() as s:
         await rebuild_resolution(s, now=now)  # the first run backfills
@@ -189,7 +158,7 @@ def vars_of(row):
 
 
 async def test_the_experience_dashboard_shows_first_contact_resolution(db, client, make_user):
-    await _history(db)
+    await lost_card_history(db)
     async with db.sessionmaker() as s:
         await rebuild_resolution(s, now=utcnow())
     _, headers = await make_user(Role.SUPERVISOR)
@@ -202,4 +171,4 @@ async def test_the_experience_dashboard_shows_first_contact_resolution(db, clien
     assert page.status_code == 200, page.text
     queues = page.text[page.text.index('id="experience-fcr-queues"') :]
     # cards: 7 contacts (the mortgage one too), 5 judged, 4 resolved first time (80 %), 2 repeats.
-    assert "<th scope=\"row\">cards</th><td>7</td><td>5</td>" in queues and "80.0 %" in queues
+    assert '<th scope="row">cards</th><td>7</td><td>5</td>' in queues and "80.0 %" in queues

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -17,27 +16,10 @@ from switchboard.auth.models import Role
 from switchboard.events import PREFIX, agent_topic
 from tests.factories import make_agent
 from tests.workforce.history import HORIZON, seed_history
+from tests.workforce.schedule_week import MONDAY, local, requirement
 from workforce.schedule_models import ScheduledShift
 
-LONDON = ZoneInfo("Europe/London")
-MONDAY = date(2027, 1, 4)
 DAY = {"name": "day", "earliest_start_minute": 540, "latest_start_minute": 540, "length_minutes": 480}
-
-
-def local(day: date, hour: int, minute: int = 0) -> datetime:
-    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=LONDON).astimezone(UTC)
-
-
-def requirement(days: int, spans: list[tuple[int, int, int, int]]) -> list[int]:
-    start = local(MONDAY, 0)
-    slots = int((local(MONDAY + timedelta(days=days), 0) - start) / timedelta(minutes=15))
-    need = [0] * slots
-    for slot in range(slots):
-        at = (start + timedelta(minutes=15 * slot)).astimezone(LONDON)
-        for day, first, last, agents in spans:
-            if at.date() == MONDAY + timedelta(days=day) and first <= at.hour < last:
-                need[slot] = agents
-    return need
 
 
 async def floor(db, client, headers, agents: int = 2):

@@ -26,7 +26,7 @@ from tests.live_app import (
     sign_in,
     sign_in_to_desktop,
 )
-from tests.workforce.test_schedule_api import MONDAY, requirement
+from tests.workforce.schedule_week import MONDAY, requirement
 from workforce import schedule_service as svc
 from workforce.schedule_models import ScheduledShift
 
