@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from customers.models import Customer, Identity
-from customers.service import TIER_INPUT_FIELDS, dedupe, recompute_tier
+from customers.service import TIER_INPUT_FIELDS, dedupe, forget_merged_ids, recompute_tier
 from customers.timeline import append_event
 from customers.timeline_models import ActorType
 from switchboard.audit import record_audit
@@ -119,6 +119,7 @@ async def merge_customers(
     target.marketing_consent = target.marketing_consent and source.marketing_consent
     target.segments = dedupe([*target.segments, *source.segments])
     source.merged_into_id = target.id
+    forget_merged_ids(session)
 
     counts = {"identities": moved_identities.rowcount, "users": moved_users.rowcount}
     for name, mover in movers.items():

@@ -104,19 +104,33 @@ async def resolve_or_create_customer(
     return customer, identity, False
 
 
+MERGED_IDS_KEY = "customers.merged_ids"
+
+
 async def merged_customer_ids(session: AsyncSession, customer_id: uuid.UUID) -> list[uuid.UUID]:
     """The customer plus every profile merged into it (transitively).
 
     Timeline events are never rewritten: a merged profile's events keep their customer_id, and
     the survivor's cross-channel history is the union over this set.
     """
+    # Remembered for the session: one desktop render asks up to four times (timeline, history,
+    # thread, live 360) for the same customer, and merges are rare (a merge forgets it).
+    known: dict[uuid.UUID, list[uuid.UUID]] = session.info.setdefault(MERGED_IDS_KEY, {})
+    if customer_id in known:
+        return list(known[customer_id])
     ids = [customer_id]
     frontier = [customer_id]
     while frontier:
         rows = await session.scalars(select(Customer.id).where(Customer.merged_into_id.in_(frontier)))
         frontier = [r for r in rows if r not in ids]
         ids.extend(frontier)
-    return ids
+    known[customer_id] = ids
+    return list(ids)
+
+
+def forget_merged_ids(session: AsyncSession) -> None:
+    """After a merge in this session: the next ``merged_customer_ids`` reads again."""
+    session.info.pop(MERGED_IDS_KEY, None)
 
 
 def _placeholder_name(kind: IdentityKind, value: str) -> str:

@@ -7,7 +7,7 @@ from datetime import date, time, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from customers.merge import merge_customers
 from customers.models import Customer, Identity, IdentityKind, ValueTier
@@ -177,6 +177,8 @@ async def test_merge_repoints_everything_keeps_all_history_and_is_audited(sessio
     session.add(CustomerFeedback(interaction_id=s_interaction.id, customer_id=source.id, csat=4))
     await session.commit()
     before = {e.id: (e.customer_id, e.kind, e.data) for e in await _events(session, [target.id, source.id])}
+    # The session remembers the answer; the merge below must make it forget (asserted after it).
+    assert await merged_customer_ids(session, target.id) == [target.id]
 
     merged = await merge_customers(
         session, target_id=target.id, source_id=source.id, actor_id=None, movers=MOVERS
@@ -261,6 +263,29 @@ async def test_merge_chain_keeps_transitive_history(session) -> None:
     kinds = [e.kind for e in await _events(session, ids)]
     assert kinds.count("customer_created") == 3 and kinds.count("customer_merged") == 2
     assert "interaction_created" in kinds
+
+
+async def test_merged_ids_are_read_once_per_session(db) -> None:
+    """A desktop render asks for the same customer's merged ids up to four times: one read."""
+    async with db.sessionmaker() as s:
+        a, b = await make_customer(s), await make_customer(s)
+        await merge_customers(s, target_id=a.id, source_id=b.id, actor_id=None, movers=MOVERS)
+        await s.commit()
+    reads: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, many) -> None:  # type: ignore[no-untyped-def]
+        if "merged_into_id" in statement:
+            reads.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        async with db.sessionmaker() as s:
+            for _ in range(4):
+                assert set(await merged_customer_ids(s, a.id)) == {a.id, b.id}
+            await s.commit()
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+    assert len(reads) == 2  # a's merged profiles, then b's (none): the frontier, once
 
 
 # --- tiers ----------------------------------------------------------------------------------------
