@@ -199,7 +199,7 @@ async def set_wrap_up_code(
         )
     actor = interactions_service.Actor(ActorType.AGENT, str(agent_id))
     return await interactions_service.set_disposition(
-        session, interaction_id=interaction_id, disposition=code, actor=actor
+        session, interaction_id=interaction_id, disposition=code, actor=actor, read=context.interaction
     )
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from customers.models import Customer
@@ -292,14 +293,21 @@ async def set_disposition(
     actor: Actor,
     expected_version: int | None = None,
     now: datetime | None = None,
+    read: Interaction | None = None,
 ) -> Interaction:
-    """Record the wrap-up code; only while connected or in wrap-up. Also a compare-and-set."""
+    """Record the wrap-up code; only while connected or in wrap-up. Also a compare-and-set.
+
+    ``read``: the row as the caller's transaction has just read it (the desktop's ownership check),
+    not read again; the compare-and-set on its version refuses it if it has moved since."""
     now = now or utcnow()
     disposition = disposition.strip()
     if not 1 <= len(disposition) <= 80:
         raise Invalid("A disposition is 1-80 characters", field="disposition")
     await session.flush()
-    current = await get_interaction(session, interaction_id)
+    if read is not None and read.id == interaction_id:
+        current = read
+    else:
+        current = await get_interaction(session, interaction_id)
     if current.state not in DISPOSITION_STATES:
         raise Conflict(
             f"A disposition can be set only while connected or in wrap-up, not {current.state.value}",
@@ -333,7 +341,10 @@ async def set_disposition(
         now,
     )
     await session.flush()
-    return await get_interaction(session, interaction_id)
+    # The row is now exactly what was read plus these columns (the compare-and-set proved it).
+    for column, value in (("disposition", disposition), ("version", version + 1), ("updated_at", now)):
+        set_committed_value(current, column, value)
+    return current
 
 
 # --------------------------------------------------------------------------------------------

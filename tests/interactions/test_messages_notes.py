@@ -192,3 +192,40 @@ async def test_disposition_only_when_connected_or_wrap_up(session):
         )
     )
     assert kinds[-1] == "disposition_set"
+
+
+async def test_disposition_from_the_callers_read_is_refused_once_the_row_moved(db):
+    """The desktop passes the row its ownership check just read (no second read); if anything
+    wrote the interaction since, the compare-and-set refuses and nothing is written."""
+    actor = service.Actor(ActorType.AGENT, "a1")
+    async with db.sessionmaker() as s:
+        interaction = await walk_to(s, await new_interaction(s, enqueue=True), State.WRAP_UP)
+        iid, version = interaction.id, interaction.version
+        await s.commit()
+    async with db.sessionmaker() as s:
+        read = await service.get_interaction(s, iid)
+        await s.commit()
+        async with db.sessionmaker() as other:  # another writer moves the row meanwhile
+            await service.set_disposition(other, interaction_id=iid, disposition="first", actor=actor)
+            await other.commit()
+        with pytest.raises(Conflict):
+            await service.set_disposition(s, interaction_id=iid, disposition="stale", actor=actor, read=read)
+        await s.rollback()
+        fresh = await service.get_interaction(s, iid)
+        updated = await service.set_disposition(
+            s, interaction_id=iid, disposition="second", actor=actor, read=fresh
+        )
+        await s.commit()
+    assert updated.disposition == "second" and updated.version == version + 2
+    async with db.sessionmaker() as s:
+        stored = await service.get_interaction(s, iid)
+        events = list(
+            await s.scalars(
+                select(TimelineEvent.data)
+                .where(TimelineEvent.interaction_id == iid, TimelineEvent.kind == "disposition_set")
+                .order_by(TimelineEvent.id)
+            )
+        )
+        await s.commit()
+    assert (stored.disposition, stored.version) == ("second", version + 2)
+    assert [e["disposition"] for e in events] == ["first", "second"]
