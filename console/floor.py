@@ -5,9 +5,11 @@ whether they are out of adherence to the published schedule (``workforce.adheren
 agents scheduled now who are not signed in.
 
 A large floor is read once per process per second at most (``FloorCache``): every supervisor
-socket in the process filters and pages that one snapshot in memory, so 5,000 agents and many
-wallboards cost one set of reads a second, not one per socket. Filters: a queue (its members)
-and a team (``Agent.teams``; the queues are those the team's agents are members of)."""
+socket in the process pages that one snapshot in memory, so 5,000 agents and many wallboards cost
+one set of reads a second, not one per socket. The snapshot indexes its agents by team and by
+queue, and keeps each filter's agents and staffed counts once worked out (``Snapshot.filtered``):
+a view is then a slice of a list, not a scan of the floor. Filters: a queue (its members) and a
+team (``Agent.teams``; the queues are those the team's agents are members of)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from urllib.parse import urlencode
 
 from sqlalchemy import select
@@ -162,6 +165,15 @@ class QueueInfo:
 
 
 @dataclass(frozen=True)
+class Filtered:
+    """One filter's part of a snapshot: its agents (the snapshot's order) and queues."""
+
+    agents: list[SnapshotAgent]
+    names: list[str]  # the queues shown, by name
+    staffed: dict[str, int]  # per queue shown: its members among ``agents``
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """Everything the wallboard shows from SQL, for every filter, read in four queries."""
 
@@ -173,10 +185,71 @@ class Snapshot:
     # Today's published schedule per agent (workforce.adherence) and the names of those scheduled.
     planned: Mapping[uuid.UUID, list[Span]] = field(default_factory=dict)
     scheduled: Mapping[uuid.UUID, tuple[str, tuple[str, ...], datetime]] = field(default_factory=dict)
+    # When the reads began (monotonic): a change told before then is in the snapshot.
     taken_at: float = field(default_factory=time.monotonic)
+    # Each filter worked out once per snapshot (the sockets of a process share the snapshot).
+    _filtered: dict[tuple[str | None, str | None], Filtered] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    @cached_property
+    def by_team(self) -> Mapping[str, list[SnapshotAgent]]:
+        """The online agents of each team, in the snapshot's order (built once per snapshot)."""
+        index: dict[str, list[SnapshotAgent]] = {}
+        for a in self.online:
+            for team in set(a.teams):  # a team named twice is still one membership
+                index.setdefault(team, []).append(a)
+        return index
+
+    @cached_property
+    def by_queue(self) -> Mapping[str, list[SnapshotAgent]]:
+        """The online members of each queue, in the snapshot's order."""
+        index: dict[str, list[SnapshotAgent]] = {}
+        for a in self.online:
+            for name in a.queues:
+                index.setdefault(name, []).append(a)
+        return index
+
+    def filtered(self, queue: str | None, team: str | None) -> Filtered:
+        """The agents and queues one filter keeps, worked out on first use per snapshot."""
+        key = (queue, team)
+        found = self._filtered.get(key)
+        if found is not None:
+            return found
+        if queue is None and team is None:
+            agents = self.online
+        elif team is None:
+            agents = self.by_queue.get(str(queue), [])
+        elif queue is None:
+            agents = self.by_team.get(team, [])
+        else:  # both: walk the shorter list (each keeps the snapshot's order)
+            of_queue, of_team = self.by_queue.get(queue, []), self.by_team.get(team, [])
+            if len(of_queue) <= len(of_team):
+                agents = [a for a in of_queue if team in a.teams]
+            else:
+                agents = [a for a in of_team if queue in a.queues]
+        names = [q.name for q in self.queues]
+        if queue is not None:
+            names = [n for n in names if n == queue]
+        if team is not None:
+            served = self.team_queues.get(team, frozenset())
+            names = [n for n in names if n in served]
+        if queue is None and team is None:
+            staffed = {n: len(self.by_queue.get(n, ())) for n in names}
+        else:
+            staffed = {n: 0 for n in names}
+            for a in agents:
+                for n in a.queues:
+                    if n in staffed:
+                        staffed[n] += 1
+        found = Filtered(agents, names, staffed)
+        self._filtered[key] = found
+        return found
 
 
 async def load_snapshot(session: AsyncSession) -> Snapshot:
+    # Stamped before the first read: a notice that came while reading must not count as seen.
+    began = time.monotonic()
     queues = [
         QueueInfo(*row)
         for row in await session.execute(
@@ -240,6 +313,7 @@ async def load_snapshot(session: AsyncSession) -> Snapshot:
         work={k: tuple(sorted(v, key=lambda w: (w.wrapping, w.channel))) for k, v in work.items()},
         thresholds=await all_thresholds(session),
         team_queues={k: frozenset(v) for k, v in team_queues.items()},
+        taken_at=began,
     )
 
 
@@ -310,23 +384,9 @@ def view(
     page: int = 1,
     occupancy: Mapping[uuid.UUID, float] | None = None,
 ) -> Floor:
-    """The floor as one filter and page show it."""
-    agents = snap.online
-    if queue is not None:
-        agents = [a for a in agents if queue in a.queues]
-    if team is not None:
-        agents = [a for a in agents if team in a.teams]
-    names = [q.name for q in snap.queues]
-    if queue is not None:
-        names = [n for n in names if n == queue]
-    if team is not None:
-        served = snap.team_queues.get(team, frozenset())
-        names = [n for n in names if n in served]
-    staffed = {n: 0 for n in names}
-    for a in agents:
-        for n in a.queues:
-            if n in staffed:
-                staffed[n] += 1
+    """The floor as one filter and page show it (the filter from the snapshot's index)."""
+    kept = snap.filtered(queue, team)
+    agents, names, staffed = kept.agents, kept.names, kept.staffed
     info = {q.name: q for q in snap.queues}
     pages = max(1, math.ceil(len(agents) / PAGE_SIZE))
     page = min(max(page, 1), pages)

@@ -2,11 +2,13 @@
 ``FLOOR_TOPIC`` through the Redis fan-out: an agent's own state change (``routing.actions.
 set_presence``), what the engine changes about agents (``routing.host.persist.FLOOR_EVENTS``, one
 notice per commit) and the leader's queue figures when they change (``Leader.publish_stats``, at
-most once a second). Each supervisor socket, in any process, then pushes its page of the floor
-(its filters: queue, team, page) whole. The SQL is read once per process for all its sockets
-(``console.floor.FloorCache``, at most once a second; ``console.wallboard_history.HistoryCache``
-every 5 s), and each socket pushes at most once per ``MIN_PUSH_S`` (0.5 s): a burst of events folds
-into one render per client per ``MIN_PUSH_S``.
+most once a second). Any app process serves wallboards (the fan-out is Redis): each pushes its
+sockets their page of the floor (filters: queue, team, page) whole. The SQL is read once per
+process for all its sockets (``console.floor.FloorCache``, at most once a second;
+``console.wallboard_history.HistoryCache`` every 5 s), and a page is rendered once per push for
+every socket of the process showing it (``Wallboards``: one push loop per distinct view, at most
+once per ``MIN_PUSH_S`` = 0.5 s, the fragment handed to each of its sockets): a burst of events
+folds into one render per view per ``MIN_PUSH_S``, however many supervisors watch that view.
 
 Who may connect is decided first: Origin (a cross-site page must not ride on the cookie), then the
 session cookie and the supervisor role; a refusal is a close frame with an application code (4401
@@ -16,9 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
+import logging
 import time
-from dataclasses import replace
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,12 +39,15 @@ from switchboard.deps import SESSION_COOKIE, authenticated_user
 from switchboard.errors import Unauthorized
 from switchboard.events import FLOOR_TOPIC
 from switchboard.settings import Settings
+from switchboard.tasks import cancel_and_wait
 from switchboard.templating import templates
 
 router = APIRouter()
+log = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
+CLOSE_UNAVAILABLE = 1011  # the view's push loop failed (the database, say): the page reconnects
 REFRESH_S = 5.0  # the longest wait and time in state grow without an event: re-read this often
 # A burst of events folds into one push per socket per MIN_PUSH_S. Not a whole second: an event
 # just after a push would then reach the browser after 1 s plus the render, and the issue's promise
@@ -86,6 +94,14 @@ async def wallboard_context(
     app: Any, *, queue: str | None, team: str | None, page: int, fresh_after: float = 0.0
 ) -> dict[str, Any]:
     """What ``console/_floor.html`` renders, for one filter and page."""
+    context, _ = await _context(app, queue=queue, team=team, page=page, fresh_after=fresh_after)
+    return context
+
+
+async def _context(
+    app: Any, *, queue: str | None, team: str | None, page: int, fresh_after: float
+) -> tuple[dict[str, Any], float]:
+    """The context and when its floor was read (monotonic: every read began at or after it)."""
     floor_cache, history_cache = caches(app)
     client = app.state.redis_client
     now = utcnow()
@@ -95,27 +111,168 @@ async def wallboard_context(
     floor = replace(floor, agents=[replace(a, occupancy=occupancy.get(a.agent_id)) for a in floor.agents])
     history = await history_cache.get(now=now)
     raw = await client.get(stats_key())
-    return {
+    context = {
         "stats": json.loads(raw) if raw else None,
         "floor": floor,
         "history": history,
         "chart": json.dumps(history.chart(q.name for q in floor.queues)),
         "in_state": in_state,
     }
+    return context, snap.taken_at
 
 
-async def floor_fragment(websocket: WebSocket, *, fresh_after: float = 0.0) -> str:
-    params = websocket.query_params  # the page's filters (an unknown queue or team: empty)
-    context = await wallboard_context(
-        websocket.app,
-        queue=params.get("queue") or None,
-        team=params.get("team") or None,
-        page=_page(params.get("page")),
-        fresh_after=fresh_after,
-    )
-    return templates.get_template("console/_floor.html").render(
-        **context, pushed=datetime.now(UTC).isoformat()
-    )
+# ---------------------------------------------------------------------- shared views
+
+ViewKey = tuple[str | None, str | None, int]  # queue, team, page: what a socket is shown
+
+
+def view_key(params: Any) -> ViewKey:
+    """The socket's filters from its URL (the page's own; an unknown queue or team: empty)."""
+    return (params.get("queue") or None, params.get("team") or None, _page(params.get("page")))
+
+
+_renders = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    fragment: str
+    as_of: float  # monotonic: the floor behind it was read at or after this
+    number: int = field(default_factory=lambda: next(_renders))  # later renders, higher numbers
+
+
+class ViewEnded(Exception):
+    """The view's push loop stopped (it failed): its sockets close."""
+
+
+class Mailbox:
+    """One socket's next push: only the newest fragment waits (a slow socket skips older ones)."""
+
+    def __init__(self) -> None:
+        self._next: Rendered | None = None
+        self._given = 0  # the newest render handed over: an older one arriving late is dropped
+        self._ready = asyncio.Event()
+        self._ended = False
+
+    def put(self, rendered: Rendered) -> None:
+        if rendered.number > max(self._given, self._next.number if self._next else 0):
+            self._next = rendered
+            self._ready.set()
+
+    def end(self) -> None:
+        self._ended = True
+        self._ready.set()
+
+    async def take(self) -> Rendered:
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            if self._next is not None:
+                rendered, self._next = self._next, None
+                self._given = rendered.number
+                return rendered
+            if self._ended:
+                raise ViewEnded
+
+
+@dataclass(eq=False)
+class BoardView:
+    """One distinct view (filters and page) and the process's sockets showing it."""
+
+    key: ViewKey
+    mailboxes: set[Mailbox] = field(default_factory=set)
+    latest: Rendered | None = None
+    renders: int = 0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    task: asyncio.Task[None] | None = None
+
+
+class Wallboards:
+    """The process's live wallboards: one push loop per distinct view, one render per push for
+    all the sockets showing it. The loop subscribes to the floor notices while the view has
+    sockets and stops with the last one."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.views: dict[ViewKey, BoardView] = {}
+        self.renders = 0  # every render of every view (tests, profiles)
+
+    @contextlib.asynccontextmanager
+    async def watch(self, key: ViewKey) -> AsyncIterator[Mailbox]:
+        """A mailbox that gets ``key``'s pushes: a first one at once, then one per push cycle."""
+        mailbox = Mailbox()
+        board = self.views.get(key)
+        if board is None:  # the loop's first push is this socket's first
+            board = self.views[key] = BoardView(key)
+            board.mailboxes.add(mailbox)
+            board.task = asyncio.create_task(self._loop(board), name=f"wallboard-view-{key}")
+        else:  # joining: the view's last render if its floor is under max_age old, else a new one
+            board.mailboxes.add(mailbox)
+            try:
+                mailbox.put(await self._fragment(board, fresh_after=0.0))
+            except Exception:
+                board.mailboxes.discard(mailbox)
+                raise
+        try:
+            yield mailbox
+        finally:
+            board.mailboxes.discard(mailbox)
+            if not board.mailboxes:
+                if self.views.get(key) is board:
+                    del self.views[key]
+                await cancel_and_wait(board.task)
+
+    async def _fragment(self, board: BoardView, *, fresh_after: float) -> Rendered:
+        """The view rendered from a floor read after ``fresh_after`` and at most the floor
+        cache's max_age old: the last render if it is such, else a new one (one at a time)."""
+        max_age = caches(self.app)[0].max_age
+        async with board.lock:
+            latest = board.latest
+            if latest is None or latest.as_of < fresh_after or time.monotonic() - latest.as_of >= max_age:
+                queue, team, page = board.key
+                context, as_of = await _context(
+                    self.app, queue=queue, team=team, page=page, fresh_after=fresh_after
+                )
+                fragment = templates.get_template("console/_floor.html").render(
+                    **context, pushed=datetime.now(UTC).isoformat()
+                )
+                latest = board.latest = Rendered(fragment, as_of)
+                board.renders += 1
+                self.renders += 1
+            return latest
+
+    async def _loop(self, board: BoardView) -> None:
+        try:
+            async with self.app.state.event_hub.subscribe(FLOOR_TOPIC) as notices:
+                fresh_after = 0.0
+                while True:
+                    pushed = time.monotonic()
+                    rendered = await self._fragment(board, fresh_after=fresh_after)
+                    for mailbox in list(board.mailboxes):
+                        mailbox.put(rendered)
+                    try:
+                        await asyncio.wait_for(notices.get(), timeout=REFRESH_S)
+                        fresh_after = time.monotonic()  # the read must come after the change told of
+                    except TimeoutError:
+                        fresh_after = 0.0  # only the clocks moved: any snapshot under a second old will do
+                    # Batching: one render per MIN_PUSH_S at most; what arrives meanwhile folds in.
+                    await asyncio.sleep(max(MIN_PUSH_S - (time.monotonic() - pushed), 0.0))
+                    while not notices.empty():
+                        notices.get_nowait()
+        except Exception:
+            log.exception("wallboard view %s stopped", board.key)
+        finally:  # a failed view is forgotten (the next socket starts it afresh); its sockets close
+            if self.views.get(board.key) is board:
+                del self.views[board.key]
+            for mailbox in board.mailboxes:
+                mailbox.end()
+
+
+def wallboards(app: Any) -> Wallboards:
+    state = app.state
+    if getattr(state, "wallboards", None) is None:
+        state.wallboards = Wallboards(app)
+    return state.wallboards
 
 
 @router.websocket("/supervisor/ws")
@@ -125,13 +282,13 @@ async def wallboard_socket(websocket: WebSocket) -> None:
     if refusal is not None:
         await websocket.close(code=refusal[0], reason=refusal[1])
         return
-    async with websocket.app.state.event_hub.subscribe(FLOOR_TOPIC) as queue:
+    async with wallboards(websocket.app).watch(view_key(websocket.query_params)) as mailbox:
         receiver = asyncio.create_task(_drain_client(websocket), name="wallboard-ws-receive")
-        pusher = asyncio.create_task(_push(websocket, queue), name="wallboard-ws-push")
+        sender = asyncio.create_task(_send(websocket, mailbox), name="wallboard-ws-send")
         try:
-            await asyncio.wait({receiver, pusher}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({receiver, sender}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (receiver, pusher):
+            for task in (receiver, sender):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
                     await task
@@ -145,24 +302,17 @@ async def _drain_client(websocket: WebSocket) -> None:
         await websocket.receive_text()
 
 
-async def _push(websocket: WebSocket, queue: asyncio.Queue[dict[str, object]]) -> None:
+async def _send(websocket: WebSocket, mailbox: Mailbox) -> None:
     token = websocket.cookies.get(SESSION_COOKIE, "")
-    fresh_after = 0.0
     while True:
+        try:
+            rendered = await mailbox.take()
+        except ViewEnded:
+            await websocket.close(code=CLOSE_UNAVAILABLE, reason="wallboard unavailable")
+            return
         try:  # the process's user cache: a session ended (sign-out, disabled) stops the pushes
             await authenticated_user(websocket, token)  # type: ignore[arg-type]
         except Unauthorized:
             await websocket.close(code=CLOSE_UNAUTHENTICATED, reason="session ended")
             return
-        # The first push brings what changed since the page was rendered.
-        pushed = time.monotonic()
-        await websocket.send_text(await floor_fragment(websocket, fresh_after=fresh_after))
-        try:
-            await asyncio.wait_for(queue.get(), timeout=REFRESH_S)
-            fresh_after = time.monotonic()  # the read must come after the change it was told of
-        except TimeoutError:
-            fresh_after = 0.0  # only the clocks moved: any snapshot under a second old will do
-        # Batching: one render per MIN_PUSH_S per socket at most; what arrives meanwhile folds in.
-        await asyncio.sleep(max(MIN_PUSH_S - (time.monotonic() - pushed), 0.0))
-        while not queue.empty():
-            queue.get_nowait()
+        await websocket.send_text(rendered.fragment)

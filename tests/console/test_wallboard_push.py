@@ -134,10 +134,17 @@ async def test_a_chat_starting_to_wait_shows_within_a_second_and_a_half(floor: F
 
 async def test_a_filtered_wallboard_pushes_its_queue_only(floor: Floor) -> None:
     """The page's ?queue= filter reaches the socket: a wallboard on "loans" (no members) is pushed
-    the same notices but shows neither Kim nor the "cards" queue."""
+    the same notices but shows neither Kim nor the "cards" queue. Two sockets on the same view
+    ("cards", its first page, asked for in two spellings) are pushed one render: the same text."""
     loans_url = floor.url + "?queue=loans"
-    async with websockets.connect(loans_url, additional_headers=floor.headers, open_timeout=5) as loans:
-        await _quiet(loans)
+    cards_urls = [floor.url + "?queue=cards", floor.url + "?queue=cards&page=1"]
+    async with (
+        websockets.connect(loans_url, additional_headers=floor.headers, open_timeout=5) as loans,
+        websockets.connect(cards_urls[0], additional_headers=floor.headers, open_timeout=5) as cards,
+        websockets.connect(cards_urls[1], additional_headers=floor.headers, open_timeout=5) as same,
+    ):
+        for ws in (loans, cards, same):
+            await _quiet(ws)
         presence = {"presence": "available"}
         available = await floor.api.post("/api/routing/presence", json=presence, headers=floor.kim)
         assert available.status_code in (200, 202), available.text
@@ -145,3 +152,7 @@ async def test_a_filtered_wallboard_pushes_its_queue_only(floor: Floor) -> None:
         fragment = await asyncio.wait_for(loans.recv(), 2.0)
         assert 'id="queue-loans"' in fragment
         assert "Kim Agent" not in fragment and 'id="queue-cards"' not in fragment
+        shown = [await _pushed_until(ws, r"Kim Agent</th><td>available", 2.0) for ws in (cards, same)]
+        assert shown[0] == shown[1]  # one render (its data-pushed-at to the microsecond) for both
+        assert 'id="queue-cards"' in shown[0] and 'id="queue-loans"' not in shown[0]
+        assert shown[0] != fragment
