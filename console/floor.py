@@ -193,6 +193,11 @@ class Snapshot:
     )
 
     @cached_property
+    def online_ids(self) -> frozenset[uuid.UUID]:
+        """Who is signed in (the absent are the scheduled not in it): once per snapshot, not per view."""
+        return frozenset(a.id for a in self.online)
+
+    @cached_property
     def by_team(self) -> Mapping[str, list[SnapshotAgent]]:
         """The online agents of each team, in the snapshot's order (built once per snapshot)."""
         index: dict[str, list[SnapshotAgent]] = {}
@@ -413,10 +418,9 @@ def view(
                 asked,
             )
         )
-    online = {a.id for a in snap.online}
     absent = []
     for agent_id, (name, teams, off_since) in snap.scheduled.items():
-        if agent_id in online or (team is not None and team not in teams):
+        if agent_id in snap.online_ids or (team is not None and team not in teams):
             continue
         lasted, _ = _out_of_adherence(snap.planned.get(agent_id), Presence.OFFLINE, off_since, now)
         if lasted is not None:
