@@ -6,9 +6,10 @@ most once a second). Any app process serves wallboards (the fan-out is Redis): e
 sockets their page of the floor (filters: queue, team, page) whole. The SQL is read once per
 process for all its sockets (``console.floor.FloorCache``, at most once a second;
 ``console.wallboard_history.HistoryCache`` every 5 s), and a page is rendered once per push for
-every socket of the process showing it (``Wallboards``: one push loop per distinct view, at most
-once per ``MIN_PUSH_S`` = 0.5 s, the fragment handed to each of its sockets): a burst of events
-folds into one render per view per ``MIN_PUSH_S``, however many supervisors watch that view.
+every socket of the process showing it (``Wallboards``: one push cycle per process at most once per
+``MIN_PUSH_S`` = 0.5 s, one floor read and one render per distinct view in it, the fragment handed
+to each socket on that view): a burst of events folds into one cycle per ``MIN_PUSH_S``, however
+many supervisors watch.
 
 Who may connect is decided first: Origin (a cross-site page must not ride on the cookie), then the
 session cookie and the supervisor role; a refusal is a close frame with an application code (4401
@@ -184,43 +185,46 @@ class BoardView:
     latest: Rendered | None = None
     renders: int = 0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    task: asyncio.Task[None] | None = None
 
 
 class Wallboards:
-    """The process's live wallboards: one push loop per distinct view, one render per push for
-    all the sockets showing it. The loop subscribes to the floor notices while the view has
-    sockets and stops with the last one."""
+    """The process's live wallboards: one push cycle for all of them, one render per distinct
+    view per cycle handed to every socket showing it.
+
+    One cycle for every view, not a loop per view: the views then want the same floor (read after
+    the same notice), so a cycle costs one floor read however many views there are. Loops of their
+    own drift out of phase, and under load each came to want a read of its own. The loop runs while
+    any socket watches and stops with the last one."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
         self.views: dict[ViewKey, BoardView] = {}
         self.renders = 0  # every render of every view (tests, profiles)
+        self.cycles = 0
+        self._task: asyncio.Task[None] | None = None
 
     @contextlib.asynccontextmanager
     async def watch(self, key: ViewKey) -> AsyncIterator[Mailbox]:
         """A mailbox that gets ``key``'s pushes: a first one at once, then one per push cycle."""
         mailbox = Mailbox()
         board = self.views.get(key)
-        if board is None:  # the loop's first push is this socket's first
+        if board is None:
             board = self.views[key] = BoardView(key)
-            board.mailboxes.add(mailbox)
-            board.task = asyncio.create_task(self._loop(board), name=f"wallboard-view-{key}")
-        else:  # joining: the view's last render if its floor is under max_age old, else a new one
-            board.mailboxes.add(mailbox)
-            try:
-                mailbox.put(await self._fragment(board, fresh_after=0.0))
-            except Exception:
-                board.mailboxes.discard(mailbox)
-                raise
+        board.mailboxes.add(mailbox)
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="wallboard-push")
         try:
+            # The first push: the view's last render if its floor is under max_age old (a
+            # socket joining a view already shown), else one made now.
+            mailbox.put(await self._fragment(board, fresh_after=0.0))
             yield mailbox
         finally:
             board.mailboxes.discard(mailbox)
-            if not board.mailboxes:
-                if self.views.get(key) is board:
-                    del self.views[key]
-                await cancel_and_wait(board.task)
+            if not board.mailboxes and self.views.get(key) is board:
+                del self.views[key]
+            if not self.views and self._task is not None:
+                task, self._task = self._task, None  # a socket arriving now starts a new loop
+                await cancel_and_wait(task)
 
     async def _fragment(self, board: BoardView, *, fresh_after: float) -> Rendered:
         """The view rendered from a floor read after ``fresh_after`` and at most the floor
@@ -241,31 +245,50 @@ class Wallboards:
                 self.renders += 1
             return latest
 
-    async def _loop(self, board: BoardView) -> None:
+    async def _push(self, fresh_after: float) -> None:
+        """One cycle: every view rendered (from one floor read) and handed to its sockets."""
+        boards = list(self.views.values())
+        outcomes = await asyncio.gather(
+            *(self._fragment(b, fresh_after=fresh_after) for b in boards), return_exceptions=True
+        )
+        self.cycles += 1
+        for board, outcome in zip(boards, outcomes, strict=True):
+            if isinstance(outcome, Rendered):
+                for mailbox in list(board.mailboxes):
+                    mailbox.put(outcome)
+            elif isinstance(outcome, Exception):  # this view's sockets close; the others go on
+                log.error("wallboard view %s failed", board.key, exc_info=outcome)
+                if self.views.get(board.key) is board:
+                    del self.views[board.key]
+                for mailbox in board.mailboxes:
+                    mailbox.end()
+            else:  # a cancellation: ours
+                raise outcome
+
+    async def _loop(self) -> None:
         try:
             async with self.app.state.event_hub.subscribe(FLOOR_TOPIC) as notices:
                 fresh_after = 0.0
                 while True:
                     pushed = time.monotonic()
-                    rendered = await self._fragment(board, fresh_after=fresh_after)
-                    for mailbox in list(board.mailboxes):
-                        mailbox.put(rendered)
+                    await self._push(fresh_after)
                     try:
                         await asyncio.wait_for(notices.get(), timeout=REFRESH_S)
                         fresh_after = time.monotonic()  # the read must come after the change told of
                     except TimeoutError:
                         fresh_after = 0.0  # only the clocks moved: any snapshot under a second old will do
-                    # Batching: one render per MIN_PUSH_S at most; what arrives meanwhile folds in.
+                    # Batching: one cycle per MIN_PUSH_S at most; what arrives meanwhile folds in.
                     await asyncio.sleep(max(MIN_PUSH_S - (time.monotonic() - pushed), 0.0))
                     while not notices.empty():
                         notices.get_nowait()
         except Exception:
-            log.exception("wallboard view %s stopped", board.key)
-        finally:  # a failed view is forgotten (the next socket starts it afresh); its sockets close
-            if self.views.get(board.key) is board:
-                del self.views[board.key]
-            for mailbox in board.mailboxes:
-                mailbox.end()
+            log.exception("wallboard push loop stopped")
+            # Every socket closes (the page reconnects); the next one starts afresh.
+            for board in self.views.values():
+                for mailbox in board.mailboxes:
+                    mailbox.end()
+            self.views.clear()
+            self._task = None
 
 
 def wallboards(app: Any) -> Wallboards:

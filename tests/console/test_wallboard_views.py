@@ -211,6 +211,7 @@ async def test_sockets_share_one_render_per_view_and_each_sees_only_its_own(app:
             )
             await s.commit()
         renders_before = {key: v.renders for key, v in board.views.items()}
+        reads_before, cycles_before = caches(app)[0].reads, board.cycles
         await publish(app.state.redis_client, FLOOR_TOPIC, {"agent_id": str(moved.id), "presence": "break"})
         pushed = {name: await _next(boxes[name], first[name]) for name in boxes}
 
@@ -218,6 +219,8 @@ async def test_sockets_share_one_render_per_view_and_each_sees_only_its_own(app:
         assert pushed["north-1"] is pushed["north-1-again"]
         for key, v in board.views.items():
             assert v.renders == renders_before[key] + 1, key
+        # One push cycle for the process's five views, on one read of the floor (not one each).
+        assert (board.cycles, caches(app)[0].reads) == (cycles_before + 1, reads_before + 1)
         # Each socket its own view, nobody else's: distinct views, distinct renders and rows.
         distinct = {id(pushed[name]) for name in pushed}
         assert len(distinct) == 5
