@@ -1,9 +1,13 @@
 """The one place that touches python-jose and argon2.
 
-Passwords: argon2 costs ~170-200 ms of CPU per hash or check on the reference machine. The app
-calls the ``*_off_loop`` forms, which run it on a small pool of low-priority threads: argon2-cffi
-releases the GIL while hashing, so the event loop keeps serving every socket of the process during
-a login (on the loop, each login froze them all for ~200 ms).
+Passwords: argon2id with OWASP's recommended minimum (19 MiB of memory, 2 passes, 1 lane): ~27 ms
+of CPU per hash or check on the reference machine. argon2-cffi's default (RFC 9106's low-memory
+profile, 64 MiB, 3 passes, 4 lanes) costs ~217 ms, so 1,000 agents signing in at shift start
+needed ~3.6 CPU-minutes in one minute, more than a two-core app host has; at this cost they need
+~0.5 of a core. A hash made with other parameters (the old default) still verifies and is replaced
+at the user's next successful sign-in (``password_needs_rehash``). The app calls the
+``*_off_loop`` forms, which run argon2 on a small pool of low-priority threads: argon2-cffi releases
+the GIL while hashing, so the event loop keeps serving every socket of the process during a login.
 
 Tokens: HS256 only (a fixed list, so ``alg: none`` and algorithm-confusion tokens are refused),
 ``exp``/``iat``/``sub``/``aud``/``iss`` required, at most 30 s of clock leeway.
@@ -39,11 +43,26 @@ if TYPE_CHECKING:
 ALGORITHMS = ["HS256"]
 LEEWAY_SECONDS = 30
 
-_hasher = PasswordHasher()
+# OWASP Password Storage Cheat Sheet, argon2id: "a minimum configuration of 19 MiB of memory, an
+# iteration count of 2, and 1 degree of parallelism".
+PASSWORD_HASH_PARAMETERS: dict[str, int] = {"time_cost": 2, "memory_cost": 19 * 1024, "parallelism": 1}
+_hasher = PasswordHasher(
+    time_cost=PASSWORD_HASH_PARAMETERS["time_cost"],
+    memory_cost=PASSWORD_HASH_PARAMETERS["memory_cost"],
+    parallelism=PASSWORD_HASH_PARAMETERS["parallelism"],
+)
 
 
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
+
+
+def password_needs_rehash(password_hash: str) -> bool:
+    """Made with other parameters than today's (checked after a successful verification)."""
+    try:
+        return _hasher.check_needs_rehash(password_hash)
+    except InvalidHashError:
+        return False
 
 
 def verify_password(password_hash: str, password: str) -> bool:
@@ -64,7 +83,7 @@ def _lower_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASH_THREAD_NICENESS)
 
 
-# One thread per core: more would only queue inside the kernel and hold 64 MiB of argon2 memory each.
+# One thread per core: more would only queue inside the kernel and hold argon2's memory each.
 _hash_pool = ThreadPoolExecutor(
     max_workers=os.cpu_count() or 1, thread_name_prefix="argon2", initializer=_lower_priority
 )

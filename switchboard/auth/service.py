@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from switchboard.audit import record_audit
 from switchboard.auth.models import Role, User
@@ -15,6 +16,7 @@ from switchboard.security import (
     DUMMY_PASSWORD_HASH,
     hash_password_off_loop,
     issue_token,
+    password_needs_rehash,
     verify_password_off_loop,
 )
 from switchboard.settings import Settings
@@ -58,7 +60,25 @@ async def authenticate(session: AsyncSession, *, username: str, password: str) -
         return None
     if not user.is_active or not await verify_password_off_loop(user.password_hash, password):
         return None
+    if password_needs_rehash(user.password_hash):
+        await _rehash(session, user, password)
     return user
+
+
+async def _rehash(session: AsyncSession, user: User, password: str) -> None:
+    """Replace a hash made with older parameters, now that the password is known to be right. Only
+    if the hash is still the one checked (a password changed meanwhile wins); sessions stay valid."""
+    old_hash = user.password_hash
+    new_hash = await hash_password_off_loop(password)
+    result = await session.execute(
+        update(User)
+        .where(User.id == user.id, User.password_hash == old_hash)
+        .values(password_hash=new_hash)
+        .execution_options(synchronize_session=False)
+    )
+    await session.commit()
+    if result.rowcount == 1:  # type: ignore[attr-defined]
+        set_committed_value(user, "password_hash", new_hash)
 
 
 async def authenticate_throttled(
