@@ -41,6 +41,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import redis.asyncio as aioredis
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -56,15 +58,18 @@ from bench.common import (  # noqa: E402
 )
 from bench.desktop_setup import (  # noqa: E402
     PASSWORD,
+    REDIS_URL,
     drop_schema,
     free_port,
     prepare,
     redis_server_pid,
     rss_mb,
+    start_engine,
     start_server,
     wait_ready,
 )
 from switchboard.gcfreeze import freeze_long_lived, keep_frozen  # noqa: E402
+from switchboard.redis import rkey  # noqa: E402
 
 IN_FLIGHT = 32  # concurrent API POSTs per app process
 
@@ -81,6 +86,11 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0, help="interactions POSTed per second")
     parser.add_argument("--seconds", type=float, default=15.0, help="length of the measured run")
     parser.add_argument("--app-processes", type=int, default=1, help="identical app processes (one leads)")
+    parser.add_argument(
+        "--engine-process",
+        action="store_true",
+        help="the routing engine in a process of its own (switchboard engine); the apps run without one",
+    )
     parser.add_argument(
         "--no-accept", action="store_true", help="offers only: nobody accepts (the old figure)"
     )
@@ -119,8 +129,16 @@ async def main() -> None:
     secret = secrets.token_urlsafe(48)
     origin = "https://desk.bench.example"
     ports = [free_port() for _ in range(args.app_processes)]
-    servers = [start_server(p, schema, secret, origin, args.ws_deflate, args.server_log) for p in ports]
-    print("server pids:", " ".join(str(p.pid) for p in servers), file=sys.stderr, flush=True)
+    no_engine = {"SWITCHBOARD_ROUTING_ENGINE": "false"} if args.engine_process else None
+    servers = [
+        start_server(p, schema, secret, origin, args.ws_deflate, args.server_log, extra_env=no_engine)
+        for p in ports
+    ]
+    # Measured like the app processes (CPU, run-queue wait), listed after them.
+    processes = (
+        [*servers, start_engine(schema, secret, origin, args.server_log)] if args.engine_process else servers
+    )
+    print("server pids:", " ".join(str(p.pid) for p in processes), file=sys.stderr, flush=True)
     run = Run(args, ports)
     results: dict[str, Any] = {
         "app_processes": len(servers),
@@ -135,11 +153,11 @@ async def main() -> None:
     try:
         roles = [await wait_ready(p) for p in ports]
         for _ in range(100):
-            if "leader" in roles:
+            if "leader" in roles or (args.engine_process and await engine_leads()):
                 break
             await asyncio.sleep(0.2)
             roles = [await wait_ready(p) for p in ports]
-        results["engine_roles"] = roles
+        results["engine_roles"] = [*roles, "engine process"] if args.engine_process else roles
 
         # Sign-in at shift start: login form, desktop page, socket, "available".
         desks = [AgentDesk(run, ports[i % len(ports)], f"bench{i:05d}") for i in range(args.agents)]
@@ -271,7 +289,7 @@ async def main() -> None:
         client_gc = asyncio.create_task(keep_frozen())
 
         redis_pid = redis_server_pid()
-        pids = [s.pid for s in servers]
+        pids = [s.pid for s in processes]
 
         def cpu_now() -> list[float]:
             """App processes..., PostgreSQL, Redis, this client (CPU seconds so far)."""
@@ -364,9 +382,9 @@ async def main() -> None:
         await asyncio.gather(*socket_tasks, return_exceptions=True)
         for pool in run.pools.values():
             pool.close()
-        for server in servers:
+        for server in processes:
             server.send_signal(signal.SIGTERM)
-        for server in servers:
+        for server in processes:
             try:
                 server.wait(timeout=20)
             except subprocess.TimeoutExpired:
@@ -374,6 +392,15 @@ async def main() -> None:
         await drop_schema(schema)
 
     report(args, results)
+
+
+async def engine_leads() -> bool:
+    """A host (the engine process) holds the routing lease."""
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        return await client.get(rkey("engine", "default", "lease")) is not None
+    finally:
+        await client.aclose()
 
 
 async def more_sockets(

@@ -112,6 +112,34 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def production_env(
+    schema: str, secret: str, origin: str, extra_env: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The settings the README's Production section gives every process, in the bench's schema."""
+    return {
+        **os.environ,
+        "SWITCHBOARD_ENVIRONMENT": "production",
+        "SWITCHBOARD_DATABASE_URL": PG_URL,
+        "SWITCHBOARD_DATABASE_SCHEMA": schema,
+        "SWITCHBOARD_REDIS_URL": REDIS_URL,
+        "SWITCHBOARD_SECRET_KEY": secret,
+        "SWITCHBOARD_COOKIE_SECURE": "true",
+        "SWITCHBOARD_ALLOWED_ORIGINS": json.dumps([origin]),
+        **(extra_env or {}),  # the create bench measures the API alone (engine off)
+    }
+
+
+def start_engine(schema: str, secret: str, origin: str, log_dir: Path | None = None) -> subprocess.Popen:
+    """``switchboard engine``: a routing-engine host in a process of its own (no web server)."""
+    out: Any = subprocess.DEVNULL
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        out = (log_dir / "engine.log").open("w")
+    env = production_env(schema, secret, origin)
+    command = [sys.executable, "-m", "switchboard", "engine"]
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
 def start_server(
     port: int,
     schema: str,
@@ -125,17 +153,7 @@ def start_server(
 ) -> subprocess.Popen:
     """One app process as the README's Production section runs it: its uvicorn command line and
     its settings (production, a random secret, secure cookies, the desktop's origin); nothing else."""
-    env = {
-        **os.environ,
-        "SWITCHBOARD_ENVIRONMENT": "production",
-        "SWITCHBOARD_DATABASE_URL": PG_URL,
-        "SWITCHBOARD_DATABASE_SCHEMA": schema,
-        "SWITCHBOARD_REDIS_URL": REDIS_URL,
-        "SWITCHBOARD_SECRET_KEY": secret,
-        "SWITCHBOARD_COOKIE_SECURE": "true",
-        "SWITCHBOARD_ALLOWED_ORIGINS": json.dumps([origin]),
-        **(extra_env or {}),  # the create bench measures the API alone (engine off)
-    }
+    env = production_env(schema, secret, origin, extra_env)
     command = [sys.executable, "-m", "uvicorn", "--factory", "switchboard.app:create_app"]
     command += ["--host", "127.0.0.1", "--port", str(port)]
     command += extra_args

@@ -134,6 +134,38 @@ def wire_sessions(db: Database, redis_client: aioredis.Redis) -> None:
     publish_after_commit(db, redis_client)
 
 
+async def run_engine(settings: Settings) -> None:
+    """A routing-engine host with no web server (``switchboard engine``), until cancelled.
+
+    The app runs a host in every process by default; a busy app process then makes the engine's
+    commands wait behind its requests (one event loop). A deployment can instead run app processes
+    with ``SWITCHBOARD_ROUTING_ENGINE=false`` and two or more of these (one leads, the others stand
+    by): the engine's decisions no longer queue behind HTTP and socket work. Same lease, same SQL,
+    same streams: any mix of hosts in app processes and here elects one leader per partition.
+    """
+    db = Database(settings.resolved_database_url, echo=settings.sql_echo, schema=settings.database_schema)
+    handle = open_redis(settings.redis_url, settings.data_dir)
+    client = handle.async_client()
+    wire_sessions(db, client)  # its timeline events go live to desktops, as from an app process
+    host = EngineHost(
+        db,
+        handle.async_client(),
+        lease_ttl_ms=settings.engine_lease_ms,
+        desktop_grace_seconds=settings.desktop_grace_seconds,
+        gc_freeze=settings.gc_freeze,
+    )
+    if settings.gc_freeze:
+        freeze_long_lived()
+    task = asyncio.create_task(host.run(), name="routing-engine")
+    try:
+        await asyncio.shield(task)  # a stop cancels this wait, not the host: it stops itself below
+    finally:
+        await host.stop()
+        await _finish(task)
+        await _bounded(handle.close(), "Redis")  # its clients, and the embedded server if any
+        await db.dispose()
+
+
 def create_app(settings: Settings | None = None, *, redis_handle: RedisHandle | None = None) -> FastAPI:
     """Build the app. Tests pass their own settings and an already-open Redis handle."""
     settings = settings or settings_or_exit()

@@ -99,6 +99,13 @@ def dialer(settings: Settings) -> None:
     asyncio.run(_until_signal(run_dialer(settings)))
 
 
+def engine(settings: Settings) -> None:
+    """A routing-engine host without the web app (``switchboard.app.run_engine``)."""
+    from switchboard.app import run_engine
+
+    asyncio.run(_until_signal(run_engine(settings)))
+
+
 def traffic(settings: Settings) -> None:
     """Simulated customers (chat, voice through the carrier simulator, email by SMTP) until SIGTERM."""
     from demo.traffic import run_traffic
@@ -207,6 +214,11 @@ def main(argv: list[str] | None = None) -> None:
     seed_parser = sub.add_parser("seed", help="seed the demo bank (only into an empty database)")
     seed_parser.add_argument("--force", action="store_true", help="seed even if data exists")
     sub.add_parser("serve", help="run the web app")
+    sub.add_parser(
+        "engine",
+        help="run a routing-engine host alone, no web server (app processes then run with "
+        "SWITCHBOARD_ROUTING_ENGINE=false)",
+    )
     worker_parser = sub.add_parser("worker", help="run an RQ worker")
     worker_parser.add_argument("--burst", action="store_true", help="drain the queues, then exit")
     sub.add_parser("smtp", help="run the inbound SMTP listener (and the outbound sink in demo)")
@@ -221,6 +233,8 @@ def main(argv: list[str] | None = None) -> None:
         print("seeded" if seed(settings, force=args.force) else "database already has data; not seeded")
     elif args.command == "serve":
         serve(settings)
+    elif args.command == "engine":
+        engine(settings)
     elif args.command == "worker":
         worker(settings, burst=args.burst)
     elif args.command == "smtp":
