@@ -48,11 +48,50 @@ async def resolve_or_create_customer(
 ) -> tuple[Customer, Identity, bool]:
     """The customer behind an identity, creating both if unknown. Returns (customer, identity, created).
     ``now``: the creating request's clock (the interaction's ``created_at``), stamped on new rows.
+    (Creating an interaction plans the same rows in ``interactions.create_plan``.)
+    """
+    value = normalise_identity(kind, raw_value, default_region=default_region, field=field)
+    now = now or utcnow()
+    customer, identity, created = await resolve_or_insert_customer(
+        session,
+        kind=kind,
+        value=value,
+        new_customer={
+            "id": new_id(),
+            "display_name": display_name or placeholder_name(kind, value),
+            "language": language or "en",
+            "created_at": now,
+            "updated_at": now,
+        },
+        new_identity={"id": new_id(), "kind": kind, "value": value, "created_at": now},
+    )
+    if created:
+        append_event(
+            session,
+            customer_id=customer.id,
+            kind="customer_created",
+            actor_type=ActorType.SYSTEM,
+            data=customer_created_data(kind, value),
+            at=now,
+        )
+    return customer, identity, created
+
+
+async def resolve_or_insert_customer(
+    session: AsyncSession,
+    *,
+    kind: IdentityKind,
+    value: str,
+    new_customer: dict[str, Any],
+    new_identity: dict[str, Any],
+) -> tuple[Customer, Identity, bool]:
+    """The customer holding the (normalised) identity, else ``new_customer`` and ``new_identity``
+    inserted (the identity's ``customer_id`` is the new customer's). Returns (customer, identity,
+    created); the caller writes the ``customer_created`` event.
 
     Safe under concurrency: the unique (kind, value) index decides the race inside a SAVEPOINT,
     and the loser reads the winner's row. A merged customer resolves to the surviving profile.
     """
-    value = normalise_identity(kind, raw_value, default_region=default_region, field=field)
     # The owner through its identity in one query (its identities come with it, selectin): the
     # hot path of every inbound contact from a known customer.
     customer = await session.scalar(
@@ -67,18 +106,11 @@ async def resolve_or_create_customer(
             assert identity is not None
     else:
         # Ids up front so both rows go in one flush (customers before identities, by the FK).
-        now = now or utcnow()
-        new_customer = Customer(
-            id=new_id(),
-            display_name=display_name or _placeholder_name(kind, value),
-            language=language or "en",
-            created_at=now,
-            updated_at=now,
-        )
+        created = Customer(**new_customer)
         try:
             async with session.begin_nested():
-                session.add(new_customer)
-                identity = Identity(customer_id=new_customer.id, kind=kind, value=value, created_at=now)
+                session.add(created)
+                identity = Identity(**{**new_identity, "customer_id": created.id})
                 session.add(identity)
                 await session.flush()
         except IntegrityError:
@@ -88,20 +120,17 @@ async def resolve_or_create_customer(
             identity = found
             customer = await session.get(Customer, identity.customer_id)
         else:
-            append_event(
-                session,
-                customer_id=new_customer.id,
-                kind="customer_created",
-                actor_type=ActorType.SYSTEM,
-                data={"identity": {"kind": kind.value, "value": value}},
-                at=now,
-            )
-            return new_customer, identity, True
+            return created, identity, True
     assert customer is not None
     while customer.merged_into_id is not None:  # identities are re-pointed on merge; belt and braces
         customer = await session.get(Customer, customer.merged_into_id)
         assert customer is not None
     return customer, identity, False
+
+
+def customer_created_data(kind: IdentityKind, value: str) -> dict[str, Any]:
+    """The ``customer_created`` event's data: the identity the customer was created for."""
+    return {"identity": {"kind": kind.value, "value": value}}
 
 
 MERGED_IDS_KEY = "customers.merged_ids"
@@ -133,7 +162,7 @@ def forget_merged_ids(session: AsyncSession) -> None:
     session.info.pop(MERGED_IDS_KEY, None)
 
 
-def _placeholder_name(kind: IdentityKind, value: str) -> str:
+def placeholder_name(kind: IdentityKind, value: str) -> str:
     if kind is IdentityKind.PHONE:
         return f"Caller {value[-4:]}"
     if kind is IdentityKind.EMAIL:

@@ -17,6 +17,7 @@ from customers.identity import normalise_identity
 from customers.models import Customer
 from customers.service import find_identity
 from interactions import idempotency, lean_create, service
+from interactions.create_plan import CreatePlan, plan_create
 from interactions.models import ActorType, Interaction, MessageSender
 from interactions.schemas import (
     DispositionUpdate,
@@ -104,33 +105,32 @@ async def _create(request: Request, body: InteractionCreate, user: User) -> Resp
             raise Invalid("An agent's outbound interaction is not queued", field="enqueue")
     claim = idempotency.claim_from(request.headers, scope=CREATE_SCOPE, owner=f"user:{user.id}", body=body)
     # An agent's create goes through the ORM path: it must show a reason for an existing customer.
-    if not db.is_sqlite and not is_agent:
-        if claim is not None:
-            async with db.sessionmaker() as session:
-                first = await idempotency.replayed(session, claim)
-                if first is not None:
-                    return await _replay(session, first)
-                await session.commit()  # an expired key it deleted
-        agent_id = None
-        if is_agent:
-            agent_id = lean_create.agent_required(await lean_create.agent_of_user(db.engine, user.id))
-        try:
-            created = await lean_create.create(
-                db.engine,
-                data=body,
-                actor_type=ActorType.AGENT if is_agent else ActorType.SUPERVISOR,
-                actor_id=str(user.id),
-                default_region=settings.default_phone_region,
-                agent_id=agent_id,
-                claim=claim,
-            )
-        except lean_create.Fallback:
-            pass  # nothing was written: the ORM path below decides the race (a key's included)
-        else:
-            await lean_create.announce(state.redis_client, created)
-            return _created(created.body, created.interaction_id)
+    if db.is_sqlite or is_agent:
+        async with db.sessionmaker() as session:
+            return await _create_through_orm(session, request, body, user, claim, None)
+    if claim is not None:
+        async with db.sessionmaker() as session:
+            first = await idempotency.replayed(session, claim)
+            if first is not None:
+                return await _replay(session, first)
+            await session.commit()  # an expired key it deleted
+    # ONE plan, executed by the statement or, when it hands back, by the ORM path.
+    plan = plan_create(
+        body,
+        actor_type=ActorType.SUPERVISOR,
+        actor_id=str(user.id),
+        default_region=settings.default_phone_region,
+        claim=claim,
+    )
+    try:
+        created = await lean_create.execute(db.engine, plan)
+    except lean_create.Fallback:
+        pass  # nothing was written: the ORM path below decides the race (a key's included)
+    else:
+        await lean_create.announce(state.redis_client, created)
+        return _created(created.body, created.interaction_id)
     async with db.sessionmaker() as session:
-        return await _create_through_orm(session, request, body, user, claim)
+        return await _create_through_orm(session, request, body, user, claim, plan)
 
 
 CREATE_SCOPE = "interactions"
@@ -268,29 +268,37 @@ async def _create_through_orm(
     body: InteractionCreate,
     user: User,
     claim: idempotency.Claim | None,
+    plan: CreatePlan | None,
 ) -> Response:
-    """SQLite, and the rare PostgreSQL request the lean statement hands back (see lean_create)."""
+    """SQLite, agents, and the rare PostgreSQL request the statement hands back (its ``plan``)."""
 
     async def create() -> tuple[Interaction, uuid.UUID]:
-        viewer = await viewer_for(session, user)
-        agent_id: uuid.UUID | None = None
-        if user.role is Role.AGENT:
-            agent_id = await agent_id_for_user(session, user.id)
-            await _agent_may_contact(session, body, agent_id, request.app.state.settings.default_phone_region)
-        interaction = await service.create_interaction(
-            session,
-            data=body,
-            actor=viewer.actor,
-            default_region=request.app.state.settings.default_phone_region,
-            agent_id=agent_id,
-            savepoint=False,  # any error below rolls the whole request transaction back
-        )
+        nonlocal plan
+        if plan is None:
+            viewer = await viewer_for(session, user)
+            agent_id: uuid.UUID | None = None
+            if user.role is Role.AGENT:
+                agent_id = await agent_id_for_user(session, user.id)
+                await _agent_may_contact(
+                    session, body, agent_id, request.app.state.settings.default_phone_region
+                )
+            plan = plan_create(
+                body,
+                actor_type=viewer.actor.type,
+                actor_id=viewer.actor.id,
+                default_region=request.app.state.settings.default_phone_region,
+                agent_id=agent_id,
+                claim=claim,
+            )
+        # savepoint=False: any error below rolls the whole request transaction back.
+        interaction = await service.execute_plan(session, plan, savepoint=False)
         return interaction, interaction.id
 
     async def replay(interaction_id: uuid.UUID) -> Interaction:
         return await service.get_interaction(session, interaction_id)
 
-    interaction, replayed = await idempotency.once(session, claim, create, replay)
+    # The plan carries the key row (recorded with the interaction), so ``once`` does not record it.
+    interaction, replayed = await idempotency.once(session, claim, create, replay, record=False)
     if not replayed and interaction.state is State.QUEUED:
         await routing_commands.notify_enqueued(request.app.state.redis_client, interaction.id)
     read = (await service.read_models(session, [interaction]))[0]

@@ -7,7 +7,8 @@ the chat start):
 2. ``replayed`` looks the key up first: the interaction it made (a replay), None (a new key), or
    422 naming the header when the same key came with a different body (as Stripe answers).
 3. The create inserts the key row in the SAME transaction / statement as the interaction
-   (``row_params``; the ORM path through ``record``, the lean statement in one of its CTEs).
+   (``row_params``: the chat start and tickets through ``record_key``, the interaction create through
+   its plan, ``interactions.create_plan``, which both of its writers execute).
 4. Two requests racing with one key both pass step 2; the primary key (scope, owner, key) lets
    one commit and fails the other, which rolls back everything it wrote and goes to step 2 again,
    now a replay. A database fact, so it holds across processes and across an engine fail-over
@@ -141,7 +142,7 @@ def row_params(claim: Claim, interaction_id: uuid.UUID, now: datetime) -> dict[s
     }
 
 
-async def record(
+async def record_key(
     session: AsyncSession, claim: Claim, interaction_id: uuid.UUID, *, now: datetime | None = None
 ) -> None:
     """Insert the key row in the create's transaction; a racing twin makes the flush (or the
@@ -155,18 +156,21 @@ async def once(
     claim: Claim | None,
     create: Callable[[], Awaitable[tuple[T, uuid.UUID]]],
     replay: Callable[[uuid.UUID], Awaitable[T]],
+    *,
+    record: bool = True,
 ) -> tuple[T, bool]:
     """The plan on an ORM session: ``create`` (returning its result and the interaction it made)
     and commit, at most once per key; else ``replay`` the first request's interaction. Returns
-    (result, replayed). Without a claim, just ``create`` and commit."""
+    (result, replayed). Without a claim, just ``create`` and commit. ``record=False``: ``create``
+    inserts the key row itself (a create plan carries it: ``interactions.create_plan``)."""
     if claim is not None:
         first = await replayed(session, claim)
         if first is not None:
             return await replay(first), True
     try:
         result, interaction_id = await create()
-        if claim is not None:
-            await record(session, claim, interaction_id)
+        if claim is not None and record:
+            await record_key(session, claim, interaction_id)
         await session.commit()
     except IntegrityError:
         if claim is None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import enum
 import json
 import uuid
 from collections.abc import Sequence
@@ -24,9 +23,11 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from customers.models import Customer
-from customers.service import merged_customer_ids, resolve_or_create_customer
+from customers.service import merged_customer_ids, resolve_or_insert_customer
 from customers.timeline import append_event
-from interactions.models import ActorType, Interaction, Message, MessageSender, TimelineEvent
+from interactions import idempotency
+from interactions.create_plan import CreatePlan, plan_create
+from interactions.models import ActorType, IdempotencyKey, Interaction, Message, MessageSender, TimelineEvent
 from interactions.schemas import (
     MAX_MESSAGE_CHARS,
     MAX_NOTE_CHARS,
@@ -36,11 +37,11 @@ from interactions.schemas import (
     InteractionFilters,
     InteractionRead,
 )
-from interactions.states import TERMINAL_STATES, Direction, State, can_transition
-from switchboard.db import new_id, utcnow
+from interactions.states import TERMINAL_STATES, State, can_transition, transition_data
+from switchboard.db import utcnow
 from switchboard.errors import Conflict, Invalid, NotFound
 from switchboard.pii import mask_card_numbers
-from workforce.models import Agent, Queue
+from workforce.models import Queue
 
 MAX_PAGE = 200
 
@@ -71,10 +72,6 @@ TRANSITION_CHANGEABLE = frozenset(
     }
 )
 
-# Timeline convention: an event whose data names an agent under this key involved that agent in
-# the interaction, which makes it visible to them for good (DESIGN §6 "offered or assigned").
-AGENT_KEY = "agent_id"
-
 # Disposition (wrap-up code) is set while the agent still works the interaction.
 DISPOSITION_STATES = frozenset({State.CONNECTED, State.WRAP_UP})
 
@@ -104,94 +101,81 @@ async def create_interaction(
     agent_id: uuid.UUID | None = None,
     now: datetime | None = None,
     savepoint: bool = True,
+    claim: idempotency.Claim | None = None,
 ) -> Interaction:
-    """Resolve the customer, create the interaction and (by default for inbound) queue it.
+    """Resolve the customer, create the interaction and (by default for inbound) queue it: the
+    plan of ``interactions.create_plan``, executed here (``execute_plan``).
 
-    Validation runs before any write, and all writes happen inside a SAVEPOINT, so a failure
-    leaves neither a half-written interaction nor an orphan customer, whatever the caller does next.
-    ``savepoint=False`` is for a caller that rolls its whole transaction back on any error (the
-    API: it commits only on success), which saves the SAVEPOINT / RELEASE round trips.
-    ``agent_id`` attaches an agent from the start (an agent-initiated outbound contact).
+    ``agent_id`` attaches an agent from the start (an agent-initiated outbound contact);
+    ``claim``: the request's Idempotency-Key, stored with the interaction.
     """
-    now = now or utcnow()
-    queue_id: uuid.UUID | None = None
+    plan = plan_create(
+        data,
+        actor_type=actor.type,
+        actor_id=actor.id,
+        default_region=default_region,
+        agent_id=agent_id,
+        now=now,
+        claim=claim,
+    )
+    return await execute_plan(session, plan, savepoint=savepoint)
+
+
+async def execute_plan(session: AsyncSession, plan: CreatePlan, *, savepoint: bool = True) -> Interaction:
+    """The ORM writer of a create plan (every database; lean_create is PostgreSQL's other one).
+
+    The references are checked before any write, and all writes happen inside a SAVEPOINT, so a
+    failure leaves neither a half-written interaction nor an orphan customer, whatever the caller
+    does next. ``savepoint=False`` is for a caller that rolls its whole transaction back on any
+    error (the API: it commits only on success), which saves the SAVEPOINT / RELEASE round trips.
+    """
     queue: Queue | None = None
-    if data.queue is not None:
+    if plan.queue is not None:
         # The row, not just its id: it stays in the session, so read_models needs no query for it.
-        queue = await session.scalar(select(Queue).where(Queue.name == data.queue))
-        if queue is None:
-            raise Invalid(f"Unknown queue {data.queue!r}", field="queue")
-        queue_id = queue.id
-    for link in ("parent_id", "callback_of_id", "follow_up_of_id"):
-        linked = getattr(data, link)
-        if linked is not None and await session.get(Interaction, linked) is None:
-            raise Invalid(f"No interaction {linked}", field=link)
-    if agent_id is not None and await session.get(Agent, agent_id) is None:
-        raise Invalid(f"No agent {agent_id}", field="agent_id")
-    enqueue = data.enqueue if data.enqueue is not None else data.direction is Direction.INBOUND
+        queue = await session.scalar(select(Queue).where(Queue.name == plan.queue))
+    for ref in plan.references:
+        if ref.model is Queue:
+            found: Any = queue if ref.value == plan.queue else await session.scalar(
+                select(Queue).where(Queue.name == ref.value)
+            )
+        else:
+            found = await session.get(ref.model, ref.value)
+        if found is None:
+            raise Invalid(ref.message, field=ref.field)
 
     async with session.begin_nested() if savepoint else contextlib.nullcontext():
-        # Normalises (and rejects a malformed phone/email) before it writes anything.
-        customer, identity, _ = await resolve_or_create_customer(
+        customer, _, created = await resolve_or_insert_customer(
             session,
-            kind=data.identity.kind,
-            raw_value=data.identity.value,
-            default_region=default_region,
-            display_name=data.customer_name,
-            language=data.language,
-            field="identity.value",
-            now=now,
+            kind=plan.kind,
+            value=plan.identity_value,
+            new_customer=plan.new_customer_row(),
+            new_identity=plan.new_identity_row(plan.new_customer_id),
         )
-        interaction = Interaction(
-            # The id up front: the events can then reference the row in the same flush (the unit
-            # of work inserts interactions before timeline_events, by their foreign key).
-            id=new_id(),
-            customer_id=customer.id,
-            channel=data.channel,
-            direction=data.direction,
-            # A brand-new row cannot race anyone: created -> queued is applied before the INSERT
-            # (one INSERT, no UPDATE), with the same bookkeeping and events transition() writes.
-            state=State.QUEUED if enqueue else State.CREATED,
-            version=2 if enqueue else 1,
-            queued_at=now if enqueue else None,
-            priority=data.priority,
-            queue_id=queue_id,
-            required_skills=dict(data.required_skills),
-            agent_id=agent_id,
-            subject=data.subject,
-            topic=data.topic,
-            language=data.language or customer.language,
-            contact_identity={"kind": identity.kind.value, "value": identity.value},
-            attributes=dict(data.attributes),
-            parent_id=data.parent_id,
-            callback_of_id=data.callback_of_id,
-            follow_up_of_id=data.follow_up_of_id,
-            created_at=now,
-            virtual_start_at=now,
-            updated_at=now,
-        )
+        row = plan.interaction_row(customer.id, queue.id if queue is not None else None)
+        row["language"] = plan.language(customer.language)
+        # The id up front: the events can then reference the row in the same flush (the unit of
+        # work inserts interactions before timeline_events, by their foreign key).
+        interaction = Interaction(**row)
         session.add(interaction)
-        created_data: dict[str, Any] = {
-            "channel": data.channel.value,
-            "direction": data.direction.value,
-            "identity": interaction.contact_identity,
-            "queue": data.queue,
-            "priority": data.priority,
-        }
-        if agent_id is not None:
-            created_data[AGENT_KEY] = str(agent_id)
-        _event(session, interaction, "interaction_created", actor, created_data, now)
-        if enqueue:
-            assert can_transition(State.CREATED, State.QUEUED)
-            _event(
+        for event in plan.events:
+            if event.only_for_a_new_customer and not created:
+                continue
+            append_event(
                 session,
-                interaction,
-                "state_changed",
-                actor,
-                transition_data(State.CREATED, State.QUEUED, None, 2, {}, agent_id),
-                now,
+                customer_id=customer.id,
+                interaction_id=interaction.id if event.of_interaction else None,
+                kind=event.kind,
+                channel=event.channel,
+                actor_type=event.actor_type,
+                actor_id=event.actor_id,
+                data=event.data,
+                at=plan.now,
             )
         await session.flush()
+        if plan.key_row is not None:
+            # After the interaction's flush: a foreign key alone does not order a flush.
+            session.add(IdempotencyKey(**plan.key_row))
+            await session.flush()
     _keep(session, customer, *([queue] if queue is not None else []))
     return interaction
 
@@ -603,41 +587,6 @@ def _checked_changes(changes: dict[str, Any] | None) -> dict[str, Any]:
         if key not in TRANSITION_CHANGEABLE:
             raise Invalid(f"{key!r} cannot be changed by a transition", field=f"changes.{key}")
     return dict(changes)
-
-
-def transition_data(
-    from_state: State,
-    to_state: State,
-    reason: str | None,
-    version: int,
-    changes: dict[str, Any],
-    agent_id: uuid.UUID | None,
-) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "from": from_state.value,
-        "to": to_state.value,
-        "reason": reason,
-        "version": version,
-    }
-    if changes:
-        data["changes"] = {k: _json_safe(v) for k, v in changes.items()}
-    if agent_id is not None:
-        data[AGENT_KEY] = str(agent_id)
-    return data
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def _event(

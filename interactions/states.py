@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import enum
+import uuid
+from datetime import datetime
+from typing import Any
 
 
 class Channel(enum.StrEnum):
@@ -56,3 +59,42 @@ def can_transition(current: State, target: State) -> bool:
 def illegal_transitions() -> list[tuple[State, State]]:
     """Every (from, to) pair that is not allowed, self-loops included."""
     return [(a, b) for a in State for b in State if b not in TRANSITIONS[a]]
+
+
+# Timeline convention: an event whose data names an agent under this key involved that agent in
+# the interaction, which makes it visible to them for good (DESIGN §6 "offered or assigned").
+AGENT_KEY = "agent_id"
+
+def transition_data(
+    from_state: State,
+    to_state: State,
+    reason: str | None,
+    version: int,
+    changes: dict[str, Any],
+    agent_id: uuid.UUID | None,
+) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "from": from_state.value,
+        "to": to_state.value,
+        "reason": reason,
+        "version": version,
+    }
+    if changes:
+        data["changes"] = {k: _json_safe(v) for k, v in changes.items()}
+    if agent_id is not None:
+        data[AGENT_KEY] = str(agent_id)
+    return data
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value

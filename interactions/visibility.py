@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from customers.models import Customer
 from customers.service import merged_customer_ids
 from interactions.models import ActorType, Interaction, TimelineEvent
-from interactions.service import AGENT_KEY, Actor, get_interaction
-from interactions.states import TERMINAL_STATES
+from interactions.service import Actor, get_interaction
+from interactions.states import AGENT_KEY, TERMINAL_STATES
 from switchboard.audit import record_customer_read
 from switchboard.auth.models import Role, User
 from switchboard.errors import NotFound

@@ -50,7 +50,7 @@ def lean_outcomes(monkeypatch: pytest.MonkeyPatch, db: Any) -> list[str]:
     """What each call of the lean statement came to ("created", "fallback", "invalid"); on
     PostgreSQL the API must go through it, on SQLite never."""
     outcomes: list[str] = []
-    real = lean_create.create
+    real = lean_create.execute
 
     async def recording(*args: Any, **kwargs: Any) -> Any:
         try:
@@ -64,7 +64,7 @@ def lean_outcomes(monkeypatch: pytest.MonkeyPatch, db: Any) -> list[str]:
         outcomes.append("created")
         return created
 
-    monkeypatch.setattr(lean_create, "create", recording)
+    monkeypatch.setattr(lean_create, "execute", recording)
     return outcomes
 
 
