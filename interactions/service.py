@@ -135,8 +135,10 @@ async def execute_plan(session: AsyncSession, plan: CreatePlan, *, savepoint: bo
         queue = await session.scalar(select(Queue).where(Queue.name == plan.queue))
     for ref in plan.references:
         if ref.model is Queue:
-            found: Any = queue if ref.value == plan.queue else await session.scalar(
-                select(Queue).where(Queue.name == ref.value)
+            found: Any = (
+                queue
+                if ref.value == plan.queue
+                else await session.scalar(select(Queue).where(Queue.name == ref.value))
             )
         else:
             found = await session.get(ref.model, ref.value)

@@ -65,6 +65,7 @@ def illegal_transitions() -> list[tuple[State, State]]:
 # the interaction, which makes it visible to them for good (DESIGN §6 "offered or assigned").
 AGENT_KEY = "agent_id"
 
+
 def transition_data(
     from_state: State,
     to_state: State,

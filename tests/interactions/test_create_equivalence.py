@@ -8,6 +8,9 @@ from the same rows (a fixed clock, fixed ids for what was there before), one sha
 and known customer, an identity still on a merged profile, unknown queue, linked interactions
 (present and missing), an agent's outbound contact (present and missing agent), not queued, and
 two failures at once. Each refusing shape fails if its check goes missing from either path.
+Both paths execute one plan (``interactions.create_plan``); ``test_create_plan`` runs them through
+the API over every create shape, and ``test_without_the_agent_check_both_writers_fail`` here
+removes the one step the API cannot show (agents' own contacts take the ORM path alone).
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from customers.models import Customer, Identity, IdentityKind
-from interactions import lean_create, service
+from interactions import create_plan, lean_create, service
 from interactions.models import ActorType, Interaction, TimelineEvent
 from interactions.schemas import InteractionCreate
 from interactions.states import Channel, Direction, State
@@ -293,3 +297,18 @@ def _differences(lean: Any, orm: Any, path: str = "") -> list[str]:
             for d in _differences(a, b, f"{path}[{i}]")
         ]
     return [] if lean == orm else [f"{path}: lean {lean!r} != orm {orm!r}"]
+
+
+async def test_without_the_agent_check_both_writers_fail(
+    pg_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Mutation: the plan without its agent check; a missing agent is then no 422 on either writer
+    (the foreign key refuses the row: the ORM path raises, the statement hands back)."""
+    (shape,) = [s for s in SHAPES if s.name == "missing agent"]
+    assert (await _outcome(pg_db, shape, lean=True)).refused == "agent_id"
+    steps = tuple(s for s in create_plan.CREATE_STEPS if s.name != create_plan.AGENT_EXISTS)
+    monkeypatch.setattr(create_plan, "CREATE_STEPS", steps)
+    lean = await _outcome(pg_db, shape, lean=True)
+    assert lean.refused is None and lean.handed_back
+    with pytest.raises(IntegrityError):
+        await _outcome(pg_db, shape, lean=False)
