@@ -48,7 +48,7 @@ def model_row(model: type[Base], values: dict[str, Any]) -> dict[str, Any]:
     None. The ORM writer builds its object from it and the SQL writer inserts it as a record, so
     a column the ORM would fill by default is not forgotten by the statement."""
     row: dict[str, Any] = {}
-    for column in model.__table__.columns:  # type: ignore[attr-defined]
+    for column in model.__table__.columns:
         if column.key in values:
             row[column.key] = values[column.key]
         elif column.default is None:
@@ -74,7 +74,7 @@ class Reference:
 
     @property
     def table(self) -> str:
-        return self.model.__tablename__  # type: ignore[attr-defined, no-any-return]
+        return self.model.__tablename__
 
 
 @dataclass(frozen=True, slots=True)
