@@ -1,6 +1,8 @@
 """Putting a rule-set version live, and moving waiting work to it: what the JSON routes and the rules
 editor's pages both call. Each change commits with its audit entry, then tells the running engine
-(``RuleSetPublished``: it re-reads the live version; no restart)."""
+(``RuleSetPublished``: it re-reads the live version; no restart). The notice is best effort: with
+Redis down the change is still made (SQL is the truth) and the engine finds it on its next
+reconcile pass, so the supervisor is told it is live, not a 503 for a change that was saved."""
 
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ async def publish(
     """Make ``version`` live (audited in the same transaction), then tell the engine."""
     row = await service.publish(session, version=version, actor_id=actor.id)
     await session.commit()
-    await commands.send(engine.redis, commands.RuleSetPublished())
+    await commands.notify_rules_changed(engine.redis)
     return row
 
 
@@ -33,7 +35,7 @@ async def rollback(
     """Put an earlier published version live again (audited), then tell the engine."""
     row = await service.rollback(session, to_version=to_version, actor_id=actor.id)
     await session.commit()
-    await commands.send(engine.redis, commands.RuleSetPublished())
+    await commands.notify_rules_changed(engine.redis)
     return row
 
 

@@ -305,6 +305,15 @@ async def send(
     return request_id
 
 
+async def notify_rules_changed(client: aioredis.Redis) -> None:
+    """Tell the engine another rule-set version is live. Best effort: the version is committed in
+    SQL, and the engine's reconcile pass (every few seconds) or its next take-over reads it anyway."""
+    try:
+        await send(client, RuleSetPublished())
+    except (aioredis.ConnectionError, aioredis.TimeoutError, OSError):
+        log.warning("could not tell the routing engine of the new rule set; reconcile will find it")
+
+
 async def notify_enqueued(client: aioredis.Redis, interaction_id: object) -> None:
     """Tell the engine a queued interaction exists. Best effort by design: if Redis is down the
     interaction is already committed as queued, and the engine's reconcile pass routes it anyway."""

@@ -25,7 +25,7 @@ from routing.host.rebuild import refresh_agent, refresh_memberships, restore_hel
 from routing.host.supervise import move, reprioritise
 from routing.host.transfer import transfer
 from routing.rules import RuleSet
-from routing.service import get_version, live_rule_set
+from routing.service import get_version, live_rule_set, live_version_number
 from switchboard import commands
 from switchboard.commands import (
     Abandon,
@@ -243,11 +243,26 @@ async def _cancel_consult(leader: Leader, command: CancelConsult) -> Result:
 async def _rule_set_published(leader: Leader, command: RuleSetPublished) -> Result:
     """New arrivals use the new version; waiting work stays pinned to the one that routed it."""
     async with leader.host.db.sessionmaker() as session:
-        await sync_queues(session, leader.floor)  # a new version may use a queue added since
-        rule_set = await live_rule_set(session, partition=leader.host.partition)
-    if rule_set is not None:
-        leader.engine.set_rule_set(rule_set)
+        await follow_live_rule_set(leader, session)
     return {"ok": True}
+
+
+async def follow_live_rule_set(leader: Leader, session: AsyncSession, *, if_changed: bool = False) -> bool:
+    """Route new arrivals by the version live in SQL (its queues synced first: a new version may
+    use a queue added since). ``if_changed``: only when it is not the one routing already (the
+    reconcile pass's check, for a publish whose notice was lost). True when a version was set."""
+    partition = leader.host.partition
+    if (
+        if_changed
+        and await live_version_number(session, partition=partition) == leader.engine.rule_set_version
+    ):
+        return False
+    await sync_queues(session, leader.floor)
+    rule_set = await live_rule_set(session, partition=partition)
+    if rule_set is None:
+        return False
+    leader.engine.set_rule_set(rule_set)
+    return True
 
 
 @handles(QueuesChanged)

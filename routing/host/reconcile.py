@@ -18,7 +18,7 @@ from interactions.states import State
 from routing import heartbeats
 from routing.engine.events import Event
 from routing.host import arrivals
-from routing.host.dispatch import adopt
+from routing.host.dispatch import adopt, follow_live_rule_set
 from routing.host.errors import DecisionRefused
 from routing.host.leader import Leader
 from routing.host.rebuild import sync_queues
@@ -46,6 +46,13 @@ async def reconcile(leader: Leader) -> None:
     async with db.sessionmaker() as session:
         # Queues a supervisor added: arrivals sync only for a queue id they do not know.
         await sync_queues(session, leader.floor)
+        # A version published while its notice could not reach us (Redis down, or the notice
+        # lost): SQL says which is live, and new arrivals follow it from now on.
+        if await follow_live_rule_set(leader, session, if_changed=True):
+            log.info(
+                "routing engine: rule-set version %s is live (found by reconcile)",
+                leader.engine.rule_set_version,
+            )
         rows = await _WAITING.rows(session, {})
     missing = [
         str(i)

@@ -11,13 +11,15 @@ from contextlib import asynccontextmanager
 from httpx import ASGITransport, AsyncClient, Response
 from sqlalchemy import func, select, update
 
+from demo.rules import DEFAULT_RULE_SET
 from interactions.models import Interaction
 from interactions.states import State
-from routing.models import Offer, OfferState
+from routing import service as routing_service
+from routing.models import Offer, OfferState, RoutingPartition
 from switchboard.app import create_app
 from switchboard.auth.models import Role
 from switchboard.redis import start_embedded, stop_embedded
-from tests.factories import available_agent, make_offer, queued_chat
+from tests.factories import available_agent, demo_catalogue, make_offer, queued_chat
 from tests.helpers import eventually, running_host
 from workforce.models import Agent, Presence
 from workforce.presence_log import PresenceChange
@@ -55,6 +57,12 @@ async def test_redis_down_is_503_and_nothing_half_saved(settings, db, make_user,
         await s.commit()
         offer_id = offer.id
 
+    await demo_catalogue(db)
+    _, supervisor = await make_user(Role.SUPERVISOR)
+    async with db.sessionmaker() as s:
+        body = DEFAULT_RULE_SET.model_dump(mode="json", exclude={"version"})
+        draft = (await routing_service.create_draft(s, body=body, comment="", actor_id=None)).version
+        await s.commit()
     # The app's own Redis server, which this test stops (the shared one stays up for the others).
     own = start_embedded(tmp_path / "redis")
     try:
@@ -68,6 +76,10 @@ async def test_redis_down_is_503_and_nothing_half_saved(settings, db, make_user,
             _unavailable(await client.post(f"/api/routing/interactions/{held}/complete", headers=headers))
             away = {"presence": "break", "reason": "lunch"}
             _unavailable(await client.post("/api/routing/presence", json=away, headers=headers))
+            # A rule set is SQL's alone: put live and audited, the engine finds it by reconcile.
+            published = await client.post(f"/api/routing/rule-sets/{draft}/publish", headers=supervisor)
+            assert published.status_code == 200, published.text
+            assert published.json()["live"]
     finally:
         stop_embedded(own)
     # Presence was not saved while routing could not be told; nothing else moved either.
@@ -78,6 +90,7 @@ async def test_redis_down_is_503_and_nothing_half_saved(settings, db, make_user,
         assert await s.scalar(select(func.count()).where(PresenceChange.agent_id == agent_id)) == 0
         assert (await s.get(Offer, offer_id)).state is OfferState.LIVE
         assert (await s.get(Interaction, held)).state is State.CONNECTED
+        assert (await s.get(RoutingPartition, "default")).live_rule_set_version == draft
 
 
 async def test_database_down_is_503(settings, make_user, redis_handle, redis_sync):

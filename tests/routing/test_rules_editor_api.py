@@ -8,6 +8,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from demo.rules import DEFAULT_RULE_SET
+from routing import service as routing_service
 from routing.models import RoutingPartition
 from switchboard import commands
 from switchboard.audit import AuditEntry
@@ -213,6 +214,30 @@ async def test_publish_and_rollback_reach_the_running_engine(routed, db, make_us
     assert missing.status_code == 404 and missing.json()["errors"][0]["field"] == "version"
     path_bad = await client.post("/api/routing/rule-sets/0/publish", headers=supervisor)
     assert path_bad.status_code == 422 and path_bad.json()["errors"][0]["field"] == "path.version"
+
+
+async def test_a_version_made_live_without_a_notice_is_followed_by_reconcile(routed, db, make_user):
+    """SQL is the truth: a version put live while the engine could not be told (Redis down at the
+    moment, a lost notice) routes new arrivals within a reconcile pass, without a restart."""
+    app, client = routed
+    await demo_catalogue(db)
+    _, supervisor = await make_user(Role.SUPERVISOR)
+    await _published(client, supervisor, _body())
+    draft = await client.post(
+        "/api/routing/rule-sets", json={"body": _body(CANTONESE_SENIORS)}, headers=supervisor
+    )
+    assert draft.status_code == 201
+    async with db.sessionmaker() as s:  # live in SQL, and no RuleSetPublished sent
+        await routing_service.publish(s, version=draft.json()["version"], actor_id=None)
+        await s.commit()
+    contact = {"contact": {"senior": True, "language": "yue"}}
+
+    async def routes_by_the_new_version() -> bool:
+        response = await client.post("/api/routing/dry-run", json=contact, headers=supervisor)
+        return response.status_code == 200 and response.json()["filter"] == "cantonese-seniors"
+
+    # The host's reconcile pass runs every 2 s; well within this without any notice.
+    await eventually(routes_by_the_new_version, within=8, what="the engine to follow the live version")
 
 
 async def test_a_refused_publish_leaves_nothing_half_saved(client, db, make_user):
