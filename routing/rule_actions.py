@@ -16,7 +16,7 @@ from routing.models import RuleSetVersion
 from switchboard import commands
 from switchboard.audit import record_audit
 from switchboard.auth.models import User
-from switchboard.errors import Conflict, Invalid
+from switchboard.errors import Conflict, Invalid, StillProcessing
 
 
 async def publish(
@@ -65,16 +65,25 @@ async def reevaluate(session: AsyncSession, engine: actions.EngineLink, *, actor
             "No routing engine is running; waiting work stays on the rule-set version that routed "
             "it. Re-evaluate once an engine is running."
         )
-    reply = await actions.call_engine(engine, commands.Reevaluate(), owner=actor.id)
+    try:
+        reply = await actions.call_engine(engine, commands.Reevaluate(), owner=actor.id)
+    except StillProcessing as later:
+        # Asked for, and it may still happen: the request is on record now, its count unknown.
+        await _audit_reevaluation(session, actor, {"moved": None, "status_url": later.status_url})
+        raise
     actions.verdict(reply, subject="Cannot re-evaluate")
     moved = int(reply.get("moved", 0))
+    await _audit_reevaluation(session, actor, {"moved": moved})
+    return moved
+
+
+async def _audit_reevaluation(session: AsyncSession, actor: User, data: dict[str, Any]) -> None:
     record_audit(
         session,
         actor_id=actor.id,
         action="rule_set.reevaluated",
         entity_type="rule_set",
         entity_id=f"{service.DEFAULT_PARTITION}:{await service.live_version_number(session)}",
-        data={"moved": moved},
+        data=data,
     )
     await session.commit()
-    return moved

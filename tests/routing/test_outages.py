@@ -17,8 +17,9 @@ from interactions.states import State
 from routing import service as routing_service
 from routing.models import Offer, OfferState, RoutingPartition
 from switchboard.app import create_app
+from switchboard.audit import AuditEntry
 from switchboard.auth.models import Role
-from switchboard.redis import start_embedded, stop_embedded
+from switchboard.redis import rkey, start_embedded, stop_embedded
 from tests.factories import available_agent, demo_catalogue, make_offer, queued_chat
 from tests.helpers import eventually, running_host
 from workforce.models import Agent, Presence
@@ -137,6 +138,23 @@ async def test_engine_answering_late_is_202_with_a_status_link(client, db, redis
     assert outcome["ok"] is True, outcome
     async with db.sessionmaker() as s:
         assert (await s.get(Interaction, iid)).state is State.WRAP_UP
+
+
+async def test_a_reevaluation_answered_later_is_audited(client, db, redis_handle, redis_sync, make_user):
+    """The engine holds the lease but does not answer in time: 202, and the supervisor's request
+    is in the audit log all the same (the count it moved is not known yet)."""
+    supervisor, headers = await make_user(Role.SUPERVISOR)
+    redis_sync.set(rkey("engine", "default", "lease"), "a-host-that-does-not-answer", px=60_000)
+    later = await client.post("/api/routing/rule-sets/reevaluate", headers=headers)
+    assert later.status_code == 202, later.text
+    async with db.sessionmaker() as s:
+        entries = (
+            await s.scalars(select(AuditEntry).where(AuditEntry.action == "rule_set.reevaluated"))
+        ).all()
+        await s.commit()
+    assert [(e.actor_id, e.data["moved"], e.data["status_url"]) for e in entries] == [
+        (supervisor.id, None, later.headers["location"])
+    ]
 
 
 async def _live(db, iid) -> bool:
