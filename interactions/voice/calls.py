@@ -52,6 +52,34 @@ def caller_number(raw: str | None, *, default_region: str, field: str = "body.Fr
     return normalise_phone(raw, default_region=default_region, field=field)
 
 
+async def hold_call(session: AsyncSession, *, provider: str, call_sid: str) -> None:
+    """Take the call's webhooks one at a time: lock its first event row (``incoming``) for this
+    transaction. A key press and the hang-up right after it are both in flight at once; without
+    this the hang-up could find no interaction yet while the key press queues one (a caller who is
+    gone, waiting for an agent). SQLite serialises writers anyway; the lock is PostgreSQL's."""
+    await session.execute(
+        select(CarrierEvent.id)
+        .where(CarrierEvent.provider == provider, CarrierEvent.event_key == f"{call_sid}:incoming")
+        .with_for_update()
+    )
+
+
+async def mark_call_ended(session: AsyncSession, *, provider: str, call_sid: str) -> None:
+    """The carrier said the call ended: from now on nothing queues it (``call_ended``)."""
+    await claim_event(
+        session, provider=provider, event_key=f"{call_sid}:ended", call_sid=call_sid, kind="ended"
+    )
+
+
+async def call_ended(session: AsyncSession, *, provider: str, call_sid: str) -> bool:
+    found = await session.scalar(
+        select(CarrierEvent.id).where(
+            CarrierEvent.provider == provider, CarrierEvent.event_key == f"{call_sid}:ended"
+        )
+    )
+    return found is not None
+
+
 async def claim_event(
     session: AsyncSession,
     *,

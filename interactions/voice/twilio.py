@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from interactions.voice import agent_leg, calls, conference, control, ivr
 from interactions.voice.adapter import (
+    CALL_ENDED,
     Bridge,
     Connecting,
     HangUp,
@@ -372,6 +373,7 @@ async def gather(request: Request, session: DbSession, settings: AppSettings) ->
 
     async def work() -> Instruction:
         created.clear()
+        await calls.hold_call(session, provider=PROVIDER, call_sid=webhook.call_sid)
         claimed = await calls.claim_event(
             session,
             provider=PROVIDER,
@@ -382,6 +384,8 @@ async def gather(request: Request, session: DbSession, settings: AppSettings) ->
         )
         if claimed is None:
             return await _current(session, webhook, attempt=attempt)
+        if await calls.call_ended(session, provider=PROVIDER, call_sid=webhook.call_sid):
+            return HangUp(calls.GOODBYE)  # the caller hung up right after choosing: nobody to queue
         if choice.option is None:
             return Menu(ivr.prompt(attempt + 1), attempt=attempt + 1)
         interaction, is_new = await calls.start_call_interaction(
@@ -527,6 +531,7 @@ async def status(request: Request, session: DbSession, settings: AppSettings) ->
 
     async def work() -> None:
         routing_commands.clear()
+        await calls.hold_call(session, provider=PROVIDER, call_sid=webhook.call_sid)
         claimed = await calls.claim_event(
             session,
             provider=PROVIDER,
@@ -537,6 +542,8 @@ async def status(request: Request, session: DbSession, settings: AppSettings) ->
         )
         if claimed is None:
             return
+        if call_status in CALL_ENDED:
+            await calls.mark_call_ended(session, provider=PROVIDER, call_sid=webhook.call_sid)
         interaction = await calls.interaction_for_call(session, provider=PROVIDER, call_sid=webhook.call_sid)
         if interaction is None:
             return  # ended in the menu, before there was anything to route

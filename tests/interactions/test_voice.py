@@ -243,6 +243,27 @@ async def test_hang_up_during_the_menu_changes_nothing(sim, db, retail):
     assert (await _rows(db))["interactions"] == 0
 
 
+async def test_a_menu_choice_that_arrives_after_the_hang_up_queues_nothing(client, sim, db, retail):
+    """The caller pressed a key and hung up at once: the carrier's "completed" can be processed
+    before the key press (both webhooks in flight together). The choice must not queue a caller
+    who is gone: nobody would ever be offered more than a dead line (a ghost in the queue)."""
+    call = await sim.incoming(CALLER)
+    action = call.find("Gather").attrib["action"]
+    assert (await sim.hang_up(call)).status_code == 200
+    body, headers = sim.signed(action, sim.params(call, Digits="2"))
+    late = await client.post(action, content=body, headers=headers)
+    assert late.status_code == 200, late.text
+    assert "<Hangup" in late.text and "queue" not in late.text
+    async with db.sessionmaker() as s:
+        waiting = await s.scalar(
+            select(func.count())
+            .select_from(Interaction)
+            .where(Interaction.state.in_([State.QUEUED, State.OFFERED]))
+        )
+        await s.commit()
+    assert waiting == 0
+
+
 # ------------------------------------------------------------------ with the routing engine
 
 
