@@ -1,7 +1,7 @@
 """The experience dashboard over a year of data (issue #12 item 2: "under a second over a year"):
 PostgreSQL, one process, the real app in-process.
 
-    python bench/experience_dashboard.py [--interactions 1000000] [--reps 7] [--keep-going]
+    python bench/experience_dashboard.py [--interactions 1000000] [--reps 7] [--keep-schema]
 
 Generates, in its own schema (made by the migrations, dropped at the end), with set-based SQL
 (``INSERT ... SELECT`` over ``generate_series``, never ORM rows): a supervisor, agents with their
@@ -445,6 +445,9 @@ async def main() -> None:
     parser.add_argument(
         "--fcr-reps", type=int, default=3, help="the 30- and 92-day page views (0: not timed)"
     )
+    parser.add_argument(
+        "--keep-schema", action="store_true", help="leave the schema for EXPLAIN ANALYZE (drop it yourself)"
+    )
     args = parser.parse_args()
     n = args.interactions
     agents = args.agents or max(20, round(n / DAYS / 50))
@@ -491,10 +494,13 @@ async def main() -> None:
             queries = await measure_app(settings, first, added_day, args.reps, args.fcr_reps)
     finally:
         await db.dispose()
-        admin = Database(PG_URL)
-        async with admin.engine.begin() as conn:
-            await conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        await admin.dispose()
+        if args.keep_schema:
+            print(f"  kept schema {schema} (DROP SCHEMA {schema} CASCADE when done)", file=sys.stderr)
+        else:
+            admin = Database(PG_URL)
+            async with admin.engine.begin() as conn:
+                await conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+            await admin.dispose()
 
     worst = max(v["p99_ms"] for v in queries.values())
     results = {
