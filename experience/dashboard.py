@@ -14,11 +14,17 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, func, literal, literal_column, select, text
+from sqlalchemy import case, exists, func, literal, literal_column, select, text, true, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from customers.models import Customer
-from experience.dashboard_models import Dimension, ExperienceDaily, ExperienceRespondent, ExperienceTagDaily
+from experience.dashboard_models import (
+    Dimension,
+    ExperienceDaily,
+    ExperienceRespondent,
+    ExperienceRespondentMonthly,
+    ExperienceTagDaily,
+)
 from experience.dashboard_schemas import (
     CX,
     EX,
@@ -35,7 +41,7 @@ from experience.dashboard_schemas import (
     TagComparison,
     TrendDay,
 )
-from experience.rollup import as_date
+from experience.rollup import as_date, month_end, month_of
 from interactions.feedback_models import CustomerFeedback
 from interactions.models import Interaction
 from interactions.pulse_models import AgentPulse, PulseKind
@@ -105,22 +111,70 @@ async def _labels(session: AsyncSession, dimension: Dimension, keys: list[str]) 
     return labels
 
 
+def split_months(first: date, last: date) -> tuple[tuple[date, date] | None, list[tuple[date, date]]]:
+    """The whole months inside first..last (the first days of the first and last of them, or None)
+    and the ragged days either side, as (first, last) day ranges."""
+    whole_from = first if first.day == 1 else month_end(first) + timedelta(days=1)
+    whole_to = last if last == month_end(last) else month_of(last) - timedelta(days=1)
+    if whole_from > whole_to:
+        return None, [(first, last)]
+    ragged = []
+    if first < whole_from:
+        ragged.append((first, whole_from - timedelta(days=1)))
+    if whole_to < last:
+        ragged.append((whole_to + timedelta(days=1), last))
+    return (whole_from, month_of(whole_to)), ragged
+
+
+def _distinct(parts: list[Any]) -> Any:
+    return (union(*parts) if len(parts) > 1 else parts[0].distinct()).subquery()
+
+
 async def _respondents(session: AsyncSession, q: ExperienceQuery, dimension: Dimension) -> dict[str, int]:
     """Different agents who answered in each group over the whole range (not additive by day)."""
     if dimension is Dimension.AGENT:
         return {}
-    R = ExperienceRespondent
-    # Distinct (group, agent) pairs first, then count them: a year is an agent-day row per group
-    # (over a million for queues at 10 million contacts), and COUNT(DISTINCT) sorted them all,
-    # spilling to disk; the pairs (groups x agents) fit a hash table (docs/benchmarks.md).
-    pairs = (
-        select(R.key, R.agent_id)
-        .where(R.dimension == dimension.value, *_in_range(q, R))
-        .distinct()
-        .subquery()
-    )
+    R, M = ExperienceRespondent, ExperienceRespondentMonthly
+    # Distinct (group, agent) pairs, then count them: the range's whole months from the monthly
+    # rows (12 a year per agent and group instead of ~365: 2.9 million daily rows at 10 million
+    # contacts a year), its ragged ends from the daily rows (docs/benchmarks.md).
+    months, ragged = split_months(q.first_day(), q.last_day())
+    parts = [
+        select(R.key, R.agent_id).where(R.dimension == dimension.value, R.day >= a, R.day <= b)
+        for a, b in ragged
+    ]
+    if months is not None:
+        parts.append(
+            select(M.key, M.agent_id).where(
+                M.dimension == dimension.value, M.month >= months[0], M.month <= months[1]
+            )
+        )
+    pairs = _distinct(parts)
     rows = await session.execute(select(pairs.c.key, func.count()).group_by(pairs.c.key))
     return {key: int(n) for key, n in rows.all()}
+
+
+async def _sides(session: AsyncSession, q: ExperienceQuery, dimension: Dimension) -> dict[bool, int]:
+    """Different agents who answered on the group-days below target (True) and on those that met
+    it (False) over the range: whole months from the monthly rows' day counts, ragged ends by
+    joining the daily respondents to their group-day's service level."""
+    R, M = ExperienceRespondent, ExperienceRespondentMonthly
+    months, ragged = split_months(q.first_day(), q.last_day())
+    joined = (R.dimension == D.dimension) & (R.key == D.key) & (R.day == D.day)
+    parts = [
+        select(case((_below(), 1), else_=0).label("below"), R.agent_id)
+        .select_from(D)
+        .join(R, joined)
+        .where(D.dimension == dimension.value, D.sl_denominator > 0, D.day >= a, D.day <= b)
+        for a, b in ragged
+    ]
+    if months is not None:
+        whole = (M.dimension == dimension.value, M.month >= months[0], M.month <= months[1])
+        parts.append(select(literal(1).label("below"), M.agent_id).where(*whole, M.below_days > 0))
+        parts.append(select(literal(0).label("below"), M.agent_id).where(*whole, M.met_days > 0))
+    pairs = _distinct(parts)
+    people = await session.execute(select(pairs.c.below, func.count()).group_by(pairs.c.below))
+    return {bool(b): int(n) for b, n in people.all()}
 
 
 async def summary(session: AsyncSession, q: ExperienceQuery) -> ExperienceSummary:
@@ -213,7 +267,6 @@ async def together(session: AsyncSession, q: ExperienceQuery) -> ExperienceToget
         tags.append(TagComparison(tag=row.tag, tagged=cx_of(tagged), rest=cx_of(rest)))
 
     levels = []
-    R = ExperienceRespondent
     for scope, dimension in (("queue_days", Dimension.QUEUE), ("centre_days", Dimension.ALL)):
         below = _below().label("below")
         rows = await session.execute(
@@ -221,17 +274,7 @@ async def together(session: AsyncSession, q: ExperienceQuery) -> ExperienceToget
             .where(D.dimension == dimension.value, D.sl_denominator > 0, *_in_range(q))
             .group_by(below)
         )
-        joined = (R.dimension == D.dimension) & (R.key == D.key) & (R.day == D.day)
-        pairs = (  # as in _respondents: distinct (side, agent) pairs, then count
-            select(_below().label("below"), R.agent_id)
-            .select_from(D)
-            .join(R, joined)
-            .where(D.dimension == dimension.value, D.sl_denominator > 0, *_in_range(q))
-            .distinct()
-            .subquery()
-        )
-        people = await session.execute(select(pairs.c.below, func.count()).group_by(pairs.c.below))
-        respondents = {bool(b): int(n) for b, n in people.all()}
+        respondents = await _sides(session, q, dimension)
         for row in rows.all():
             s = row._asdict()
             levels.append(
@@ -261,6 +304,8 @@ async def drill(session: AsyncSession, q: ExperienceQuery, *, limit: int = 100) 
         .where(*_answered_between(start, end))
     )
     key = q.key
+    if key is not None and q.dimension is Dimension.AGENT and _postgres(session):
+        return await _drill_rows(session, q, query.where(F.id.in_(_agent_page(session, q, limit))), limit)
     if key is not None:
         none = key == ""
         match q.dimension:
@@ -283,6 +328,39 @@ async def drill(session: AsyncSession, q: ExperienceQuery, *, limit: int = 100) 
                 )
     if q.tag is not None:
         query = query.where(_tagged(session, q.tag))
+    return await _drill_rows(session, q, query, limit)
+
+
+def _postgres(session: AsyncSession) -> bool:
+    return session.bind is not None and session.bind.dialect.name == "postgresql"
+
+
+def _agent_page(session: AsyncSession, q: ExperienceQuery, limit: int) -> Any:
+    """The ids of one agent's newest ``limit`` answers in the range (and tag), found from the
+    agent's contacts (ix_interactions_agent_id holds their ids) by looking each one's answer up.
+    Left to itself, PostgreSQL walks every answer of the range newest first and looks its contact
+    up until ``limit`` are the agent's: 1 in 548 at 10 million contacts a year, 0.9 s
+    (docs/benchmarks.md). OFFSET 0 keeps it from folding the lateral look-up back into that plan."""
+    F, Ix = CustomerFeedback, Interaction
+    answer = select(F.id, F.created_at).where(
+        F.interaction_id == Ix.id, *_answered_between(q.first_day(), q.last_day())
+    )
+    if q.tag is not None:
+        answer = answer.where(_tagged(session, q.tag))
+    found = answer.offset(0).lateral("answer")
+    return (
+        select(found.c.id)
+        .select_from(Ix)
+        .join(found, true())
+        .where(Ix.agent_id == q.agent_key())
+        .order_by(found.c.created_at.desc())
+        .limit(limit)
+    )
+
+
+async def _drill_rows(session: AsyncSession, q: ExperienceQuery, query: Any, limit: int) -> ExperienceDrill:
+    F = CustomerFeedback
+    start, end = q.first_day(), q.last_day()
     rows = await session.execute(query.order_by(F.created_at.desc()).limit(limit))
     return ExperienceDrill(
         start=start,

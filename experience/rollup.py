@@ -51,6 +51,12 @@ class _Sql:
             return f"CAST(({column} AT TIME ZONE 'UTC') AS DATE)"
         return f"date({column})"
 
+    def month(self, column: str) -> str:
+        """The first day of a date's month."""
+        if self.dialect == "postgresql":
+            return f"CAST(date_trunc('month', {column}) AS DATE)"
+        return f"date({column}, 'start of month')"
+
     def first_team(self, column: str) -> str:
         if self.dialect == "postgresql":
             return f"({column} ->> 0)"
@@ -190,6 +196,48 @@ async def recompute(session: AsyncSession, start: date, end: date) -> None:
         )
     await _service_levels(session, sql, params, times)
     await _tags(session, sql, params, times)
+    await _monthly_respondents(session, sql, start, end)
+
+
+def month_of(day: date) -> date:
+    return day.replace(day=1)
+
+
+def month_end(day: date) -> date:
+    """The last day of ``day``'s month."""
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+
+
+async def _monthly_respondents(session: AsyncSession, sql: _Sql, start: date, end: date) -> None:
+    """Rebuild the whole months that days start..end fall in, from the daily respondents (the
+    month's other days are already rolled up) and their groups' service level that day."""
+    below = "d.sl_answered * 100 < d.sl_target_weight"  # as the dashboard's _below()
+    params = {"m0": month_of(start), "m1": month_of(end), "last": month_end(end)}
+    await session.execute(
+        _typed(
+            "DELETE FROM experience_respondents_monthly WHERE month >= :m0 AND month <= :m1",
+            m0=Date(),
+            m1=Date(),
+        ),
+        {"m0": params["m0"], "m1": params["m1"]},
+    )
+    await session.execute(
+        _typed(
+            f"""INSERT INTO experience_respondents_monthly
+                    (dimension, key, month, agent_id, below_days, met_days)
+                SELECT r.dimension, r.key, {sql.month("r.day")}, r.agent_id,
+                       SUM(CASE WHEN d.sl_denominator > 0 AND {below} THEN 1 ELSE 0 END),
+                       SUM(CASE WHEN d.sl_denominator > 0 AND NOT ({below}) THEN 1 ELSE 0 END)
+                FROM experience_respondents r
+                LEFT JOIN experience_daily d
+                       ON d.dimension = r.dimension AND d.key = r.key AND d.day = r.day
+                WHERE r.day >= :m0 AND r.day <= :last
+                GROUP BY r.dimension, r.key, {sql.month("r.day")}, r.agent_id""",
+            m0=Date(),
+            last=Date(),
+        ),
+        {"m0": params["m0"], "last": params["last"]},
+    )
 
 
 async def _service_levels(
