@@ -127,7 +127,10 @@ def split_months(first: date, last: date) -> tuple[tuple[date, date] | None, lis
 
 
 def _distinct(parts: list[Any]) -> Any:
-    return (union(*parts) if len(parts) > 1 else parts[0].distinct()).subquery()
+    if len(parts) > 1:
+        return union(*parts).subquery()
+    only: Any = parts[0]
+    return only.distinct().subquery()
 
 
 async def _respondents(session: AsyncSession, q: ExperienceQuery, dimension: Dimension) -> dict[str, int]:
