@@ -75,7 +75,9 @@ MEASURED = (
     "queue_intervals",
     "experience_daily",
     "experience_respondents",
+    "experience_respondents_monthly",
     "experience_tag_daily",
+    "experience_resolution_daily",
 )
 
 
@@ -478,7 +480,16 @@ async def main() -> None:
             f"  FCR rollup: backfill {fcr_backfill:.1f} s ({fcr_rows} rows), then {fcr_incremental:.1f} s",
             file=sys.stderr,
         )
-        await vacuum(db, ("experience_daily", "experience_respondents", "experience_tag_daily"))
+        await vacuum(
+            db,
+            (
+                "experience_daily",
+                "experience_respondents",
+                "experience_respondents_monthly",
+                "experience_tag_daily",
+                "experience_resolution_daily",
+            ),
+        )
         await supervisor(db)
         sizes = await table_sizes(db, schema)
         with tempfile.TemporaryDirectory() as data_dir:
