@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, exists, func, literal, literal_column, select, text, true, union
+from sqlalchemy import case, exists, func, literal, literal_column, select, text, true, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from customers.models import Customer
@@ -127,10 +127,10 @@ def split_months(first: date, last: date) -> tuple[tuple[date, date] | None, lis
 
 
 def _distinct(parts: list[Any]) -> Any:
-    if len(parts) > 1:
-        return union(*parts).subquery()
-    only: Any = parts[0]
-    return only.distinct().subquery()
+    """The distinct rows of the parts. UNION ALL, then DISTINCT: PostgreSQL hashes the few
+    distinct pairs; a UNION sorted every row (230,000 at 10 million contacts a year, on disk)."""
+    rows: Any = union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
+    return select(*rows.c).distinct().subquery()
 
 
 async def _respondents(session: AsyncSession, q: ExperienceQuery, dimension: Dimension) -> dict[str, int]:
