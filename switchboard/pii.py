@@ -168,14 +168,20 @@ def _mask_run(text: str, start: int, end: int) -> tuple[str, int] | None:
     return head + pan + rest, start + len(chunk)
 
 
+# A UUID (the ids in timeline data and attributes): about 1 in 400 random ones holds a Luhn-valid
+# run of digits between its hyphens, which must not be masked (the id would be destroyed).
+_UUID = re.compile(r"(?<![0-9A-Fa-f-])[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}(?![0-9A-Fa-f-])")
+
+
 def mask_card_numbers(text: str) -> str:
     """``text`` with every card number replaced by asterisks and its last four digits."""
     if len(text) < 13:
         return text
+    ids = [m.span() for m in _UUID.finditer(text)] if len(text) >= 36 and "-" in text else []
     out: list[str] = []
     pos = 0
     for run in _RUN.finditer(text):
-        if run.start() < pos:
+        if run.start() < pos or any(start <= run.start() < end for start, end in ids):
             continue
         masked = _mask_run(text, run.start(), run.end())
         if masked is None:

@@ -17,7 +17,7 @@ from interactions.feedback_models import CustomerFeedback as Feedback
 from interactions.models import Message, TimelineEvent
 from switchboard.audit import record_audit
 from switchboard.db import Base
-from switchboard.pii import MaskedJSON, MaskedString, MaskedText, luhn_ok, mask_card_numbers
+from switchboard.pii import MaskedJSON, MaskedString, MaskedText, luhn_ok, mask_card_numbers, mask_deep
 from tests.factories import make_agent, new_interaction
 from workforce.models import Agent
 
@@ -391,3 +391,23 @@ async def test_a_supervisors_presence_reason_is_masked(session):
         select(Agent.presence_reason).where(Agent.id == agent.id).execution_options(populate_existing=True)
     )
     assert stored is not None and PAN not in stored and stored.endswith("1111 blocked")
+
+
+def test_ids_are_not_card_numbers() -> None:
+    """About 1 in 400 random UUIDs holds a Luhn-valid run of digits between its hyphens; masking
+    one destroyed an agent's id in the timeline (found by the offer equivalence test in CI)."""
+    for id_ in (
+        "d3a2c233-9910-4390-90f7-773eec80a582",
+        "bf6ba007-6de7-4365-8094-6050c46b72a9",
+        "68461c88-9876-4310-9559-8975d938965a",
+    ):
+        assert mask_card_numbers(id_) == id_
+        assert mask_card_numbers(f"agent {id_} took it") == f"agent {id_} took it"
+        assert mask_deep({"agent_id": id_, "changes": {"agent_id": id_}}) == {
+            "agent_id": id_,
+            "changes": {"agent_id": id_},
+        }
+    # A card beside an id is still masked.
+    assert mask_card_numbers("4111 1111 1111 1111 / d3a2c233-9910-4390-90f7-773eec80a582") == (
+        "************1111 / d3a2c233-9910-4390-90f7-773eec80a582"
+    )
