@@ -134,6 +134,17 @@ def wire_sessions(db: Database, redis_client: aioredis.Redis) -> None:
     publish_after_commit(db, redis_client)
 
 
+def engine_host(db: Database, handle: RedisHandle, settings: Settings) -> EngineHost:
+    """The routing-engine host an app process or ``switchboard engine`` runs, from the settings."""
+    return EngineHost(
+        db,
+        handle.async_client(),
+        lease_ttl_ms=settings.engine_lease_ms,
+        desktop_grace_seconds=settings.desktop_grace_seconds,
+        gc_freeze=settings.gc_freeze,
+    )
+
+
 async def run_engine(settings: Settings) -> None:
     """A routing-engine host with no web server (``switchboard engine``), until cancelled.
 
@@ -147,13 +158,7 @@ async def run_engine(settings: Settings) -> None:
     handle = open_redis(settings.redis_url, settings.data_dir)
     client = handle.async_client()
     wire_sessions(db, client)  # its timeline events go live to desktops, as from an app process
-    host = EngineHost(
-        db,
-        handle.async_client(),
-        lease_ttl_ms=settings.engine_lease_ms,
-        desktop_grace_seconds=settings.desktop_grace_seconds,
-        gc_freeze=settings.gc_freeze,
-    )
+    host = engine_host(db, handle, settings)
     if settings.gc_freeze:
         freeze_long_lived()
     task = asyncio.create_task(host.run(), name="routing-engine")
@@ -202,13 +207,7 @@ def create_app(settings: Settings | None = None, *, redis_handle: RedisHandle | 
         engine_task = None
         app.state.engine_host = None
         if settings.routing_engine:
-            host = EngineHost(
-                db,
-                handle.async_client(),
-                lease_ttl_ms=settings.engine_lease_ms,
-                desktop_grace_seconds=settings.desktop_grace_seconds,
-                gc_freeze=settings.gc_freeze,
-            )
+            host = engine_host(db, handle, settings)
             app.state.engine_host = host
             engine_task = asyncio.create_task(host.run(), name="routing-engine")
         # Desktop sockets' heartbeats, batched per process (routing.heartbeats); a quarter of the
