@@ -330,6 +330,11 @@ class DesktopConnection:
         if kind == live.EVENT_TYPE:  # something happened for a customer whose work is open here
             return await live.render_event(session, agent_id=self.agent_id, event=event)
         if kind in desk_chat.EVENT_TYPES:  # web chat lines, typing, customer left
+            if uuid.UUID(str(event["interaction_id"])) not in self.shown_work:
+                # No panel here (yet): a line sent before the offer was accepted can be rendered
+                # after the assignment committed but before its tab came; the transcript the tab
+                # brings holds it. Appending it would miss its target (htmx:oobErrorNoTarget).
+                return ""
             return await desk_chat.render_event(session, agent_id=self.agent_id, event=event)
         if kind == messages.Presence.type:
             agent = await service.get_agent(session, agent_id=self.agent_id)

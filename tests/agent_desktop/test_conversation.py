@@ -661,3 +661,37 @@ async def test_a_blind_voice_transfer_returns_the_caller_to_the_call_flow(
     assert (
         "<Redirect" in form["Twiml"][0] and "http://testserver/carrier/twilio/voice/wait" in form["Twiml"][0]
     )
+
+
+async def test_a_chat_line_for_a_tab_not_yet_on_this_socket_waits_for_the_tab(db, make_user) -> None:
+    """A customer's line sent before the offer was accepted can be rendered after the assignment
+    committed but before the tab's push: nothing is appended then (its target is not on the page:
+    htmx:oobErrorNoTarget, seen in CI), and the tab, when it comes, brings the line in its
+    transcript. Once the tab is there, a new line is appended."""
+    from agent_desktop import ws
+    from switchboard import desktop_messages as messages
+
+    user, _ = await make_user(Role.AGENT)
+    agent = await agent_profile(db, user)
+    async with db.sessionmaker() as s:
+        customer = await make_customer(s)
+        chat = await make_interaction(s, customer=customer)
+        early = await make_message(s, chat, "My card was blocked at a cash machine")
+    await _take(db, chat.id, agent)
+    socket = _Socket(db)
+    connection = ws.DesktopConnection(socket, agent_id=agent.id, token_expires=datetime.now(UTC))  # type: ignore[arg-type]
+
+    def line(message_id: int) -> dict[str, Any]:
+        return {"type": "chat_message", "interaction_id": str(chat.id), "message_id": message_id}
+
+    await connection.apply(line(early.id))
+    assert socket.frames == []  # held here, but no tab on this socket yet
+    await connection.apply({"type": messages.Assigned.type, "interaction_id": str(chat.id)})
+    (tab,) = socket.frames
+    assert f'id="chat-log-{chat.id}"' in tab and "cash machine" in tab
+
+    async with db.sessionmaker() as s:
+        later = await make_message(s, chat, "Are you still there?")
+    await connection.apply(line(later.id))
+    appended = socket.frames[-1]
+    assert f"beforeend:#chat-log-{chat.id}" in appended and "still there" in appended
