@@ -20,7 +20,8 @@ from switchboard.auth.pages import page_context
 from switchboard.deps import AppSettings, DbSession, OptionalUser
 from switchboard.errors import Forbidden, NotFound, Unauthorized
 from switchboard.templating import templates
-from workforce.deps import CurrentAgent, NoAgentProfile
+from workforce.deps import CurrentAgent
+from workforce.models import Presence
 
 router = APIRouter(prefix="/desktop", tags=["pages"], include_in_schema=False)
 
@@ -147,19 +148,22 @@ async def change_presence(
     """The status selector. Goes through ``routing.actions`` as the JSON API does (one path: SQL +
     engine command, so routing starts, stops or rescinds offers), then answers with the status
     partial."""
-    await actions.set_presence(
+    changed = await actions.set_presence(
         session,
         actions.EngineLink.of(request),
         agent,
         presence=presence,
         reason=(reason or None) if presence == "break" else None,
     )
-    fresh = await service.agent_for_user(session, user_id=agent.user_id)
-    if fresh is None:  # the profile was deleted meanwhile
-        raise NoAgentProfile()
-    pending = await service.live_offers(session, agent_id=fresh.id)  # a break waits for them
+    # The row as just written (a later change by the engine reaches the page by the socket's
+    # push). Only a break or training waits for a pending offer; other statuses need no look.
+    pending = (
+        await service.live_offers(session, agent_id=changed.id)
+        if changed.presence in (Presence.BREAK, Presence.TRAINING)
+        else []
+    )
     await session.commit()
-    return HTMLResponse(status_fragment(fresh, pending))
+    return HTMLResponse(status_fragment(changed, pending))
 
 
 @router.get("/interactions/{interaction_id}/customer", response_class=HTMLResponse)

@@ -20,6 +20,7 @@ from fastapi import Request
 from redis.asyncio import Redis
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import raiseload
 
 from interactions.models import Interaction
 from routing import transfer as transfers
@@ -145,7 +146,8 @@ async def set_presence(
     Saved only if routing can be told: Redis refusing the command undoes the change (503), so
     the agent never shows one status while routing acts on another."""
     # The row, read now: the engine writes presence too, and the old values are restored on failure.
-    agent = await session.get(Agent, who.id)
+    # Without its skills (a second query, selectin): a status change neither reads nor shows them.
+    agent = await session.get(Agent, who.id, options=[raiseload(Agent.skills)])
     if agent is None:  # deleted since the request began
         raise NoAgentProfile()
     before: dict[str, Any] = {"presence": agent.presence, "presence_reason": agent.presence_reason}
