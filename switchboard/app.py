@@ -284,6 +284,17 @@ def create_app(settings: Settings | None = None, *, redis_handle: RedisHandle | 
     api_openapi.install(app)
 
     app.include_router(health.router)
+    # The agent desktop's routes first: requests are matched against the routers in this
+    # order, one by one, and the desktop's are the floor's hottest (status, accept, wrap-up,
+    # complete, chat); no other router serves a path under /desktop.
+    app.include_router(desktop_pages.router)
+    app.include_router(desktop_ws.router)
+    app.include_router(desktop_work.router)
+    app.include_router(desktop_follow_ups.router)
+    app.include_router(desktop_my_schedule.router)
+    app.include_router(desktop_chat.router)
+    app.include_router(desktop_conversation.router)
+    app.include_router(desktop_voice.router)
     app.include_router(api_docs.router)
     app.include_router(auth_api.router)
     app.include_router(customers_router)
@@ -333,15 +344,7 @@ def create_app(settings: Settings | None = None, *, redis_handle: RedisHandle | 
     app.include_router(experience_dashboard_router)
     app.include_router(experience_journey_router)
     app.include_router(console_wallboard.router)
-    app.include_router(desktop_pages.router)
-    app.include_router(desktop_ws.router)
-    app.include_router(desktop_work.router)
     app.include_router(desktop_ex_api.router)
-    app.include_router(desktop_follow_ups.router)
-    app.include_router(desktop_my_schedule.router)
-    app.include_router(desktop_chat.router)
-    app.include_router(desktop_conversation.router)
-    app.include_router(desktop_voice.router)
     app.include_router(chat_router)
     app.include_router(chat_waiting_router)
     app.include_router(tickets_router)
