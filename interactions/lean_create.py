@@ -44,6 +44,9 @@ from switchboard.fastsql import PgStatement, held_connection
 
 log = logging.getLogger(__name__)
 
+# Each record is built by a function in FROM, called once: ``SELECT (f(...)).*`` would call it once
+# per column of the table (PostgreSQL expands the star into one call per field), which doubled the
+# create's PostgreSQL CPU (bench/interactions_create.py).
 _CREATE_SQL = """
 WITH
 q AS (SELECT id FROM queues WHERE name = CAST(:queue AS varchar)),
@@ -57,26 +60,25 @@ found AS (
 ),
 new_customer AS (
   INSERT INTO customers
-  SELECT (jsonb_populate_record(NULL::customers, CAST(:new_customer AS jsonb))).*
-  FROM ok WHERE NOT EXISTS (SELECT 1 FROM found)
+  SELECT r.* FROM ok, jsonb_populate_record(NULL::customers, CAST(:new_customer AS jsonb)) AS r
+  WHERE NOT EXISTS (SELECT 1 FROM found)
   RETURNING id, display_name, language, value_tier, segments
 ),
 new_identity AS (
   INSERT INTO identities
-  SELECT (jsonb_populate_record(NULL::identities, CAST(:new_identity AS jsonb))).*
-  FROM new_customer
+  SELECT r.* FROM new_customer, jsonb_populate_record(NULL::identities, CAST(:new_identity AS jsonb)) AS r
   RETURNING id
 ),
 customer AS (SELECT * FROM found UNION ALL SELECT * FROM new_customer),
 created AS (
   INSERT INTO interactions
-  SELECT (jsonb_populate_record(NULL::interactions, CAST(:interaction AS jsonb) || jsonb_build_object(
-    'customer_id', customer.id,
-    'queue_id', (SELECT id FROM q),
-    'language', COALESCE(CAST(:language AS varchar),
-                         CASE WHEN CAST(:language_from_customer AS boolean) THEN customer.language END)
-  ))).*
-  FROM customer, ok
+  SELECT r.* FROM customer, ok, LATERAL jsonb_populate_record(NULL::interactions,
+    CAST(:interaction AS jsonb) || jsonb_build_object(
+      'customer_id', customer.id,
+      'queue_id', (SELECT id FROM q),
+      'language', COALESCE(CAST(:language AS varchar),
+                           CASE WHEN CAST(:language_from_customer AS boolean) THEN customer.language END)
+    )) AS r
   RETURNING id, customer_id, queue_id, language
 ),
 events AS (
@@ -94,8 +96,8 @@ events AS (
 -- holding the same key fails this whole statement on the primary key and replays.
 key_row AS (
   INSERT INTO idempotency_keys
-  SELECT (jsonb_populate_record(NULL::idempotency_keys, CAST(:key_row AS jsonb))).*
-  FROM created WHERE CAST(:key_row AS jsonb) IS NOT NULL
+  SELECT r.* FROM created, jsonb_populate_record(NULL::idempotency_keys, CAST(:key_row AS jsonb)) AS r
+  WHERE CAST(:key_row AS jsonb) IS NOT NULL
 )
 SELECT chk.ok,
   customer.id AS customer_id, customer.display_name, customer.language, customer.value_tier,
