@@ -54,6 +54,11 @@ CHANNEL = rkey("auth", "users-changed")
 TTL_SECONDS = 5.0
 MAX_ENTRIES = 20_000
 
+# Execution option naming the users a bulk UPDATE / DELETE of users changes. Without it every
+# user counts as changed (the statement's WHERE is not read), which empties every process's cache
+# and wakes every open desktop's session check: once per sign-in while hashes are renewed, that
+# is quadratic at shift start.
+CHANGED_USERS_OPTION = "switchboard_changed_users"
 # Session.info key: user ids (or ALL) changed in the session's current transaction.
 CHANGED_KEY = "sb_users_changed"
 ALL = "*"
@@ -333,7 +338,8 @@ def _on_execute(state: Any) -> None:
         return
     table = getattr(state.statement, "table", None)
     if table is not None and getattr(table, "name", None) == User.__tablename__:
-        _mark(state.session, ALL)
+        named = state.execution_options.get(CHANGED_USERS_OPTION)
+        _mark(state.session, ALL if named is None else [str(u) for u in named])
 
 
 def _on_flush(session: Session, _context: Any) -> None:

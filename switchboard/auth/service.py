@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from switchboard.audit import record_audit
+from switchboard.auth.cache import CHANGED_USERS_OPTION
 from switchboard.auth.models import Role, User
 from switchboard.errors import Conflict, NotFound
 from switchboard.security import (
@@ -74,7 +75,7 @@ async def _rehash(session: AsyncSession, user: User, password: str) -> None:
         update(User)
         .where(User.id == user.id, User.password_hash == old_hash)
         .values(password_hash=new_hash)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False, **{CHANGED_USERS_OPTION: [user.id]})
     )
     await session.commit()
     if result.rowcount == 1:  # type: ignore[attr-defined]

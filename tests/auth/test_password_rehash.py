@@ -11,6 +11,7 @@ from argon2 import PasswordHasher
 from httpx import AsyncClient
 from sqlalchemy import select, update
 
+from switchboard.auth.cache import CHANGED_USERS_OPTION
 from switchboard.auth.models import Role, User
 from switchboard.db import Database
 from switchboard.security import PASSWORD_HASH_PARAMETERS, hash_password, verify_password
@@ -61,3 +62,27 @@ async def test_an_old_hash_is_replaced_at_the_next_successful_sign_in(
     again = await client.post("/api/auth/token", data=credentials)
     assert again.status_code == 200 and await _stored_hash(db, user.id) == renewed  # once only
     assert (await client.get("/api/auth/me", headers=headers)).status_code == 200  # sessions stay
+
+
+async def test_a_rehash_invalidates_only_its_own_user(
+    app: Any, db: Database, client: AsyncClient, make_user: Callable[..., Any]
+) -> None:
+    """Renewing one user's hash leaves every other user's open desktop (and cached session) alone:
+    a bulk UPDATE of users otherwise counts as a change to every user, and at shift start (every
+    sign-in renewing a hash after new parameters) each sign-in emptied every process's cache and
+    made every open desktop check its session again."""
+    other, _ = await make_user(Role.AGENT)
+    user, _ = await make_user(Role.AGENT)
+    async with db.sessionmaker() as s:  # named: this set-up must not count as everyone's change
+        old = update(User).where(User.id == user.id).values(password_hash=OLD_DEFAULT.hash(TEST_PASSWORD))
+        await s.execute(old.execution_options(**{CHANGED_USERS_OPTION: [user.id]}))
+        await s.commit()
+    cache = app.state.user_cache
+    with cache.watch(other.id) as other_changed, cache.watch(user.id) as own_changed:
+        signed_in = await client.post(
+            "/api/auth/token", data={"username": user.username, "password": TEST_PASSWORD}
+        )
+        assert signed_in.status_code == 200, signed_in.text
+        assert _parameters(await _stored_hash(db, user.id)) == "m=19456,t=2,p=1"  # renewed
+        assert own_changed.is_set()
+        assert not other_changed.is_set()
