@@ -31,7 +31,11 @@ def rkey(*parts: object) -> str:
 
 
 POOL_SIZE = 100  # per client; redis-py's own default
-POOL_WAIT_SECONDS = 2.0
+# A burst of callers past the pool's size waits for a connection about as long as an engine call
+# waits for its answer (switchboard.commands.call: 4 s). At 2 s, 200 engine calls at once on a
+# busy process (tests/routing/test_replies.py, in CI) had 56 of their second hundred refused 503
+# while the first hundred's connections were still being opened and used.
+POOL_WAIT_SECONDS = 5.0
 
 
 @dataclass
