@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import cached_property
+from functools import cached_property, lru_cache
 from urllib.parse import urlencode
 
 from sqlalchemy import String, cast, select
@@ -253,27 +253,20 @@ class Snapshot:
         return found
 
 
-# An agent's teams as the stored JSON text, decoded once per distinct value (``_TeamsDecoder``):
-# a floor's 5,000 agents carry about a hundred distinct lists, and decoding every row's JSON (twice:
+# An agent's teams as the stored JSON text, decoded once per distinct value (``_teams_of``): a
+# floor's 5,000 agents carry about a hundred distinct lists, and decoding every row's JSON (twice:
 # memberships and agents) was about half of a 5,000-agent floor read's CPU.
 _TEAMS_TEXT = cast(Agent.teams, String)
 
 
-class _TeamsDecoder:
-    def __init__(self) -> None:
-        self._seen: dict[str | None, tuple[str, ...]] = {}
-
-    def __call__(self, raw: str | None) -> tuple[str, ...]:
-        teams = self._seen.get(raw)
-        if teams is None:
-            teams = self._seen[raw] = tuple(str(t) for t in json.loads(raw) or ()) if raw else ()
-        return teams
+@lru_cache(maxsize=4096)
+def _teams_of(raw: str | None) -> tuple[str, ...]:
+    return tuple(str(t) for t in json.loads(raw) or ()) if raw else ()
 
 
 async def load_snapshot(session: AsyncSession) -> Snapshot:
     # Stamped before the first read: a notice that came while reading must not count as seen.
     began = time.monotonic()
-    teams_of = _TeamsDecoder()
     queues = [
         QueueInfo(*row)
         for row in await session.execute(
@@ -294,7 +287,7 @@ async def load_snapshot(session: AsyncSession) -> Snapshot:
     )
     for agent_id, queue_name, teams in member_rows:
         memberships.setdefault(agent_id, set()).add(queue_name)
-        for team in teams_of(teams):
+        for team in _teams_of(teams):
             team_queues.setdefault(team, set()).add(queue_name)
     # Agents share a few queue sets: one frozenset each (fewer objects for the collector to walk).
     queue_sets: dict[frozenset[str], frozenset[str]] = {}
@@ -304,7 +297,7 @@ async def load_snapshot(session: AsyncSession) -> Snapshot:
         return queue_sets.setdefault(queues, queues)
 
     online = [
-        SnapshotAgent(agent_id, name, presence, reason, since, teams_of(teams), queues_of(agent_id))
+        SnapshotAgent(agent_id, name, presence, reason, since, _teams_of(teams), queues_of(agent_id))
         for agent_id, name, presence, reason, since, teams in await core.execute(
             select(
                 Agent.id,
@@ -330,7 +323,7 @@ async def load_snapshot(session: AsyncSession) -> Snapshot:
         work.setdefault(holder, []).append(
             Work(str(channel.value), tier.value if tier is not None else None, state is State.WRAP_UP)
         )
-    planned, scheduled = await _todays_schedule(session, teams_of)
+    planned, scheduled = await _todays_schedule(session)
     return Snapshot(
         planned=planned,
         scheduled=scheduled,
@@ -344,7 +337,7 @@ async def load_snapshot(session: AsyncSession) -> Snapshot:
 
 
 async def _todays_schedule(
-    session: AsyncSession, teams_of: _TeamsDecoder
+    session: AsyncSession,
 ) -> tuple[dict[uuid.UUID, list[Span]], dict[uuid.UUID, tuple[str, tuple[str, ...], datetime]]]:
     """Published shifts overlapping the last and next 24 hours, as planned spans per agent, and
     the name, teams and presence-since of the agents they belong to (offline ones too: an
@@ -358,9 +351,7 @@ async def _todays_schedule(
             Agent.id.in_(list(shifts))
         )
     )
-    scheduled = {
-        agent_id: (name, teams_of(teams), since) for agent_id, name, teams, since in people
-    }
+    scheduled = {agent_id: (name, _teams_of(teams), since) for agent_id, name, teams, since in people}
     return {agent_id: planned_spans(s) for agent_id, s in shifts.items()}, scheduled
 
 
