@@ -59,7 +59,8 @@ async def test_the_days_adherence_per_agent_and_team(db, client, make_user):
     ann, bo, cy = agents["Ann Adams"], agents["Bo Brown"], agents["Cy Clark"]
     # The figures are the UTC day's: run in the first two hours after midnight, the part of a
     # shift before midnight belongs to yesterday (CI once ran at 00:55 and read 65 for 120).
-    today_so_far = (utcnow() - utcnow().replace(hour=0, minute=0, second=0, microsecond=0)) / timedelta(
+    read_at = utcnow()
+    today_so_far = (read_at - read_at.replace(hour=0, minute=0, second=0, microsecond=0)) / timedelta(
         minutes=1
     )
 
