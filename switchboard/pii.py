@@ -169,15 +169,20 @@ def _mask_run(text: str, start: int, end: int) -> tuple[str, int] | None:
 
 
 # A UUID (the ids in timeline data and attributes): about 1 in 400 random ones holds a Luhn-valid
-# run of digits between its hyphens, which must not be masked (the id would be destroyed).
-_UUID = re.compile(r"(?<![0-9A-Fa-f-])[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}(?![0-9A-Fa-f-])")
+# run of digits between its hyphens, which must not be masked (the id would be destroyed). The
+# 32-hex form without hyphens (``uuid4().hex``: command ids in status URLs, audit data) too; it
+# must hold a letter, so 32 plain digits (two cards glued together) are still read as digits.
+_UUID = re.compile(
+    r"(?<![0-9A-Fa-f-])[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}(?![0-9A-Fa-f-])"
+    r"|(?<![0-9A-Za-z])(?=\d*[A-Fa-f])[0-9A-Fa-f]{32}(?![0-9A-Za-z])"
+)
 
 
 def mask_card_numbers(text: str) -> str:
     """``text`` with every card number replaced by asterisks and its last four digits."""
     if len(text) < 13:
         return text
-    ids = [m.span() for m in _UUID.finditer(text)] if len(text) >= 36 and "-" in text else []
+    ids = [m.span() for m in _UUID.finditer(text)] if len(text) >= 32 else []
     out: list[str] = []
     pos = 0
     for run in _RUN.finditer(text):

@@ -407,7 +407,15 @@ def test_ids_are_not_card_numbers() -> None:
             "agent_id": id_,
             "changes": {"agent_id": id_},
         }
+    # The hex form: a command id in a status URL held ``6494242287869`` (13 digits, Luhn-valid),
+    # and the audit entry of a re-evaluation lost its link (found in CI).
+    url = "/api/routing/commands/4f1f3a63e6114f6494242287869aa821.6707f9c54f1744af8e0d0b12da1fcdf1"
+    assert mask_card_numbers(url) == url
+    assert mask_deep({"status_url": url}) == {"status_url": url}
     # A card beside an id is still masked.
+    assert mask_card_numbers("4111 1111 1111 1111/4f1f3a63e6114f6494242287869aa821") == (
+        "************1111/4f1f3a63e6114f6494242287869aa821"
+    )
     assert mask_card_numbers("4111 1111 1111 1111 / d3a2c233-9910-4390-90f7-773eec80a582") == (
         "************1111 / d3a2c233-9910-4390-90f7-773eec80a582"
     )
