@@ -84,7 +84,7 @@ async def handle(leader: Leader, raw: dict[str, Any], group: Group | None = None
         command: Command | None = commands.parse(raw)
     except (commands.UnknownCommand, commands.MalformedCommand) as exc:
         command, failed = None, {"ok": False, "reason": str(exc)}
-    if command is not None and group is not None and isinstance(command, GROUPED):
+    if command is not None and group is not None and _joins(group, command):
         first = len(group.decisions)
         leader.group = group
         try:
@@ -98,6 +98,25 @@ async def handle(leader: Leader, raw: dict[str, Any], group: Group | None = None
     result = failed if command is None else await _run(leader, command, raw)
     if raw.get("reply"):
         await commands.reply(leader.host.client, raw.get("request_id", ""), result)
+
+
+def _joins(group: Group, command: Command) -> bool:
+    """Whether the command's decision waits in the open group instead of flushing it first.
+
+    An agent change reads that agent's row, the queues and the agent's memberships. Of those the
+    engine itself writes only the agent's presence (a missed offer's not-responding), so it may
+    read SQL past the group's waiting decisions unless one of them names this agent: a presence
+    storm at shift start (one AgentChanged per status click) is then written one transaction per
+    read of the streams, not one per click."""
+    if isinstance(command, GROUPED):
+        return True
+    if isinstance(command, AgentChanged):
+        return not any(_names(event, command.agent_id) for d in group.decisions for event in d.events)
+    return False
+
+
+def _names(event: Event, agent_id: str) -> bool:
+    return agent_id in (getattr(event, name, None) for name in ("agent_id", "from_agent", "to_agent"))
 
 
 async def flush(leader: Leader, group: Group) -> None:
@@ -176,7 +195,7 @@ async def _agent_changed(leader: Leader, command: AgentChanged) -> Result:
     async def change(session: AsyncSession) -> list[Event]:
         return await refresh_agent(session, leader.floor, agent_id, leader.host.clock())
 
-    await leader.apply_in_session(change, context=f"agent {agent_id}")
+    await leader.apply_after_reading(change, context=f"agent {agent_id}")
     return {"ok": True}
 
 

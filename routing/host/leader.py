@@ -167,6 +167,18 @@ class Leader:
                 await self.commit_events(session, events, context=context)
         return events
 
+    async def apply_after_reading(self, action: SessionAction, *, context: str) -> list[Event]:
+        """As ``apply_in_session``; while a group is open, the action reads SQL in a session of
+        its own and its decision joins the group (written with the others)."""
+        if self.group is None:
+            return await self.apply_in_session(action, context=context)
+        async with self.host.db.sessionmaker() as session:
+            events = await action(session)
+            await session.rollback()  # it only read
+        if events:
+            self.group.decisions.append(Decision(events, self.engine_now(), context))
+        return events
+
     async def commit_events(
         self, session: AsyncSession, events: list[Event], *, context: str, now: float | None = None
     ) -> None:

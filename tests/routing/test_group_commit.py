@@ -9,7 +9,7 @@ import dataclasses
 import uuid
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
 
 from interactions.models import Interaction, TimelineEvent
 from interactions.states import State
@@ -18,6 +18,7 @@ from switchboard import commands, replies
 from switchboard.db import Database
 from tests.factories import queued_chat, routing_floor, sql_transition
 from tests.helpers import all_offers, eventually, leading_host, live_offers, offered, untouched
+from workforce.models import Agent, Presence
 
 
 class Commits:
@@ -30,6 +31,7 @@ class Commits:
 
     def _committed(self, _conn: object) -> None:
         self.count += 1
+
 
     def close(self) -> None:
         event.remove(self._engine, "commit", self._committed)
@@ -163,6 +165,71 @@ async def test_one_refused_decision_in_a_group_fails_alone(db, redis_handle, red
 
 async def _offered_to(db: Database, interaction_id: uuid.UUID, agent_id: str) -> bool:
     return [str(o.agent_id) for o in await live_offers(db, interaction_id)] == [agent_id]
+
+
+async def _set_presence(db: Database, presence: Presence, *agent_ids: uuid.UUID) -> None:
+    """As the desktop's status route does before it tells the engine (AgentChanged)."""
+    async with db.sessionmaker() as s:
+        await s.execute(update(Agent).where(Agent.id.in_(agent_ids)).values(presence=presence))
+        await s.commit()
+
+
+async def test_agent_changes_of_one_read_share_one_transaction(db, redis_handle, redis_sync):
+    """A shift start: twelve agents go available at once. Their status clicks reach the engine in
+    one read; their decisions (the offers the waiting chats get) are written together."""
+    agent_ids, _ = await routing_floor(db, agents=12, chat_max=1)
+    await _set_presence(db, Presence.BREAK, *agent_ids)
+    async with leading_host(db, redis_handle) as (host, client):
+        waiting = [await queued_chat(db, client, n) for n in range(12)]
+
+        async def all_queued() -> bool:
+            return all(host.engine.knows(str(i)) for i in waiting)
+
+        await eventually(all_queued, what="the engine holds the chats, every agent on break")
+        assert await live_offers(db) == []
+        await _set_presence(db, Presence.AVAILABLE, *agent_ids)
+        commits = Commits(db)
+        try:
+            answers = await results(
+                client, await in_one_read(client, [commands.AgentChanged(agent_id=str(a)) for a in agent_ids])
+            )
+        finally:
+            commits.close()
+        assert answers == [{"ok": True}] * 12
+        by_agent = await offered(db, 12)
+        assert set(by_agent) == set(agent_ids)  # one chat each, as chat_max allows
+        assert commits.count == 1  # twelve before: one transaction per click
+
+        # A change of an agent that a waiting decision names is read after that decision is
+        # written (the engine writes that agent's presence itself, e.g. not-responding): here
+        # agent 0 accepts and goes on break in the same read; agent 1 logs off, joining the group.
+        first, second = agent_ids[0], agent_ids[1]
+        await _set_presence(db, Presence.BREAK, first)
+        await _set_presence(db, Presence.OFFLINE, second)
+        commits = Commits(db)
+        try:
+            answers = await results(
+                client,
+                await in_one_read(
+                    client,
+                    [
+                        commands.Accept(offer_id=str(by_agent[first].id), agent_id=str(first)),
+                        commands.AgentChanged(agent_id=str(second)),
+                        commands.AgentChanged(agent_id=str(first)),
+                    ],
+                ),
+            )
+        finally:
+            commits.close()
+        assert answers == [{"ok": True}] * 3
+        # The accept and the log-off together, then agent 0's change on its own: two, not one
+        # (a change read past its agent's own waiting decision) nor three (one per command).
+        assert commits.count == 2, commits.count
+        assert (await states(db, [by_agent[first].interaction_id]))[
+            by_agent[first].interaction_id
+        ] is State.CONNECTED
+        assert [o.agent_id for o in await live_offers(db, by_agent[second].interaction_id)] == []
+        assert host.engine.holder_of(str(by_agent[first].interaction_id)) == str(first)
 
 
 @pytest.mark.usefixtures("redis_sync")
