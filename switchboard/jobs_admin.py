@@ -8,9 +8,11 @@ Redis unreachable: 503 problem+json with Retry-After, like every other outage.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 import redis
 from fastapi import APIRouter, Path, Request
@@ -35,7 +37,10 @@ router = APIRouter(tags=["admin"])
 pages = APIRouter(include_in_schema=False)
 
 Action = Literal["retry", "discard"]
-JobId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
+_JOB_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
+_JOB_ID = re.compile(_JOB_ID_PATTERN)
+JobId = Annotated[str, Path(pattern=_JOB_ID_PATTERN)]
+_VERBS: dict[str, str] = {"retry": "queued again", "discard": "discarded"}
 RETRY_AFTER_SECONDS = 5
 MAX_LISTED = 200  # per queue, newest first
 
@@ -201,8 +206,20 @@ async def failed_jobs_page(request: Request, user: OptionalUser, settings: AppSe
     if isinstance(jobs, Response):
         return jobs
     return templates.TemplateResponse(
-        request, "admin/jobs.html", page_context(request, admin, settings, jobs=jobs, notice=None)
+        request,
+        "admin/jobs.html",
+        page_context(request, admin, settings, jobs=jobs, notice=_done_notice(request)),
     )
+
+
+def _done_notice(request: Request) -> str | None:
+    """After a plain form post (no htmx: scripts off, or a button pressed before htmx had wired
+    the freshly swapped list) the page says what was done, as the htmx response does. Only the
+    job's id comes from the address, checked as a job id: nothing else a link could make it say."""
+    action, job_id = request.query_params.get("done"), request.query_params.get("job") or ""
+    if action not in _VERBS or not _JOB_ID.fullmatch(job_id):
+        return None
+    return f"Job {job_id[:8]} {_VERBS[action]}."
 
 
 # One route per action (not /{action}): a signed-out caller must get 401 before any 422.
@@ -232,12 +249,11 @@ async def _page_action(
     if isinstance(done, Response):
         return done
     if request.headers.get("hx-request") != "true":
-        return RedirectResponse("/admin/jobs", status_code=303)
+        return RedirectResponse(f"/admin/jobs?{urlencode({'done': action, 'job': done.id})}", status_code=303)
     jobs = await _list(request)
     if isinstance(jobs, Response):
         return jobs
-    verb = "queued again" if action == "retry" else "discarded"
-    notice = f"Job {done.function} ({done.id[:8]}) {verb}."
+    notice = f"Job {done.function} ({done.id[:8]}) {_VERBS[action]}."
     return templates.TemplateResponse(
         request, "admin/_failed_jobs.html", page_context(request, admin, settings, jobs=jobs, notice=notice)
     )

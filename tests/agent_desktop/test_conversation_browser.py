@@ -379,6 +379,11 @@ async def test_voice_panel_live_360_and_call_controls(server: Server) -> None:
             await expect(released).to_be_visible(timeout=10_000)
             await expect(call_panel.locator(".call-state")).not_to_contain_text("Muted")
             assert _participant_forms(server.carrier, AGENT_CALL_SID)[-1] == {"Muted": ["false"]}
+            # The unmute's live update (its timeline row and a fresh call panel, one socket
+            # message) lands before the keypad is used: a key focused just before that swap and
+            # pressed between the swap and the focus restore (after htmx's settle) pressed nothing
+            # (seen once in CI).
+            await expect(timeline.locator(".ev-detail", has_text=re.compile(r"^Unmute$"))).to_have_count(1)
 
             # The keypad sends tones through the carrier; the timeline says tones went, not which.
             key = call_panel.get_by_role("button", name="5", exact=True)

@@ -101,6 +101,27 @@ async def test_retry_and_discard_are_done_and_audited(client, make_user, failed_
         assert entry.data["error"] == f"RuntimeError: {message}"
 
 
+async def test_a_plain_form_post_comes_back_to_the_page_saying_what_was_done(client, make_user, failed_job):
+    """Scripts off, or Enter pressed on a freshly swapped list before htmx wired its forms (seen in
+    CI): the browser posts the form itself, and the page it is sent back to says what was done."""
+    job, _, connection = failed_job
+    _, admin = await make_user(Role.ADMIN)
+    posted = await client.post(f"/admin/jobs/{job.id}/discard", headers=admin)
+    assert posted.status_code == 303
+    assert posted.headers["location"] == f"/admin/jobs?done=discard&job={job.id}"
+    assert not Job.exists(job.id, connection=connection)
+    page = await client.get(posted.headers["location"], headers={**admin, "Accept": "text/html"})
+    assert page.status_code == 200
+    assert (
+        f'<p id="jobs-notice" role="status" tabindex="-1" autofocus>Job {job.id[:8]} discarded.</p>'
+        in page.text
+    )
+    # A made-up address says nothing (only a well-formed job id and a known action are shown).
+    for query in ("done=delete&job=abc", "done=discard&job=<b>x</b>", "done=discard"):
+        forged = await client.get(f"/admin/jobs?{query}", headers={**admin, "Accept": "text/html"})
+        assert forged.status_code == 200 and 'id="jobs-notice"' not in forged.text
+
+
 async def test_redis_down_is_a_503_with_retry_after(app, client, make_user, monkeypatch):
     _, admin = await make_user(Role.ADMIN)
     monkeypatch.setattr(app.state, "redis", RedisHandle(url="redis://127.0.0.1:1/0"))  # nothing listens
