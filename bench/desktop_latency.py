@@ -41,8 +41,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -58,8 +56,8 @@ from bench.common import (  # noqa: E402
 )
 from bench.desktop_setup import (  # noqa: E402
     PASSWORD,
-    REDIS_URL,
     drop_schema,
+    engine_leads,
     free_port,
     prepare,
     redis_server_pid,
@@ -69,7 +67,6 @@ from bench.desktop_setup import (  # noqa: E402
     wait_ready,
 )
 from switchboard.gcfreeze import freeze_long_lived, keep_frozen  # noqa: E402
-from switchboard.redis import rkey  # noqa: E402
 
 IN_FLIGHT = 32  # concurrent API POSTs per app process
 
@@ -392,15 +389,6 @@ async def main() -> None:
         await drop_schema(schema)
 
     report(args, results)
-
-
-async def engine_leads() -> bool:
-    """A host (the engine process) holds the routing lease."""
-    client = aioredis.Redis.from_url(REDIS_URL)
-    try:
-        return await client.get(rkey("engine", "default", "lease")) is not None
-    finally:
-        await client.aclose()
 
 
 async def more_sockets(

@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import redis.asyncio as aioredis
 from argon2 import PasswordHasher
 from sqlalchemy import insert, text
 
@@ -20,6 +21,7 @@ from bench.agent_loop import PASSWORD
 from bench.common import Conn, retail_queue_row
 from switchboard.auth.models import Role, User
 from switchboard.db import Database, utcnow
+from switchboard.redis import rkey
 from switchboard.security import hash_password
 from workforce.models import Agent, Presence, Queue, QueueMember
 
@@ -127,6 +129,15 @@ def production_env(
         "SWITCHBOARD_ALLOWED_ORIGINS": json.dumps([origin]),
         **(extra_env or {}),  # the create bench measures the API alone (engine off)
     }
+
+
+async def engine_leads() -> bool:
+    """A host (e.g. the engine process) holds the routing lease."""
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        return await client.get(rkey("engine", "default", "lease")) is not None
+    finally:
+        await client.aclose()
 
 
 def start_engine(schema: str, secret: str, origin: str, log_dir: Path | None = None) -> subprocess.Popen:

@@ -133,6 +133,11 @@ async def invariants(db: Database, created: set[str]) -> dict[str, int]:
                 .having(func.count(Interaction.id) > 3)
             )
         ).all()
+        # Nobody answers offers here, but none expires within the run (30 s): an agent marked
+        # not-responding was marked for the fail-over itself (the old leader's withdrawn offers).
+        not_responding = await s.scalar(
+            select(func.count()).select_from(Agent).where(Agent.presence == Presence.NOT_RESPONDING)
+        )
     alive = {State.QUEUED, State.OFFERED, State.CONNECTED, State.WRAP_UP}
     lost = sum(1 for i in created if rows.get(uuid.UUID(i)) not in alive)
     return {
@@ -140,6 +145,7 @@ async def invariants(db: Database, created: set[str]) -> dict[str, int]:
         "double_offered": len(live_twice),
         "accepted_twice": len(accepted_twice),
         "agents_over_capacity": len(load),
+        "agents_not_responding": int(not_responding or 0),
     }
 
 
@@ -281,6 +287,11 @@ async def main() -> None:
                 "0 / 0",
             ),
             ("agents over capacity", results["agents_over_capacity"], "0"),
+            (
+                "agents marked not-responding (no offer expires in the run)",
+                results["agents_not_responding"],
+                "0",
+            ),
         ],
         results,
     )

@@ -37,6 +37,7 @@ the sum of both processes, with each one's share beside it.
     .venv/bin/python bench/wallboard.py --browser            # plus one real browser
     .venv/bin/python bench/wallboard.py --agents 200 --rate 10 --seconds 5 --supervisors 3
     .venv/bin/python bench/wallboard.py --processes 2        # wallboards off the engine's process
+    .venv/bin/python bench/wallboard.py --engine-process     # the engine apart (switchboard engine)
 
 Needs PostgreSQL (BENCH_PG_URL) and Redis (BENCH_REDIS_URL), as bench/desktop_latency.py. Works in
 its own schema, dropped at the end. The last stdout line is one JSON object.
@@ -84,9 +85,11 @@ from bench.common import (  # noqa: E402
 from bench.desktop_setup import (  # noqa: E402
     PG_URL,
     drop_schema,
+    engine_leads,
     free_port,
     migrate,
     redis_server_pid,
+    start_engine,
     start_server,
     wait_ready,
 )
@@ -352,6 +355,12 @@ async def main() -> None:
         default=1,
         help="app processes: 2 puts the supervisors on the one not leading the engine",
     )
+    parser.add_argument(
+        "--engine-process",
+        action="store_true",
+        help="the routing engine in a process of its own (switchboard engine, as the README's "
+        "production section allows); the app processes run without one",
+    )
     args = parser.parse_args()
     floor_views = min(args.floor_views, args.supervisors)
     watched_teams = min(args.supervisors - floor_views, (args.agents + PAGE_SIZE - 1) // PAGE_SIZE)
@@ -369,6 +378,7 @@ async def main() -> None:
         "watched_teams": watched_teams,
         "movers": len(movers),
         "processes": args.processes,
+        "engine_process": args.engine_process,
         "load_before": load_before,
         "seed_seconds": round(time.perf_counter() - began, 1),
     }
@@ -377,15 +387,21 @@ async def main() -> None:
     # The browser's page is served from the app's own address: its origin is allowed too.
     origins = json.dumps([ORIGIN, *(f"http://127.0.0.1:{p}" for p in ports)])
 
+    no_engine = {"SWITCHBOARD_ROUTING_ENGINE": "false"} if args.engine_process else {}
+
     def start(p: int) -> subprocess.Popen[bytes]:
         server = start_server(
             p, schema, secret, ORIGIN, "default", args.server_log,
-            extra_env={"SWITCHBOARD_ALLOWED_ORIGINS": origins},
+            extra_env={"SWITCHBOARD_ALLOWED_ORIGINS": origins, **no_engine},
         )  # fmt: skip
         print(f"server pid: {server.pid} (port {p})", file=sys.stderr, flush=True)
         return server
 
     servers = [start(ports[0])]
+    # Measured with the app processes (CPU, run-queue wait), listed after them.
+    engines = [start_engine(schema, secret, ORIGIN, args.server_log)] if args.engine_process else []
+    for engine in engines:
+        print(f"engine pid: {engine.pid}", file=sys.stderr, flush=True)
     port = ports[0]  # the engine's leader
     sup_port = ports[-1]  # the supervisors' process: the other one when there are two
     stop = asyncio.Event()
@@ -401,11 +417,11 @@ async def main() -> None:
     try:
         role = await wait_ready(port)
         for _ in range(100):
-            if role == "leader":
+            if role == "leader" or (engines and await engine_leads()):
                 break
             await asyncio.sleep(0.2)
             role = await wait_ready(port)
-        results["engine_role"] = role
+        results["engine_role"] = "engine process" if engines else role
         if len(ports) > 1:  # started once the first leads, so that the second stands by
             servers.append(start(ports[1]))
             results["engine_role_other"] = await wait_ready(ports[1])
@@ -555,7 +571,7 @@ async def main() -> None:
             await asyncio.sleep(2)
 
         # What the held sockets cost with no event (their own refreshes every REFRESH_S).
-        pids, redis_pid = [server.pid for server in servers], redis_server_pid()
+        pids, redis_pid = [p.pid for p in [*servers, *engines]], redis_server_pid()
 
         def cpu_now() -> list[float]:
             return [
@@ -672,9 +688,9 @@ async def main() -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
         for each_pool in pools.values():
             each_pool.close()
-        for server in servers:
+        for server in [*servers, *engines]:
             server.send_signal(signal.SIGTERM)
-        for server in servers:
+        for server in [*servers, *engines]:
             try:
                 server.wait(timeout=20)
             except subprocess.TimeoutExpired:
