@@ -73,14 +73,14 @@ class Rebuilt:
 async def build_floor(host: EngineHost, lease: Lease) -> Rebuilt:
     """Read SQL (one query per table) and build a new floor; nothing is written but the fence."""
     started = time.perf_counter()
-    with _gc_paused():
+    with gc_paused():
         rebuilt = await _build_floor(host, lease)
     rebuilt.started = started
     return rebuilt
 
 
 @contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """A rebuild allocates a large, long-lived structure in one go: the cyclic GC's passes over the
     growing heap meanwhile cost as much as the rebuild itself (measured: half of it, 2,000 waiting
     and 1,000 agents). They run again once it is built (and the host may freeze it, gcfreeze)."""
