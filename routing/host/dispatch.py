@@ -17,7 +17,7 @@ from interactions.models import Interaction
 from interactions.states import State
 from routing.context import context_for
 from routing.engine.events import CommandRejected, Event, Queued
-from routing.host import arrivals
+from routing.host import arrivals, persist
 from routing.host.errors import DecisionRefused, LostLeadership, RebuildFailed
 from routing.host.group import Group, Waiting, commit
 from routing.host.leader import Leader
@@ -111,12 +111,10 @@ def _joins(group: Group, command: Command) -> bool:
     if isinstance(command, GROUPED):
         return True
     if isinstance(command, AgentChanged):
-        return not any(_names(event, command.agent_id) for d in group.decisions for event in d.events)
+        return not any(
+            command.agent_id in persist.agents_named(event) for d in group.decisions for event in d.events
+        )
     return False
-
-
-def _names(event: Event, agent_id: str) -> bool:
-    return agent_id in (getattr(event, name, None) for name in ("agent_id", "from_agent", "to_agent"))
 
 
 async def flush(leader: Leader, group: Group) -> None:

@@ -129,8 +129,7 @@ async def write_decision(
             published += await writer(leader, session, event, now)
         if isinstance(event, FLOOR_EVENTS):
             # The supervisors' wallboards (one notice per commit: ``publishable`` folds them).
-            agents = [getattr(event, name, None) for name in ("agent_id", "from_agent", "to_agent")]
-            published.append((FLOOR_TOPIC, {"agents": {a: event.kind for a in agents if a}}))
+            published.append((FLOOR_TOPIC, {"agents": {a: event.kind for a in agents_named(event)}}))
         payload = event_payload(event, occurred_at=now)
         if engine_offer is not None:
             # Receivers get the durable offer id (the engine's counter restarts with each leader).
@@ -326,6 +325,12 @@ async def _presence(
     )
     presence = messages.Presence(agent_id=event.agent_id, presence=event.presence, reason=event.reason)
     return [presence.to(event.agent_id)]
+
+
+def agents_named(event: Event) -> list[str]:
+    """The agents an event is about (an offer's, a transfer's sender and target)."""
+    named = (getattr(event, name, None) for name in ("agent_id", "from_agent", "to_agent"))
+    return [agent for agent in named if agent]
 
 
 def publishable(published: list[Message]) -> list[Message]:

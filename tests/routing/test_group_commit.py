@@ -32,7 +32,6 @@ class Commits:
     def _committed(self, _conn: object) -> None:
         self.count += 1
 
-
     def close(self) -> None:
         event.remove(self._engine, "commit", self._committed)
 
