@@ -473,7 +473,8 @@ def _card_from_event(offer_id: uuid.UUID, event: dict[str, Any]) -> service.Offe
             queue=data.queue,
             waiting_since=datetime.fromisoformat(data.waiting_since),
             expires_at=expires_at,
-            origin_known=False,  # the push does not say whether it is a transfer: the toast asks
+            # Not transferred: nothing more to show. A transfer's sender and note the toast asks for.
+            origin_known=data.transferred is False,
         )
     except (TypeError, ValueError):
         return None

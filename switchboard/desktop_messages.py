@@ -41,6 +41,9 @@ class OfferCard:
     subject: str | None
     queue: str | None  # the queue's display name
     waiting_since: str  # ISO 8601: the interaction's place in line (virtual start)
+    # A colleague transferred it: the toast asks from whom and with what note. None (an older
+    # publisher) is asked too; False, the common case, needs no request.
+    transferred: bool | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -288,6 +288,7 @@ class Leader:
                 subject=offer.subject,
                 queue=self.floor.queue_display.get(offer.queue_id) if offer.queue_id else None,
                 waiting_since=offer.virtual_start_at.isoformat(),
+                transferred=offer.transferred,
             ),
         ).to(event.agent_id)
 

@@ -64,6 +64,7 @@ class OfferMade:
     customer_name: str
     tier: str
     segments: list[str]
+    transferred: bool  # a colleague transferred it: the toast shows from whom (agent_desktop)
 
     @classmethod
     def of(
@@ -91,7 +92,14 @@ class OfferMade:
             customer_name=written["display_name"],
             tier=getattr(tier, "value", tier),  # an enum through SQLAlchemy, text straight from asyncpg
             segments=list(json.loads(segments) if isinstance(segments, str) else segments or []),
+            transferred=_transferred(written),
         )
+
+
+def _transferred(written: dict[str, Any]) -> bool:
+    if "transferred" in written:
+        return bool(written["transferred"])
+    return isinstance(written.get("attributes"), dict) and "transfer" in written["attributes"]
 
 
 # The only state an offer can be made from (checked against the state machine at import).
@@ -143,6 +151,7 @@ def _offer_statements() -> tuple[FastStatement, FastStatement, FastStatement]:
             it.virtual_start_at,
             it.topic,
             it.subject,
+            it.attributes,  # whether it was transferred (the PostgreSQL writers say it in SQL)
             # Subqueries, not UPDATE ... FROM: SQLite's RETURNING cannot name a FROM table.
             *(
                 select(cu[name]).where(cu.id == it.customer_id).scalar_subquery().label(name)

@@ -80,7 +80,8 @@ def _offer_in_one_statement_sql(
                 rule_set_version = coalesce(:rule_set_version::int, rule_set_version)
             WHERE id = :interaction_id AND state = '{State.QUEUED.value}' AND channel = :channel
               AND EXISTS (SELECT 1 FROM allowed)
-            RETURNING customer_id, version, queue_id, virtual_start_at, topic, subject
+            RETURNING customer_id, version, queue_id, virtual_start_at, topic, subject,
+                      (attributes -> 'transfer') IS NOT NULL AS transferred  -- the toast says so
         ), offer AS (  -- the partial unique index: one live offer per interaction
             INSERT INTO offers (id, interaction_id, agent_id, state, created_at, expires_at, engine_epoch)
             SELECT :offer_id, :interaction_id, :agent_id, '{OfferState.LIVE.value}', :now, :expires_at, :epoch
@@ -111,7 +112,7 @@ def _offer_in_one_statement_sql(
         SELECT (SELECT count(*) FROM fence) AS fenced, (SELECT count(*) FROM allowed) AS allowed,
                (SELECT count(*) FROM offer) AS offers,
                placed.customer_id, placed.version, placed.queue_id, placed.virtual_start_at,
-               placed.topic, placed.subject,
+               placed.topic, placed.subject, placed.transferred,
                customers.display_name, customers.value_tier, customers.segments,
                (SELECT array_agg(id ORDER BY id) FROM events) AS event_ids
         FROM (SELECT 1) AS one
@@ -247,6 +248,7 @@ def _offers_set_based_sql(
               AND interactions.channel = allowed.channel
             RETURNING interactions.id, interactions.customer_id, interactions.version, interactions.queue_id,
                       interactions.virtual_start_at, interactions.topic, interactions.subject,
+                      (interactions.attributes -> 'transfer') IS NOT NULL AS transferred,
                       allowed.n, allowed.offer_id, allowed.agent_id, allowed.expires_at, allowed.channel,
                       allowed.routed_data, allowed.offer_data, allowed.queue_name
         ), offer AS (
@@ -278,7 +280,7 @@ def _offers_set_based_sql(
         )
         SELECT (SELECT count(*) FROM fence) AS fenced, (SELECT count(*) FROM offer) AS offers,
                placed.n, placed.channel, placed.customer_id, placed.version, placed.queue_id,
-               placed.virtual_start_at, placed.topic, placed.subject,
+               placed.virtual_start_at, placed.topic, placed.subject, placed.transferred,
                customers.display_name, customers.value_tier, customers.segments,
                (SELECT array_agg(events.id ORDER BY events.id) FROM events
                 WHERE events.interaction_id = placed.id) AS event_ids,

@@ -145,3 +145,43 @@ async def test_capacity_counts_held_work_per_channel_against_the_ceilings(db, ma
             CapacityLine("voice", 0, 1),
         ]
         assert await capacity_for(s, agent_id=uuid.uuid4()) is None
+
+
+def test_a_pushed_offer_asks_where_it_came_from_only_when_it_was_transferred() -> None:
+    """The engine's offer says whether a colleague transferred the work: only then does the toast
+    ask (one GET per offer otherwise, for nothing); an older publisher's card, silent on it, asks."""
+    import uuid
+    from datetime import UTC, datetime, timedelta
+
+    from agent_desktop import pages
+    from agent_desktop.ws import _card_from_event
+    from switchboard import desktop_messages as messages
+
+    def toast(transferred: bool | None) -> str:
+        offer_id = uuid.uuid4()
+        card = messages.OfferCard(
+            channel="chat",
+            customer_name="Ada",
+            tier="gold",
+            segments=[],
+            topic=None,
+            subject=None,
+            queue="Retail",
+            waiting_since=datetime.now(UTC).isoformat(),
+            transferred=transferred,
+        )
+        offer = messages.Offer(
+            offer_id=str(offer_id),
+            interaction_id=str(uuid.uuid4()),
+            queue="retail",
+            expires_at=(datetime.now(UTC) + timedelta(seconds=30)).isoformat(),
+            card=card,
+        )
+        made = _card_from_event(offer_id, offer.as_json())
+        assert made is not None
+        return pages.offer_added_fragment(made)
+
+    asks = "/origin"
+    assert asks not in toast(False)
+    assert asks in toast(True)
+    assert asks in toast(None)

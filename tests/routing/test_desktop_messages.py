@@ -102,4 +102,5 @@ async def test_what_the_engine_tells_a_desktop_parses_into_the_catalogue(db, red
     first = parsed[0]
     assert isinstance(first, messages.Offer) and first.card is not None
     assert (first.offer_id, first.interaction_id, first.card.queue) == (str(offer.id), str(iid), "Retail")
+    assert first.card.transferred is False  # said by the engine: the toast needs no request for it
     assert uuid.UUID(first.offer_id)

@@ -233,6 +233,18 @@ async def _known_customer(db: Database, scene: Scene) -> None:
         await s.commit()
 
 
+async def _transferred(db: Database, scene: Scene) -> None:
+    """A colleague transferred the work (routing.transfer): the offer says so, and the toast asks
+    from whom; any other offer's toast needs no request."""
+    async with db.sessionmaker() as s:
+        await s.execute(
+            update(Interaction)
+            .where(Interaction.id == scene.work)
+            .values(attributes={"transfer": {"mode": "warm", "from_agent_id": str(scene.other)}})
+        )
+        await s.commit()
+
+
 async def _on_a_chat_and_wrapping_one_up(db: Database, scene: Scene) -> None:
     """Wrap-up still holds capacity (it is released only when wrap-up is done)."""
     await _hold(db, scene.agent, "chat", State.CONNECTED, 1)
@@ -277,6 +289,7 @@ DECLINED, CEILING, UNITS, VOICE_EXCLUSIVE, ONE_AT_A_TIME = (check.name for check
 SHAPES = [
     Shape("new customer", None),
     Shape("known customer", None, _known_customer),
+    Shape("transferred by a colleague", None, _transferred),
     Shape(
         "declined by this agent",
         Conflict,
@@ -529,6 +542,7 @@ async def test_every_writer_decides_alike(db: Database, shape: Shape):
     if shape.refusal is None:
         assert isinstance(portable, store.OfferMade), portable
         assert (portable.agent_id, portable.channel) == (scene.agent, scene.channel)
+        assert portable.transferred is (shape.arrange is _transferred)
         assert portable_rows != before
     else:
         assert portable is shape.refusal
