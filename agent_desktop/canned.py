@@ -9,17 +9,21 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from customers.models import Customer
 from interactions.queue_texts import DEFAULT_CANNED, CannedResponse, canned_for, fill
+from switchboard.fastsql import FastStatement
 from workforce.models import Agent
 
 if TYPE_CHECKING:
     from agent_desktop.work_service import WorkContext
 
 MAX_RESULTS = 8
+_AGENT_NAME = FastStatement(
+    select(Agent.__table__.c.display_name).where(Agent.__table__.c.id == bindparam("agent_id"))
+)
 MAX_QUERY = 80
 
 __all__ = ["DEFAULT_CANNED", "CannedResponse", "canned_for", "search"]
@@ -32,10 +36,11 @@ async def for_work(
     desktop cannot fill, e.g. an anonymous visitor's name, stays as written for the agent to edit)."""
     customer = await session.get(Customer, ctx.interaction.customer_id)
     name = customer.display_name.strip() if customer is not None and customer.display_name else ""
+    agent = await _AGENT_NAME.first(session, {"agent_id": agent_id})
     values = {
         "customer_name": name,
         "customer_first_name": name.split()[0] if name else "",
-        "agent_name": await session.scalar(select(Agent.display_name).where(Agent.id == agent_id)) or "",
+        "agent_name": (agent.display_name if agent is not None else None) or "",
         "queue_name": ctx.queue.display_name if ctx.queue is not None else "",
     }
     filled = {key: value for key, value in values.items() if value}

@@ -255,21 +255,22 @@ async def work_item(
     session: AsyncSession, *, interaction_id: uuid.UUID, agent_id: uuid.UUID
 ) -> WorkItem | None:
     """An interaction this agent holds now (connected or in wrap-up) with its customer 360."""
-    interaction = await session.scalar(
-        select(Interaction)
-        .where(Interaction.id == interaction_id, Interaction.agent_id == agent_id)
-        .where(Interaction.state.in_(HELD_STATES))
-        .execution_options(populate_existing=True)
-    )
-    if interaction is None:
-        return None
-    return await _work_item(session, interaction)
+    row = await _held_with_customer(session, interaction_id=interaction_id, agent_id=agent_id)
+    return await _work_item(session, *row) if row is not None else None
 
 
 async def held_tab(
     session: AsyncSession, *, interaction_id: uuid.UUID, agent_id: uuid.UUID
 ) -> WorkItem | None:
     """What a tab and a panel header show (the interaction and its customer's name): no 360."""
+    row = await _held_with_customer(session, interaction_id=interaction_id, agent_id=agent_id)
+    return WorkItem(interaction=row[0], customer=row[1], timeline=[]) if row is not None else None
+
+
+async def _held_with_customer(
+    session: AsyncSession, *, interaction_id: uuid.UUID, agent_id: uuid.UUID
+) -> tuple[Interaction, Customer] | None:
+    """The held interaction and its customer in one statement (fresh: re-read if already loaded)."""
     row = (
         await session.execute(
             select(Interaction, Customer)
@@ -280,7 +281,7 @@ async def held_tab(
             .execution_options(populate_existing=True)
         )
     ).first()
-    return WorkItem(interaction=row[0], customer=row[1], timeline=[]) if row is not None else None
+    return (row[0], row[1]) if row is not None else None
 
 
 async def held_work(session: AsyncSession, *, agent_id: uuid.UUID) -> list[WorkItem]:
@@ -293,10 +294,13 @@ async def held_work(session: AsyncSession, *, agent_id: uuid.UUID) -> list[WorkI
     return [await _work_item(session, it) for it in rows.all()]
 
 
-async def _work_item(session: AsyncSession, interaction: Interaction) -> WorkItem:
-    customer = await session.get(
-        Customer, interaction.customer_id, populate_existing=True, options=[NO_IDENTITIES]
-    )
+async def _work_item(
+    session: AsyncSession, interaction: Interaction, customer: Customer | None = None
+) -> WorkItem:
+    if customer is None:
+        customer = await session.get(
+            Customer, interaction.customer_id, populate_existing=True, options=[NO_IDENTITIES]
+        )
     assert customer is not None  # interactions.customer_id is a non-null foreign key
     timeline = await customer_timeline(session, customer_id=customer.id, limit=TIMELINE_LIMIT)
     contacts = await contact_history(session, customer_id=customer.id)

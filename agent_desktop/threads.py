@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from customers.service import merged_customer_ids
 from interactions.email.models import Attachment, EmailDetail
 from interactions.email.service import email_details
+from interactions.links import linked_from
 from interactions.models import Interaction, Message, TimelineEvent
 from interactions.states import Channel
 
@@ -99,6 +100,8 @@ def _link_of(interaction: Interaction) -> tuple[str, uuid.UUID] | None:
 async def linked_interactions(session: AsyncSession, interaction: Interaction) -> list[Interaction]:
     """The interaction's whole chain (ancestors and descendants through the three links), oldest
     first. Only the same customer's interactions (merged profiles included) are ever joined."""
+    if _link_of(interaction) is None and not (await linked_from(session, interaction.id)).linked:
+        return [interaction]  # a chain of one, the common case: one prebuilt read
     customers = await merged_customer_ids(session, interaction.customer_id)
     root = interaction
     for _ in range(MAX_LEGS):

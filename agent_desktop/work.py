@@ -20,7 +20,7 @@ from interactions.states import State
 from routing import actions
 from routing.actions import EngineLink
 from routing.schemas import TransferRequest
-from switchboard.deps import DbSession
+from switchboard.deps import DbSession, reads_in_autocommit
 from switchboard.errors import Invalid, NotFound
 from workforce.deps import CurrentAgent, NoAgentProfile
 from workforce.identity import AgentRef
@@ -141,6 +141,8 @@ async def complete(
 
 
 async def _capacity(session: DbSession, agent: AgentRef) -> str:
+    if not session.in_transaction():  # the route's writes are committed: one read, no BEGIN/COMMIT
+        await reads_in_autocommit(session)
     lines = await service.capacity_for(session, agent_id=agent.id)
     return pages.capacity_fragment(lines) if lines is not None else ""
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interactions import service as interactions_service
@@ -20,6 +21,7 @@ from interactions.queue_texts import codes_for
 from interactions.states import State
 from routing import transfer as transfers
 from switchboard.errors import Conflict, Invalid, NotFound
+from switchboard.fastsql import FastStatement
 from workforce.models import Agent, Presence, Queue, QueueMember
 
 HELD_STATES = (State.CONNECTED, State.WRAP_UP)
@@ -158,15 +160,30 @@ async def add_note(
     )
 
 
-async def notes(session: AsyncSession, *, interaction_id: uuid.UUID) -> list[TimelineEvent]:
-    """This interaction's notes, newest first (the hub's own timeline query, notes only)."""
-    rows = await session.scalars(
-        select(TimelineEvent)
-        .where(TimelineEvent.interaction_id == interaction_id, TimelineEvent.kind == "note")
-        .order_by(TimelineEvent.id.desc())
+@dataclass(frozen=True, slots=True)
+class NoteLine:
+    at: datetime
+    body: str
+
+
+def _notes_statement() -> FastStatement:
+    events: Any = TimelineEvent.__table__.c
+    return FastStatement(
+        select(events.at, events.data)
+        .where(events.interaction_id == bindparam("interaction_id"), events.kind == "note")
+        .order_by(events.id.desc())
         .limit(NOTES_SHOWN)
     )
-    return list(rows)
+
+
+# Prebuilt (switchboard.fastsql): every tab opening reads them, and most contacts have none.
+_NOTES = _notes_statement()
+
+
+async def notes(session: AsyncSession, *, interaction_id: uuid.UUID) -> list[NoteLine]:
+    """This interaction's notes, newest first (the hub's timeline rows of kind "note")."""
+    rows = await _NOTES.rows(session, {"interaction_id": interaction_id})
+    return [NoteLine(row.at, str((row.data or {}).get("body") or "")) for row in rows]
 
 
 # ------------------------------------------------------------------ wrap-up

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import String, cast, func, select, type_coerce
+from sqlalchemy import String, bindparam, cast, func, select, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,6 +27,7 @@ from switchboard.audit import record_audit
 from switchboard.auth.models import Role, User
 from switchboard.db import new_id, utcnow
 from switchboard.errors import Conflict, DomainError, Invalid, NotFound
+from switchboard.fastsql import FastStatement
 from workforce.models import Agent
 
 
@@ -134,6 +135,9 @@ def customer_created_data(kind: IdentityKind, value: str) -> dict[str, Any]:
 
 
 MERGED_IDS_KEY = "customers.merged_ids"
+_MERGED_INTO = FastStatement(
+    select(Customer.__table__.c.id).where(Customer.__table__.c.merged_into_id == bindparam("into"))
+)
 
 
 async def merged_customer_ids(session: AsyncSession, customer_id: uuid.UUID) -> list[uuid.UUID]:
@@ -149,9 +153,9 @@ async def merged_customer_ids(session: AsyncSession, customer_id: uuid.UUID) -> 
         return list(known[customer_id])
     ids = [customer_id]
     frontier = [customer_id]
-    while frontier:
-        rows = await session.scalars(select(Customer.id).where(Customer.merged_into_id.in_(frontier)))
-        frontier = [r for r in rows if r not in ids]
+    while frontier:  # almost always one profile, one prebuilt read (a desktop tab asks per contact)
+        found = [row.id for merged in frontier for row in await _MERGED_INTO.rows(session, {"into": merged})]
+        frontier = [r for r in found if r not in ids]
         ids.extend(frontier)
     known[customer_id] = ids
     return list(ids)

@@ -18,9 +18,10 @@ from typing import Any
 
 from fastapi import Request
 from redis.asyncio import Redis
-from sqlalchemy import update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import raiseload
+from sqlalchemy.orm.util import identity_key
 
 from interactions.models import Interaction
 from routing import transfer as transfers
@@ -29,10 +30,13 @@ from routing.schemas import CommandResult, TransferRead, TransferRequest
 from switchboard import commands, events, replies
 from switchboard.db import utcnow
 from switchboard.errors import OUTAGE_ERRORS, Conflict, Invalid, NotFound, ServiceUnavailable, StillProcessing
+from switchboard.fastsql import FastStatement
 from workforce.deps import NoAgentProfile
 from workforce.identity import AgentRef
 from workforce.models import Agent, Presence
 from workforce.presence_log import forget_presence, record_presence
+
+_offers, _interactions = Offer.__table__, Interaction.__table__
 
 
 @dataclass(frozen=True)
@@ -109,24 +113,47 @@ def verdict(reply: dict[str, Any], *, subject: str) -> CommandResult:
 # ---------------------------------------------------------------------- what is the agent's
 
 
-async def own_offer(session: AsyncSession, agent: AgentRef, offer_id: uuid.UUID) -> Offer:
-    """The offer, if it was made to this agent: unknown is 404, someone else's is 409."""
-    offer = await session.get(Offer, offer_id)
-    await session.commit()
+_OFFER_OWNER = FastStatement(select(_offers.c.agent_id).where(_offers.c.id == bindparam("offer_id")))
+_HOLDER = FastStatement(
+    select(_interactions.c.id, _interactions.c.agent_id, _interactions.c.disposition).where(
+        _interactions.c.id == bindparam("interaction_id")
+    )
+)
+
+
+@dataclass(frozen=True)
+class HeldWork:
+    """What the actions check of an interaction before asking the engine (which judges its state)."""
+
+    id: uuid.UUID
+    agent_id: uuid.UUID | None
+    disposition: str | None
+
+
+async def own_offer(session: AsyncSession, agent: AgentRef, offer_id: uuid.UUID) -> None:
+    """Whether the offer was made to this agent: unknown is 404, someone else's is 409. One read
+    of its own (no transaction on PostgreSQL), done before the engine call waits."""
+    offer = await _OFFER_OWNER.first_alone(session, {"offer_id": offer_id})
     if offer is None:
         raise NotFound("No such offer", field="offer_id")
     if offer.agent_id != agent.id:
         raise Conflict("This offer was made to another agent", field="offer_id")
-    return offer
 
 
-async def held_interaction(session: AsyncSession, agent: AgentRef, interaction_id: uuid.UUID) -> Interaction:
-    """An interaction this agent holds (or held: the engine judges the state); anyone else's is 404."""
-    interaction = await session.get(Interaction, interaction_id)
-    await session.commit()
-    if interaction is None or interaction.agent_id != agent.id:
+async def held_interaction(session: AsyncSession, agent: AgentRef, interaction_id: uuid.UUID) -> HeldWork:
+    """An interaction this agent holds (or held: the engine judges the state); anyone else's is 404.
+    A row the caller's session has just written (a wrap-up code before completing) is not read
+    again; otherwise one read of its own, as ``own_offer``."""
+    known = session.identity_map.get(identity_key(Interaction, interaction_id))
+    row: Any
+    if isinstance(known, Interaction):
+        row = known
+        await session.commit()
+    else:
+        row = await _HOLDER.first_alone(session, {"interaction_id": interaction_id})
+    if row is None or row.agent_id != agent.id:
         raise NotFound("No such interaction held by this agent", field="interaction_id")
-    return interaction
+    return HeldWork(row.id, row.agent_id, row.disposition)
 
 
 # ---------------------------------------------------------------------- the actions
@@ -199,8 +226,8 @@ async def _answer_offer(
 ) -> CommandResult:
     # The engine judges the answer against the offer's expiry by when the app received it,
     # however long the request or the command then waits behind others (``Engine._live_offer``).
-    offer = await own_offer(session, agent, offer_id)
-    command = kind(offer_id=str(offer.id), agent_id=str(offer.agent_id), received_at=received_at)
+    await own_offer(session, agent, offer_id)
+    command = kind(offer_id=str(offer_id), agent_id=str(agent.id), received_at=received_at)
     return verdict(await call_engine(engine, command, owner=agent.user_id), subject=subject)
 
 

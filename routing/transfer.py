@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from customers.timeline import append_event
 from interactions import service as interactions_service
+from interactions.links import linked_from
 from interactions.models import ActorType, Interaction
 from interactions.states import State
 from switchboard.desktop_messages import Assigned, Completed
@@ -190,6 +191,8 @@ async def consult_status(
 ) -> tuple[Interaction, ConsultStatus | None, str | None] | None:
     """The latest transfer child of ``parent_id`` with its consult status (None for a blind one)
     and outcome; None when the interaction was never transferred."""
+    if not (await linked_from(session, parent_id)).transferred:
+        return None  # the common case, in one prebuilt read instead of an ORM query of whole rows
     child = await session.scalar(
         select(Interaction)
         .where(Interaction.parent_id == parent_id)

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from switchboard.auth.cache import UserCache
 from switchboard.auth.models import STAFF_RANK, Role, User
 from switchboard.errors import Forbidden, Unauthorized
+from switchboard.fastsql import reads_in_autocommit as reads_in_autocommit  # routes import it here
 from switchboard.security import TokenClaims, TokenError, csrf_matches, decode_session_token
 from switchboard.settings import Settings
 
@@ -59,20 +60,6 @@ async def _checked_user(session: AsyncSession, settings: Settings, token: str) -
     if user.token_version != claims.version:
         raise Unauthorized("Session ended (signed out, disabled, or password or role changed)")
     return user, claims
-
-
-async def reads_in_autocommit(session: AsyncSession) -> None:
-    """Run the session's statements without a transaction on PostgreSQL, for read-only work.
-
-    Each statement is then one round trip instead of BEGIN + statement(s) + COMMIT; under READ
-    COMMITTED (the default) every statement of a transaction sees a fresh snapshot anyway, so what
-    is read is the same. The isolation level resets when the connection returns to the pool. Not
-    on SQLite, whose BEGIN IMMEDIATE listener and sqlite3 transaction handling must stay as
-    configured in switchboard.db. Call before the session's first statement.
-    """
-    bind = session.bind
-    if bind is not None and bind.dialect.name == "postgresql":
-        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
 async def authenticated_user(request: Request, token: str) -> User:

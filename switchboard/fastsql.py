@@ -63,6 +63,16 @@ class FastStatement:
         found = await self.rows(session, params)
         return found[0] if found else None
 
+    async def first_alone(self, session: AsyncSession, params: dict[str, Any]) -> Any | None:
+        """``first`` as a read of its own, then the session is committed (its connection goes back
+        to the pool). When no transaction is open, on PostgreSQL it runs without one: one round
+        trip, not BEGIN, the read and COMMIT (a route's ownership check before an engine call)."""
+        if not session.in_transaction():
+            await reads_in_autocommit(session)
+        row = await self.first(session, params)
+        await session.commit()
+        return row
+
     async def first_on(self, driver: Any, dialect: Dialect, params: dict[str, Any]) -> Any | None:
         """As ``first``, on a held asyncpg connection (``held_connection``): autocommit."""
         compiled = self._compile(dialect)
@@ -107,6 +117,20 @@ class FastStatement:
         )
         self._compiled[dialect.name] = found
         return found
+
+
+async def reads_in_autocommit(session: AsyncSession) -> None:
+    """Run the session's statements without a transaction on PostgreSQL, for read-only work.
+
+    Each statement is then one round trip instead of BEGIN + statement(s) + COMMIT; under READ
+    COMMITTED (the default) every statement of a transaction sees a fresh snapshot anyway, so what
+    is read is the same. The isolation level resets when the connection returns to the pool. Not
+    on SQLite, whose BEGIN IMMEDIATE listener and sqlite3 transaction handling must stay as
+    configured in switchboard.db. Call before the session's first statement.
+    """
+    bind = session.bind
+    if bind is not None and bind.dialect.name == "postgresql":
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
 class PgStatement:
@@ -183,7 +207,14 @@ def _driver_closed(adapter: Any) -> bool:
     return bool(adapter._connection.is_closed())  # noqa: SLF001
 
 
+# Called with each statement's SQL before it runs straight on asyncpg (what SQLAlchemy's
+# before_cursor_execute sees of every other statement): tests count statements with it.
+statement_listeners: list[Callable[[str], None]] = []
+
+
 async def _run(method: Callable[..., Any], compiled: _Compiled, params: dict[str, Any]) -> Any:
+    for listener in statement_listeners:
+        listener(compiled.sql)
     values = {**compiled.defaults, **params}
     args: Sequence[Any] = [
         values[name] if (proc := compiled.bind_processors.get(name)) is None else proc(values[name])

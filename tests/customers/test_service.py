@@ -30,6 +30,7 @@ from interactions.feedback_models import CustomerFeedback
 from interactions.models import Interaction, TimelineEvent
 from routing.models import OfferState
 from routing.visibility import customer_visible_to_agent
+from switchboard import fastsql
 from switchboard.audit import AuditEntry
 from switchboard.auth.models import Role
 from switchboard.auth.service import create_user
@@ -277,7 +278,11 @@ async def test_merged_ids_are_read_once_per_session(db) -> None:
         if "merged_into_id" in statement:
             reads.append(statement)
 
+    def count_fast(statement: str) -> None:  # run straight on asyncpg (switchboard.fastsql)
+        count(None, None, statement, None, None, False)
+
     event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    fastsql.statement_listeners.append(count_fast)
     try:
         async with db.sessionmaker() as s:
             for _ in range(4):
@@ -285,6 +290,7 @@ async def test_merged_ids_are_read_once_per_session(db) -> None:
             await s.commit()
     finally:
         event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+        fastsql.statement_listeners.remove(count_fast)
     assert len(reads) == 2  # a's merged profiles, then b's (none): the frontier, once
 
 
