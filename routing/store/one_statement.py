@@ -277,18 +277,21 @@ def _offers_set_based_sql(
             FROM placed WHERE queue_name IS NOT NULL GROUP BY queue_name
             ON CONFLICT (queue_name, interval_start)
             DO UPDATE SET offered = queue_intervals.offered + excluded.offered
+        ), made AS (  -- each offer made, then every event as a row of its own (joining them to
+            -- their offers was quadratic: the planner takes a CTE for one row, so a nested loop)
+            SELECT placed.n, placed.channel, placed.customer_id, placed.version, placed.queue_id,
+                   placed.virtual_start_at, placed.topic, placed.subject, placed.transferred,
+                   customers.display_name, customers.value_tier, customers.segments,
+                   NULL::bigint AS event_id, NULL::uuid AS event_of, NULL::text AS event_kind
+            FROM placed LEFT JOIN customers ON customers.id = placed.customer_id
+            UNION ALL
+            SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                   events.id, events.interaction_id, events.kind
+            FROM events
         )
-        SELECT (SELECT count(*) FROM fence) AS fenced, (SELECT count(*) FROM offer) AS offers,
-               placed.n, placed.channel, placed.customer_id, placed.version, placed.queue_id,
-               placed.virtual_start_at, placed.topic, placed.subject, placed.transferred,
-               customers.display_name, customers.value_tier, customers.segments,
-               (SELECT array_agg(events.id ORDER BY events.id) FROM events
-                WHERE events.interaction_id = placed.id) AS event_ids,
-               (SELECT array_agg(events.kind ORDER BY events.id) FROM events
-                WHERE events.interaction_id = placed.id) AS event_kinds
+        SELECT (SELECT count(*) FROM fence) AS fenced, (SELECT count(*) FROM offer) AS offers, made.*
         FROM (SELECT 1) AS one
-        LEFT JOIN placed ON true
-        LEFT JOIN customers ON customers.id = placed.customer_id
+        LEFT JOIN made ON true
         """
     )
 
@@ -346,14 +349,19 @@ async def offers_set_based(
         raise Conflict("An interaction already has a live offer", field="interaction_id") from exc
     if not rows[0]["fenced"]:
         raise StaleEngine(f"engine epoch {epoch} is stale for partition {partition!r}")
+    logged: dict[uuid.UUID, list[tuple[int, str]]] = {}
+    for row in rows:
+        if row["event_id"] is not None:
+            logged.setdefault(row["event_of"], []).append((row["event_id"], row["event_kind"]))
     made: list[tuple[OfferMade, list[int], list[str]] | None] = [None] * len(wanted)
     for row in rows:
         if row["n"] is None:
-            continue  # nothing placed
+            continue  # nothing placed, or an event's row
         n = row["n"] - 1
         w = wanted[n]
         offer = OfferMade.of(
             offer_ids[n], w.interaction_id, w.agent_id, w.expires_at, row["channel"], dict(row)
         )
-        made[n] = (offer, list(row["event_ids"] or []), list(row["event_kinds"] or []))
+        events = sorted(logged.get(w.interaction_id, []))
+        made[n] = (offer, [i for i, _ in events], [kind for _, kind in events])
     return made

@@ -16,9 +16,12 @@ from interactions.states import State
 from routing import store
 from routing.history import QueueInterval
 from routing.host import EngineHost, Leader
+from routing.host import offers as offers_module
+from routing.host.floor import Floor
 from routing.host.rebuild import build_floor
 from routing.models import Offer, OfferState
 from switchboard.db import Database, utcnow
+from switchboard.errors import Conflict
 from tests.factories import (
     declined_by,
     make_agent,
@@ -244,6 +247,90 @@ async def test_an_offer_sql_refuses_at_install_is_left_out_and_repaired_alone(pg
         assert leader.engine.holder_of(str(own)) == full
         assert leader.engine.knows(str(refused))
         assert leader.engine.holder_of(str(refused)) is None
+    finally:
+        await host.leases.release()
+        await client.aclose()
+
+
+async def test_set_based_offers_return_each_offers_own_events(pg, redis_handle, redis_sync):
+    """Each offer made comes back with the ids and kinds of the timeline events written for it
+    (the live announcement publishes them), in id order; a refused offer (None) has none."""
+    agents, _ = await routing_floor(pg, agents=4, chat_max=2)
+    waiting = await queued(pg, 4)
+    await declined_by(pg, [waiting[1]], agents[1])  # the second offer is refused
+    async with pg.sessionmaker() as s:
+        before = await s.scalar(select(func.max(TimelineEvent.id)))
+        now = utcnow()
+        wanted = [
+            store.OfferWanted(
+                interaction_id,
+                agent_id,
+                now + timedelta(seconds=30),
+                routed_data={"queue": "retail"} if n == 0 else None,  # placed in this decision
+            )
+            for n, (interaction_id, agent_id) in enumerate(zip(waiting, agents, strict=True))
+        ]
+        await store.fence(s, partition="p", epoch=1)
+        made = await store.offers_set_based(s, partition="p", epoch=1, now=now, wanted=wanted)
+        await s.commit()
+        written = (
+            await s.scalars(select(TimelineEvent).where(TimelineEvent.id > before).order_by(TimelineEvent.id))
+        ).all()
+    assert made[1] is None
+    returned = {
+        w.interaction_id: (ids, kinds)
+        for w, result in zip(wanted, made, strict=True)
+        if result is not None
+        for _, ids, kinds in [result]
+    }
+    assert returned == {
+        interaction_id: (
+            [e.id for e in written if e.interaction_id == interaction_id],
+            [e.kind for e in written if e.interaction_id == interaction_id],
+        )
+        for interaction_id in (waiting[0], waiting[2], waiting[3])
+    }
+    assert returned[waiting[0]][1] == ["routed", "state_changed", "offer_created"]
+    assert returned[waiting[2]][1] == ["state_changed", "offer_created"]
+    assert {e.interaction_id for e in written} == {waiting[0], waiting[2], waiting[3]}
+
+
+async def test_a_round_refused_mid_install_leaves_nothing_installed(
+    pg, redis_handle, redis_sync, monkeypatch
+):
+    """The rounds run one after another while earlier ones become messages: a later round SQL
+    refuses fails the whole install, and the earlier rounds' offers are rolled back with it."""
+    agents, _ = await routing_floor(pg, agents=4, chat_max=1)
+    await queued(pg, 4)
+    monkeypatch.setattr(offers_module, "ROUND", 2)  # two rounds of two offers
+    written = store.offers_set_based
+    calls = 0
+
+    async def second_round_conflicts(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise Conflict("An interaction already has a live offer", field="interaction_id")
+        return await written(*args, **kwargs)
+
+    monkeypatch.setattr(store, "offers_set_based", second_round_conflicts)
+    client = redis_handle.async_client()
+    host = EngineHost(pg, client, desktop_grace_seconds=None, reconcile_seconds=600)
+    try:
+        lease = await host.leases.try_acquire(min_epoch=0)
+        assert lease is not None
+        rebuilt = await build_floor(host, lease)
+        assert sum(e.kind == "offer_created" for e in rebuilt.decided) == 4
+        leader = Leader(host, lease, rebuilt.floor)
+        previous = leader.floor = Floor(rebuilt.floor.engine)  # stands for the floor in use
+        with pytest.raises(Conflict):
+            await leader._install(rebuilt)  # noqa: SLF001 - the install step of Leader.take, on its own
+        assert calls == 2
+        assert leader.floor is previous  # the floor in use is put back
+        assert await live_offers(pg) == []  # the first round's two offers rolled back too
+        async with pg.sessionmaker() as s:
+            states = (await s.scalars(select(Interaction.state))).all()
+        assert set(states) == {State.QUEUED}
     finally:
         await host.leases.release()
         await client.aclose()
