@@ -11,12 +11,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Float, Integer, String, func, select
+from sqlalchemy import Float, Integer, String, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from switchboard.db import Base, UTCDateTime
+from switchboard.fastsql import FastStatement
 
 INTERVAL = timedelta(minutes=15)
 COUNTERS = (
@@ -77,13 +78,25 @@ async def bump_many(session: AsyncSession, increments: dict[tuple[str, datetime]
         {**zero, **inc, "queue_name": queue, "interval_start": start}
         for (queue, start), inc in sorted(increments.items())  # one lock order for all writers
     ]
-    await session.execute(_UPSERTS[dialect], rows)
+    if len(rows) == 1 and dialect == "postgresql":
+        # A decision's one row: prebuilt (switchboard.fastsql), ~0.1 ms of CPU against ~0.4 ms.
+        await _UPSERT_ONE.rowcount(session, rows[0])
+    else:
+        await session.execute(_UPSERTS[dialect], rows)
 
 
-def _upsert(insert: Any) -> Any:
-    """Add the row's counters to the interval's (built once per dialect; executed per row set)."""
+def _upsert(insert: Any, *, one_row: bool = False) -> Any:
+    """Add the row's counters to the interval's (built once per dialect; executed per row set, or
+    with ``one_row`` for one row given as bound parameters)."""
     table = QueueInterval.__table__
     statement = insert(table)
+    if one_row:
+        statement = statement.values(
+            {
+                name: bindparam(name, type_=table.c[name].type)
+                for name in ("queue_name", "interval_start", *COUNTERS, *SUMS)
+            }
+        )
     return statement.on_conflict_do_update(
         index_elements=["queue_name", "interval_start"],
         set_={name: table.c[name] + statement.excluded[name] for name in (*COUNTERS, *SUMS)},
@@ -91,6 +104,7 @@ def _upsert(insert: Any) -> Any:
 
 
 _UPSERTS = {"postgresql": _upsert(postgresql.insert), "sqlite": _upsert(sqlite.insert)}
+_UPSERT_ONE = FastStatement(_upsert(postgresql.insert, one_row=True))
 
 
 async def history(

@@ -165,12 +165,15 @@ class EventHub:
             if message is None or message["type"] != "pmessage":
                 continue
             topic = message["channel"][len(PREFIX) :]
+            queues = self._subscribers.get(topic)
+            if not queues:
+                continue  # every process hears every topic: most have no socket here (not decoded)
             try:
                 event = json.loads(message["data"])
             except (TypeError, ValueError):
                 log.warning("dropping undecodable event on %s", topic)
                 continue
-            for queue in list(self._subscribers.get(topic, ())):
+            for queue in list(queues):
                 if queue.qsize() >= self.max_pending:
                     # A stuck consumer must not grow memory without bound; it will resync.
                     continue

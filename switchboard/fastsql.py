@@ -111,7 +111,12 @@ class FastStatement:
             sql=expanded.statement,
             defaults=dict(expanded.parameters),
             positions=tuple(expanded.positiontup or ()),
-            bind_processors=dict(expanded.processors),
+            # The columns' own (JSON encoding, masking, enums, UTC times), as session.execute
+            # applies them; the expanded state holds only those of expanded IN lists.
+            bind_processors={
+                **{name: proc for name, proc in compiled._bind_processors.items() if callable(proc)},
+                **expanded.processors,
+            },
             row=row,
             result_processors=tuple(c[3]._cached_result_processor(dialect, None) for c in columns),
         )
