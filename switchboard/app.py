@@ -88,6 +88,7 @@ from switchboard.middleware import BodySizeLimit, ReceivedAt, RequestGuard, Secu
 from switchboard.redis import RedisHandle, open_redis
 from switchboard.settings import PROJECT_ROOT, Settings, settings_or_exit
 from switchboard.tasks import cancel_and_wait
+from switchboard.templating import templates
 from switchboard.throttle import Throttle
 from workforce import adherence_api as workforce_adherence
 from workforce import owners as workforce_owners
@@ -174,6 +175,9 @@ async def run_engine(settings: Settings) -> None:
 def create_app(settings: Settings | None = None, *, redis_handle: RedisHandle | None = None) -> FastAPI:
     """Build the app. Tests pass their own settings and an already-open Redis handle."""
     settings = settings or settings_or_exit()
+    # Production templates do not change under a running process: without this, every render and
+    # every include stats its file to see whether to reload it (~2 % of the desktop's CPU).
+    templates.env.auto_reload = not settings.is_production
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
