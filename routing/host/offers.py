@@ -120,22 +120,25 @@ async def write_decided(
     refused: list[Event] = []
     timeline: list[InsertedEvent] = []
     batches = _rounds(pairs)
+    statements: list[asyncio.Task[Made]] = []
 
     async def write(wanted: list[store.OfferWanted]) -> asyncio.Task[Made]:
-        statement = asyncio.create_task(
-            store.offers_set_based(
-                session, partition=leader.host.partition, epoch=leader.lease.epoch, now=now, wanted=wanted
+        statements.append(
+            asyncio.create_task(
+                store.offers_set_based(
+                    session, partition=leader.host.partition, epoch=leader.lease.epoch, now=now, wanted=wanted
+                )
             )
         )
         await asyncio.sleep(0)  # it sends the statement, then this task goes on while it runs
-        return statement
+        return statements[-1]
 
     # The rounds are pipelined, still one statement at a time on the session: the next round's
     # input is built while a statement runs, and a round's results become desktop messages while
     # the next one runs (PostgreSQL and this process on two cores: 1,000 offers written in a
     # median 139 ms instead of 174, four runs each alternately, bench/rebuild.py's shape).
-    writing = await write([_wanted(leader, *pair) for pair in batches[0]]) if batches else None
     try:
+        writing = await write([_wanted(leader, *pair) for pair in batches[0]]) if batches else None
         for n, batch in enumerate(batches):
             following = [_wanted(leader, *pair) for pair in batches[n + 1]] if n + 1 < len(batches) else None
             assert writing is not None
@@ -153,9 +156,11 @@ async def write_decided(
                     for i, kind in zip(event_ids, kinds, strict=True)
                 ]
     finally:
-        if writing is not None:  # something failed meanwhile: let the statement end before rollback
+        # Something failed meanwhile (or this task was cancelled): a statement still running ends
+        # before the caller rolls back on the same connection.
+        for statement in statements:
             with contextlib.suppress(BaseException):
-                await writing
+                await statement
     await persist.finish(session)
     published += [(customer_topic(p["customer_id"]), p) for p in live_payloads(timeline)]
     return published, refused

@@ -4,9 +4,11 @@ Real PostgreSQL and Redis (SQLite keeps the writers' path, covered by test_rebui
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 from typing import Any
+from unittest.mock import Mock
 
 import pytest
 from sqlalchemy import event, func, select, update
@@ -295,25 +297,35 @@ async def test_set_based_offers_return_each_offers_own_events(pg, redis_handle, 
     assert {e.interaction_id for e in written} == {waiting[0], waiting[2], waiting[3]}
 
 
-async def test_a_round_refused_mid_install_leaves_nothing_installed(
-    pg, redis_handle, redis_sync, monkeypatch
+@pytest.mark.parametrize("interrupted", ["refused", "cancelled", "failed"])
+async def test_an_install_interrupted_mid_round_leaves_nothing_installed(
+    pg, redis_handle, redis_sync, monkeypatch, interrupted
 ):
     """The rounds run one after another while earlier ones become messages: a later round SQL
-    refuses fails the whole install, and the earlier rounds' offers are rolled back with it."""
+    refuses, the install cancelled while that round's statement runs, or an error while the first
+    round's results become messages (the second's statement running meanwhile) fails the whole
+    install; the earlier rounds' offers roll back with it, once no statement runs on the connection."""
     agents, _ = await routing_floor(pg, agents=4, chat_max=1)
     await queued(pg, 4)
     monkeypatch.setattr(offers_module, "ROUND", 2)  # two rounds of two offers
     written = store.offers_set_based
-    calls = 0
+    calls = ended = 0
+    running = asyncio.Event()
 
-    async def second_round_conflicts(*args: Any, **kwargs: Any) -> Any:
-        nonlocal calls
+    async def second_round_interrupted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls, ended
         calls += 1
-        if calls == 2:
-            raise Conflict("An interaction already has a live offer", field="interaction_id")
-        return await written(*args, **kwargs)
+        try:
+            if calls == 2 and interrupted == "refused":
+                raise Conflict("An interaction already has a live offer", field="interaction_id")
+            if calls == 2:
+                running.set()  # the install is cancelled while this statement runs
+                await asyncio.sleep(0.05)
+            return await written(*args, **kwargs)
+        finally:
+            ended += 1
 
-    monkeypatch.setattr(store, "offers_set_based", second_round_conflicts)
+    monkeypatch.setattr(store, "offers_set_based", second_round_interrupted)
     client = redis_handle.async_client()
     host = EngineHost(pg, client, desktop_grace_seconds=None, reconcile_seconds=600)
     try:
@@ -323,9 +335,16 @@ async def test_a_round_refused_mid_install_leaves_nothing_installed(
         assert sum(e.kind == "offer_created" for e in rebuilt.decided) == 4
         leader = Leader(host, lease, rebuilt.floor)
         previous = leader.floor = Floor(rebuilt.floor.engine)  # stands for the floor in use
-        with pytest.raises(Conflict):
-            await leader._install(rebuilt)  # noqa: SLF001 - the install step of Leader.take, on its own
-        assert calls == 2
+        if interrupted == "failed":
+            monkeypatch.setattr(leader, "offer_message", Mock(side_effect=RuntimeError("a bug")))
+        install = asyncio.create_task(leader._install(rebuilt))  # noqa: SLF001 - Leader.take's install step
+        if interrupted == "cancelled":
+            await running.wait()
+            install.cancel()
+        expected = {"refused": Conflict, "cancelled": asyncio.CancelledError, "failed": RuntimeError}
+        with pytest.raises(expected[interrupted]):
+            await install
+        assert calls == ended == 2  # no statement outlived the install (the rollback came after)
         assert leader.floor is previous  # the floor in use is put back
         assert await live_offers(pg) == []  # the first round's two offers rolled back too
         async with pg.sessionmaker() as s:
