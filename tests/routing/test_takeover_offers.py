@@ -219,15 +219,20 @@ async def rows_as_an_arrival_leaves(
     assert counted == len(waiting)
 
 
+async def _built_under_lease(host: EngineHost) -> tuple[Any, Any]:
+    """A take-over's first step: the lease, then the floor built off to the side from SQL."""
+    lease = await host.leases.try_acquire(min_epoch=0)
+    assert lease is not None
+    return lease, await build_floor(host, lease)
+
+
 async def test_an_offer_sql_refuses_at_install_is_left_out_and_repaired_alone(pg, redis_handle, redis_sync):
     agents, _ = await routing_floor(pg, agents=4, chat_max=1)
     await queued(pg, 4)
     client = redis_handle.async_client()
     host = EngineHost(pg, client, desktop_grace_seconds=None, reconcile_seconds=600)
     try:
-        lease = await host.leases.try_acquire(min_epoch=0)
-        assert lease is not None
-        rebuilt = await build_floor(host, lease)
+        lease, rebuilt = await _built_under_lease(host)
         planned = {e.agent_id: e.interaction_id for e in rebuilt.decided if e.kind == "offer_created"}
         assert len(planned) == 4
         # Between the reads and the install, one agent takes a chat of their own straight in SQL:
@@ -329,9 +334,7 @@ async def test_an_install_interrupted_mid_round_leaves_nothing_installed(
     client = redis_handle.async_client()
     host = EngineHost(pg, client, desktop_grace_seconds=None, reconcile_seconds=600)
     try:
-        lease = await host.leases.try_acquire(min_epoch=0)
-        assert lease is not None
-        rebuilt = await build_floor(host, lease)
+        lease, rebuilt = await _built_under_lease(host)
         assert sum(e.kind == "offer_created" for e in rebuilt.decided) == 4
         leader = Leader(host, lease, rebuilt.floor)
         previous = leader.floor = Floor(rebuilt.floor.engine)  # stands for the floor in use
