@@ -26,6 +26,9 @@ from tests.workers import run_burst_worker
 SCREENSHOT = PROJECT_ROOT / "docs" / "screenshots" / "admin-jobs.png"
 
 
+HTMX_IDLE = "!document.querySelector('.htmx-settling, .htmx-added, .htmx-request')"
+
+
 @needs_chromium
 async def test_admin_retries_and_discards_failed_jobs_from_the_keyboard(
     backend_url, redis_handle, redis_sync, tmp_path
@@ -70,6 +73,10 @@ async def test_admin_retries_and_discards_failed_jobs_from_the_keyboard(
             await expect(notice).to_be_focused()
             await expect(page.locator(f"#job-{retried.id}")).to_have_count(0)
             assert retried.id in queue.job_ids
+            # The list was swapped in: Chrome may focus its autofocus notice natively on insertion,
+            # before htmx's settle step (20 ms on) wires the new forms. Go on once htmx is done, as
+            # a person reading the notice would.
+            await page.wait_for_function(HTMX_IDLE)
 
             await page.locator(f"#job-{discarded.id}").get_by_role("button", name="Discard").focus()
             await page.keyboard.press("Enter")
