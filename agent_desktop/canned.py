@@ -21,10 +21,10 @@ if TYPE_CHECKING:
     from agent_desktop.work_service import WorkContext
 
 MAX_RESULTS = 8
+MAX_QUERY = 80
 _AGENT_NAME = FastStatement(
     select(Agent.__table__.c.display_name).where(Agent.__table__.c.id == bindparam("agent_id"))
 )
-MAX_QUERY = 80
 
 __all__ = ["DEFAULT_CANNED", "CannedResponse", "canned_for", "search"]
 

@@ -141,8 +141,7 @@ async def complete(
 
 
 async def _capacity(session: DbSession, agent: AgentRef) -> str:
-    if not session.in_transaction():  # the route's writes are committed: one read, no BEGIN/COMMIT
-        await reads_in_autocommit(session)
+    await reads_in_autocommit(session)  # after the route's commit: one read, no BEGIN/COMMIT
     lines = await service.capacity_for(session, agent_id=agent.id)
     return pages.capacity_fragment(lines) if lines is not None else ""
 

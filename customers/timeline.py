@@ -79,10 +79,6 @@ class InsertedEvent:
     kind: str
 
 
-# What ``event_row`` fills: every column of an event but its id.
-EVENT_COLUMNS = ("customer_id", "interaction_id", "kind", "channel", "actor_type", "actor_id", "data", "at")
-
-
 def event_row(
     *,
     customer_id: uuid.UUID,
@@ -138,9 +134,9 @@ async def insert_events(session: AsyncSession, rows: list[dict[str, Any]]) -> No
 # install writes thousands: those go in multi-row INSERTs.
 FEW_ROWS = 4
 _TABLE: Any = TimelineEvent.__table__
-_INSERT_ONE = FastStatement(
+_INSERT_ONE = FastStatement(  # every column but the id, as ``event_row`` fills them; typed: masks, encodes
     insert(_TABLE)
-    .values({name: bindparam(name, type_=_TABLE.c[name].type) for name in EVENT_COLUMNS})  # masks, encodes
+    .values({c.name: bindparam(c.name, type_=c.type) for c in _TABLE.c if not c.primary_key})
     .returning(_TABLE.c.id)
 )
 

@@ -67,8 +67,7 @@ class FastStatement:
         """``first`` as a read of its own, then the session is committed (its connection goes back
         to the pool). When no transaction is open, on PostgreSQL it runs without one: one round
         trip, not BEGIN, the read and COMMIT (a route's ownership check before an engine call)."""
-        if not session.in_transaction():
-            await reads_in_autocommit(session)
+        await reads_in_autocommit(session)
         row = await self.first(session, params)
         await session.commit()
         return row
@@ -131,10 +130,11 @@ async def reads_in_autocommit(session: AsyncSession) -> None:
     COMMITTED (the default) every statement of a transaction sees a fresh snapshot anyway, so what
     is read is the same. The isolation level resets when the connection returns to the pool. Not
     on SQLite, whose BEGIN IMMEDIATE listener and sqlite3 transaction handling must stay as
-    configured in switchboard.db. Call before the session's first statement.
+    configured in switchboard.db. With a transaction open (statements since the last commit),
+    nothing changes: they go on in it.
     """
     bind = session.bind
-    if bind is not None and bind.dialect.name == "postgresql":
+    if bind is not None and bind.dialect.name == "postgresql" and not session.in_transaction():
         await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 

@@ -47,7 +47,9 @@ async def test_few_and_many_events_are_written_alike(db) -> None:
         async with db.sessionmaker() as s:
             events = (
                 await s.scalars(
-                    select(TimelineEvent).where(TimelineEvent.kind.like(f"{tag}-%")).order_by(TimelineEvent.id)
+                    select(TimelineEvent)
+                    .where(TimelineEvent.kind.like(f"{tag}-%"))
+                    .order_by(TimelineEvent.id)
                 )
             ).all()
         assert [e.kind for e in events] == [f"{tag}-{i}" for i in range(n)]  # in the rows' order
