@@ -1,17 +1,22 @@
 """Take-over under load: two app processes, the engine leader killed with SIGKILL.
 
     python bench/failover.py [--agents 1000] [--waiting 2000] [--rate 50] [--before 5] [--after 15]
+                             [--answering 20]
 
 Seeds, in its own schema (dropped at the end): N agents available, each holding two chats of
 their chat maximum of three (a busy floor; one free place each), and M chats waiting. Two app
 processes run as the README runs them (bench/desktop_setup.start_server). A supervisor's client
 posts chats at ``--rate`` per second to both; after ``--before`` seconds the leader is killed
-with SIGKILL and the posts go on for ``--after`` seconds.
+with SIGKILL and the posts go on for ``--after`` seconds. In the gap, while no process leads,
+``--answering`` agents (signed in through the token endpoint) answer the offer the dead leader made
+them through the survivor's API: half accept, half reject, as agents do at any moment.
 
 Reports, from SQL and the survivor's log: time from the kill to the first offer made by the new
 leader (target: lease TTL + 1 s), the new leader's rebuild time (target <= 300 ms), and lost,
-duplicated or double-assigned interactions (target 0). Accepts are not simulated here (see
-bench/desktop_latency.py for the agent loop).
+duplicated or double-assigned interactions (target 0), and accepts sent in the gap before their
+offer's expiry that were refused (target 0). The new leader keeps the dead leader's offers while
+their agents may still have them, so its first offer goes to an agent who rejected in the gap
+(bench/desktop_latency.py has the whole agent loop).
 
 Needs PostgreSQL (BENCH_PG_URL) and Redis (BENCH_REDIS_URL), as bench/desktop_setup.py.
 """
@@ -54,6 +59,7 @@ from interactions.models import Interaction  # noqa: E402
 from interactions.states import Channel, State  # noqa: E402
 from routing.host import stats_key  # noqa: E402
 from routing.models import Offer, OfferState  # noqa: E402
+from switchboard.auth.models import User  # noqa: E402
 from switchboard.db import Database, utcnow  # noqa: E402
 from switchboard.settings import Settings  # noqa: E402
 from workforce.models import Agent, Presence, Queue  # noqa: E402
@@ -101,6 +107,81 @@ async def first_offer_after(db: Database, epoch: int) -> float | None:
 async def epoch_now(db: Database) -> int:
     async with db.sessionmaker() as s:
         return int(await s.scalar(select(func.max(Offer.engine_epoch))) or 0)
+
+
+async def sign_in(db: Database, port: int, count: int) -> list[tuple[uuid.UUID, str]]:
+    """``count`` agents' ids and API tokens, through the token endpoint."""
+    async with db.sessionmaker() as s:
+        rows = (
+            await s.execute(
+                select(Agent.id, User.username)
+                .join(User, User.id == Agent.user_id)
+                .order_by(User.username)
+                .limit(count)
+            )
+        ).all()
+    signed = []
+    for agent_id, username in rows:
+        status, _, body = await Conn(port).request(
+            "POST", "/api/auth/token", form(username=username, password=PASSWORD), {"Content-Type": FORM}
+        )
+        assert status == 200, body
+        signed.append((agent_id, json.loads(body)["access_token"]))
+    return signed
+
+
+async def answer_in_the_gap(
+    db: Database, port: int, agents: list[tuple[uuid.UUID, str]]
+) -> list[dict[str, Any]]:
+    """Each agent answers the offer they hold (the dead leader's): even ones accept, odd reject."""
+    async with db.sessionmaker() as s:
+        live = {
+            agent_id: (offer_id, expires_at)
+            for offer_id, agent_id, expires_at in await s.execute(
+                select(Offer.id, Offer.agent_id, Offer.expires_at).where(
+                    Offer.state == OfferState.LIVE, Offer.agent_id.in_([a for a, _ in agents])
+                )
+            )
+        }
+
+    async def answer(n: int, agent_id: uuid.UUID, token: str) -> dict[str, Any] | None:
+        if agent_id not in live:
+            return None
+        offer_id, expires_at = live[agent_id]
+        verb = "accept" if n % 2 == 0 else "reject"
+        sent = time.time()
+        status, _, _ = await Conn(port, token).request("POST", f"/api/routing/offers/{offer_id}/{verb}")
+        return {
+            "verb": verb,
+            "offer_id": offer_id,
+            "in_time": sent < expires_at.timestamp(),
+            "status": status,
+        }
+
+    answered = await asyncio.gather(*(answer(n, a, t) for n, (a, t) in enumerate(agents)))
+    return [a for a in answered if a is not None]
+
+
+async def answers_kept(db: Database, answered: list[dict[str, Any]]) -> dict[str, Any]:
+    """Accepts sent in time whose offer did not end accepted: refused although in time."""
+    async with db.sessionmaker() as s:
+        states = dict(
+            (
+                await s.execute(
+                    select(Offer.id, Offer.state).where(Offer.id.in_([a["offer_id"] for a in answered]))
+                )
+            ).all()
+        )
+    accepts = [a for a in answered if a["verb"] == "accept"]
+    return {
+        "accepts_in_the_gap": len(accepts),
+        "accepts_honoured": sum(states[a["offer_id"]] is OfferState.ACCEPTED for a in accepts),
+        "accepts_refused_in_time": sum(
+            a["in_time"] and states[a["offer_id"]] is not OfferState.ACCEPTED for a in accepts
+        ),
+        "rejects_in_the_gap": len(answered) - len(accepts),
+        "answer_statuses": sorted({a["status"] for a in answered}),
+    }
 
 
 async def invariants(db: Database, created: set[str]) -> dict[str, int]:
@@ -171,6 +252,7 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--before", type=float, default=5.0)
     parser.add_argument("--after", type=float, default=15.0)
+    parser.add_argument("--answering", type=int, default=20, help="agents answering in the gap")
     args = parser.parse_args()
 
     schema = f"bench_failover_{os.getpid()}"
@@ -198,6 +280,7 @@ async def main() -> None:
             "POST", "/api/auth/token", form(username="bench-sup", password=PASSWORD), {"Content-Type": FORM}
         )
         token = json.loads(grant[2])["access_token"]
+        answering = await sign_in(db, survivor, args.answering)
         pools: dict[int, asyncio.Queue[Conn]] = {p: asyncio.Queue() for p in ports}
         for p in ports:
             for _ in range(8):  # keep-alive connections, one request each at a time
@@ -236,6 +319,7 @@ async def main() -> None:
         killed_at = time.time()
         servers[leader_port].send_signal(signal.SIGKILL)
         traffic_task = asyncio.create_task(traffic(args.after, n))
+        answers_task = asyncio.create_task(answer_in_the_gap(db, survivor, answering))
         leader_at = offered_at = None
         while time.time() - killed_at < args.after:
             # Visible: committed (an offer row carries the time the engine made it, which for a
@@ -252,11 +336,13 @@ async def main() -> None:
                     conn.close()
             await asyncio.sleep(0.05)
         await traffic_task
+        answered = await answers_task
         results["kill_to_leader_seconds"] = round(leader_at - killed_at, 2) if leader_at else None
         results["kill_to_first_offer_seconds"] = round(offered_at - killed_at, 2) if offered_at else None
         results["rebuild_ms"] = await rebuild_ms(old_epoch)
         await asyncio.sleep(2)  # the last arrivals routed
         results.update(await invariants(db, created))
+        results.update(await answers_kept(db, answered))
         results["posts"] = {str(k): v for k, v in sorted(statuses.items())}
         results["lease_ttl_ms"] = Settings().engine_lease_ms
     finally:
@@ -287,6 +373,12 @@ async def main() -> None:
                 "0 / 0",
             ),
             ("agents over capacity", results["agents_over_capacity"], "0"),
+            (
+                "accepts sent in the gap: honoured / refused although in time",
+                f"{results['accepts_honoured']} of {results['accepts_in_the_gap']} / "
+                f"{results['accepts_refused_in_time']}",
+                "all / 0",
+            ),
             (
                 "agents marked not-responding (no offer expires in the run)",
                 results["agents_not_responding"],

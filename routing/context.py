@@ -135,7 +135,10 @@ async def routing_snapshot_on(
 def _snapshot(row: Any, columns: tuple[str, ...] = _ALL_COLUMNS) -> tuple[Any, dict[str, Any]] | None:
     if row is None:
         return None
-    interaction = SimpleNamespace(**{name: getattr(row, name) for name in columns})
-    customer = SimpleNamespace(**{name: getattr(row, f"cust__{name}") for name in _CUSTOMER_COLUMNS})
-    last = row.last_agent
+    # By position, in the statement's order (interaction columns, customer columns, last agent):
+    # reading thousands of rows by attribute name cost a take-over ~15 % of its time.
+    values, split = tuple(row), len(columns)
+    interaction = SimpleNamespace(**dict(zip(columns, values[:split], strict=True)))
+    customer = SimpleNamespace(**dict(zip(_CUSTOMER_COLUMNS, values[split:-1], strict=True)))
+    last = values[-1]
     return interaction, rule_context(interaction, customer, last_agent=str(last) if last else None)

@@ -45,7 +45,16 @@ from routing.engine.events import (
 )
 from routing.engine.indexes import compile_target
 from routing.engine.outcomes import Outcomes
-from routing.engine.state import ASSIGNED, CHANNELS, AgentState, EngineConfig, Item, QueueConfig, Status
+from routing.engine.state import (
+    ASSIGNED,
+    CHANNELS,
+    AgentState,
+    EngineConfig,
+    Item,
+    LiveOffer,
+    QueueConfig,
+    Status,
+)
 from routing.rules import RuleSet
 from workforce.models import Presence
 
@@ -242,9 +251,11 @@ class Engine(Outcomes):
         preferred_until: float | None = None,
         preferred_required: bool = False,
         context: Mapping[str, Any] | None = None,
+        offered: LiveOffer | None = None,
     ) -> list[Event]:
         """Queue an interaction. With ``queue`` the routing is explicit; without it the current
-        rule set routes it (and escalates it by age) from ``context`` (customer attributes...)."""
+        rule set routes it (and escalates it by age) from ``context`` (customer attributes...).
+        ``offered``: a previous engine's live offer of it, kept if it still may be (a rebuild)."""
         if interaction_id in self._items or interaction_id in self._finished:
             raise ValueError(f"interaction {interaction_id!r} already enqueued")
         if channel not in self._cost:
@@ -283,6 +294,8 @@ class Engine(Outcomes):
                 self._events.append(
                     Queued(it.id, it.queue, it.priority, routing.filter_name, routing.step_index)
                 )
+        if offered is not None:
+            self._keep_offer(it, offered)
         return self._finish()
 
     # ------------------------------------------------------------------ offer outcomes

@@ -18,7 +18,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from routing.engine.core import Engine
 from routing.engine.events import Assigned, CommandRejected, Event, Queued, Transferred
@@ -27,6 +27,18 @@ from routing.rules import RuleSet
 
 # How long a consult child may wait with nobody offered it before the consult is cancelled.
 DEFAULT_CONSULT_WAIT_SECONDS = 60.0
+
+
+class HeldWork(NamedTuple):
+    """Work an agent holds in SQL (connected or in wrap-up), as a rebuild restores it."""
+
+    interaction_id: str
+    channel: str
+    agent_id: str
+    queue: str | None
+    wrap_up: bool
+    virtual_start: float
+    assigned_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,23 +128,33 @@ class HostedEngine(Engine):
             it.declined |= pending
         super()._insert_item(it)
 
-    def restore_assignment(
+    def restore_assignments(self, now: float, held: Iterable[HeldWork]) -> list[Event]:
+        """Register work agents already hold (connected or in wrap-up): it keeps their capacity.
+        ONE command for all of it (a rebuild restores thousands): each agent is re-filed once, not
+        once per piece of work. Checked whole before anything changes."""
+        held = list(held)
+        ids = [h.interaction_id for h in held]
+        known = [i for i in ids if i in self._items]
+        if known or len(set(ids)) != len(ids):
+            raise ValueError(f"interactions already known: {known or ids}")
+        for h in held:
+            self._agent(h.agent_id)
+        self._begin(now)
+        for h in held:
+            self._hold(*h)
+        return self._finish()
+
+    def _hold(
         self,
-        now: float,
         interaction_id: str,
         channel: str,
-        *,
         agent_id: str,
         queue: str | None,
         wrap_up: bool,
         virtual_start: float,
         assigned_at: float,
-    ) -> list[Event]:
-        """Register work an agent already holds (connected or in wrap-up): it keeps their capacity."""
-        if interaction_id in self._items:
-            raise ValueError(f"interaction {interaction_id!r} already known")
-        a = self._agent(agent_id)
-        self._begin(now)
+    ) -> None:
+        a = self._agents[agent_id]
         self._item_seq += 1
         it = Item(interaction_id, self._item_seq, channel, virtual_start, {"channel": channel})
         it.queue = queue or ""
@@ -143,7 +165,6 @@ class HostedEngine(Engine):
         a.used += self._cost[channel]
         a.counts[channel] += 1
         self._stale[a.id] = a  # re-filed once, when the command finishes
-        return self._finish()
 
     # ------------------------------------------------------------------ warm transfer (consult)
 
@@ -378,6 +399,12 @@ class HostedEngine(Engine):
         return self._finish()
 
     # ------------------------------------------------------------------ lookups for the host
+
+    def kept_offer(self, interaction_id: str) -> str | None:
+        """The engine id of the previous engine's offer kept for this work (``enqueue(offered=)``)."""
+        it = self._items.get(interaction_id)
+        offer = it.offer if it is not None else None
+        return offer.id if offer is not None and offer.inherited else None
 
     def knows(self, interaction_id: str) -> bool:
         return interaction_id in self._items

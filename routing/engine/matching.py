@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from routing.engine.events import OfferCreated
 from routing.engine.indexes import Indexes
-from routing.engine.state import CHANNELS, AgentState, Entry, Item, Offer, Status
+from routing.engine.state import CHANNELS, AgentState, Entry, Item, LiveOffer, Offer, Status
 from workforce.models import Presence
 
 AVAILABLE = Presence.AVAILABLE
@@ -131,26 +131,44 @@ class Matching(Indexes):
             self._offer(it, a, "agent")
 
     def _offer(self, it: Item, a: AgentState, trigger: str) -> None:
+        ttl = self._queues[it.queue].offer_ttl_seconds if it.queue in self._queues else None
+        offer = self._reserve(it, a, self._now, self._now + (ttl or self._ttl[it.channel]))
+        a.idle_since = self._now  # busy agents take turns under longest-idle
+        self.stats.bump(it.queue, "offered")
+        self._events.append(OfferCreated(offer.id, it.id, a.id, it.queue, offer.expires_at, trigger))
+
+    def _reserve(self, it: Item, a: AgentState, created_at: float, expires_at: float) -> Offer:
+        """The work is offered to the agent until ``expires_at``: it holds their capacity."""
         self._remove_item(it)
         self._offer_seq += 1
         c = it.channel
-        ttl = self._queues[it.queue].offer_ttl_seconds if it.queue in self._queues else None
-        offer = Offer(
-            f"of-{self._offer_seq}",
-            it.id,
-            a.id,
-            c,
-            self._cost[c],
-            self._now,
-            self._now + (ttl or self._ttl[c]),
-        )
+        offer = Offer(f"of-{self._offer_seq}", it.id, a.id, c, self._cost[c], created_at, expires_at)
         self._offers[offer.id] = offer
         it.offer, it.status = offer, Status.OFFERED
         a.offers[offer.id] = offer
         a.used += offer.cost
         a.counts[c] += 1
-        a.idle_since = self._now  # busy agents take turns under longest-idle
         self._stale[a.id] = a
         self._push_timer(offer.expires_at + self._grace, "offer", offer.id)
-        self.stats.bump(it.queue, "offered")
-        self._events.append(OfferCreated(offer.id, it.id, a.id, it.queue, offer.expires_at, trigger))
+        return offer
+
+    def _keep_offer(self, it: Item, offered: LiveOffer) -> None:
+        """A previous engine's live offer of this work stays the agent's, with the times it was
+        made and expires (no event: SQL and the desktop have it already), if this engine would let
+        them have it now: placed in the same queue, the agent available with room and open to
+        offers, the work fitting them, the answer grace not over. Otherwise the work is matched
+        as usual and the caller withdraws the old offer."""
+        a = self._agents.get(offered.agent_id)
+        if (
+            a is None
+            or it.status is not WAITING
+            or it.queue != offered.queue
+            or offered.expires_at + self._grace <= self._now
+            or a.presence is not AVAILABLE
+            or not (it.queue in a.queues or it.preferred == a.id)
+            or not self._can_take(a, it.channel)
+            or not self._open_to_offers(a, it.queue)
+            or not self._fits(it, a)
+        ):
+            return
+        self._reserve(it, a, offered.created_at, offered.expires_at).inherited = True

@@ -104,7 +104,13 @@ class Outcomes(Placement):
         """Only silence from an agent waiting for work marks them not-responding: not a late
         answer (their desktop is there), not while on break or the like (they chose a status),
         not while they handle work they accepted (busy, not absent)."""
-        return not offer.answered and a.presence is AVAILABLE and a.pending is None and not a.work
+        return (
+            not offer.answered
+            and not offer.inherited
+            and a.presence is AVAILABLE
+            and a.pending is None
+            and not a.work
+        )
 
     def _rescind(self, offer: Offer, reason: str) -> Item:
         it, a = self._end_offer(offer)

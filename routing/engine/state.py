@@ -70,6 +70,17 @@ FINISHED = frozenset({Status.COMPLETED, Status.ABANDONED, Status.DIVERTED})
 Entry = tuple[Any, ...]
 
 
+@dataclass(frozen=True)
+class LiveOffer:
+    """An offer a previous engine made that SQL still holds live, as a rebuild reads it: the new
+    engine keeps it (``Engine.enqueue(offered=...)``) rather than withdrawing it and offering again."""
+
+    agent_id: str
+    queue: str
+    created_at: float
+    expires_at: float
+
+
 class Offer:
     __slots__ = (
         "id",
@@ -81,6 +92,7 @@ class Offer:
         "expires_at",
         "live",
         "answered",
+        "inherited",
     )
 
     def __init__(
@@ -102,6 +114,9 @@ class Offer:
         self.expires_at = expires_at
         self.live = True
         self.answered = False  # the agent's desktop answered (if too late): it was not unresponsive
+        # Made by a previous engine and kept through a take-over or rebuild: the desktop may have
+        # lost its socket meanwhile, so a miss does not mark the agent not-responding.
+        self.inherited = False
 
 
 class AgentState:

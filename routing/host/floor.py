@@ -98,9 +98,14 @@ def queue_config(queue: Queue) -> QueueConfig:
     )
 
 
-def agent_fields(agent: Agent, queues: Iterable[Queue], explicit: set[str]) -> dict[str, Any]:
-    """The engine's view of an agent: skills, limits, presence and the queues it serves."""
-    skills = agent.skill_levels()
+def agent_fields(
+    agent: Agent | Any, queues: Iterable[Queue], explicit: set[str], skills: dict[str, int] | None = None
+) -> dict[str, Any]:
+    """The engine's view of an agent: skills, limits, presence and the queues it serves.
+    ``agent``: the model, or a row of its ``AGENT_COLUMNS`` with its ``skills`` (a rebuild reads
+    a thousand agents as rows: a third of the time of loading them as models)."""
+    if skills is None:
+        skills = agent.skill_levels()
     # Skill-based membership: an agent serves a queue when it holds all the queue's skills.
     by_skill = {
         q.name
@@ -117,6 +122,16 @@ def agent_fields(agent: Agent, queues: Iterable[Queue], explicit: set[str]) -> d
         "presence": agent.presence,
         "queues": tuple(sorted(explicit | by_skill)),
     }
+
+
+AGENT_COLUMNS = (
+    Agent.id,
+    Agent.languages,
+    Agent.teams,
+    Agent.capacity_units,
+    Agent.channel_max,
+    Agent.presence,
+)
 
 
 def dt(seconds: float) -> datetime:

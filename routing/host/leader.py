@@ -96,7 +96,8 @@ class Leader:
 
     async def _install(self, rebuilt: Rebuilt) -> None:
         """Swap the new floor in with ONE transaction: every live offer of the engine it replaces
-        (or of a previous leader) withdrawn, and the rebuild's decisions written. If that
+        (or of a previous leader) that the new floor does not keep withdrawn, and the rebuild's
+        decisions written. If that
         transaction fails, the previous floor is put back and SQL is as it was. On PostgreSQL all
         of them are written there, the offers (one per free agent: a thousand after a busy
         take-over) set-based (``routing.host.offers``); elsewhere the first ``INSTALL_BATCH``, the
@@ -111,11 +112,13 @@ class Leader:
             # The collector stays paused as during the build: the new floor is not frozen yet, and
             # a full pass over it, triggered by the offers' allocations, cost ~110 ms of a take-over
             # that offers to 1,000 agents (bench/rebuild.py, 878-910 ms before, 760-805 after).
-            with gc_paused():
+            with gc_paused(keep_frozen=self.host.gc_freeze):
                 async with self.host.db.sessionmaker() as session, self.sql_verdict("rebuild", session):
                     persist.hold_loaded(session)
                     await store.fence(session, partition=self.host.partition, epoch=self.lease.epoch)
-                    withdrawn = await withdraw_live_offers(session, dt(self.engine_now()), "engine_failover")
+                    withdrawn = await withdraw_live_offers(
+                        session, dt(self.engine_now()), "engine_failover", rebuilt.kept
+                    )
                     if set_based:
                         published, refused = await offers.write_decided(self, session, first)
                     else:

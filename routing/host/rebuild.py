@@ -2,10 +2,13 @@
 
 SQL is the truth, the engine only a fast index over it: a new leader (or one told to) builds a
 fresh floor from queues, the live rule set, agents, the work agents hold, and the waiting work
-with its place in line and who declined it. The reads are set-based — one query per table,
-however much work waits — and write nothing: the floor is built off to the side, and the leader
-installs it in ONE transaction that also withdraws the offers a previous leader left live (their
-interactions keep their place). A build or install that fails leaves the previous floor, or none.
+with its place in line, who declined it and the offer a previous leader left live. The reads are
+set-based — one query per table, however much work waits — and write nothing: the floor is built
+off to the side, and the leader installs it in ONE transaction. A live offer the new floor may
+keep (the agent still available with room for it) stays as it is, times and id, so a take-over
+does not take work back from the desktops nor refuse an accept already on its way; the others are
+withdrawn in that transaction (their interactions keep their place). A build or install that
+fails leaves the previous floor, or none.
 """
 
 from __future__ import annotations
@@ -30,14 +33,15 @@ from interactions.states import State
 from routing import store
 from routing.context import context_for, waiting_snapshots
 from routing.engine.events import Event, Queued
-from routing.engine.hosted import ConsultEnded, HostedEngine
-from routing.host.floor import Floor, agent_fields, queue_config
+from routing.engine.hosted import ConsultEnded, HeldWork, HostedEngine
+from routing.engine.state import LiveOffer
+from routing.host.floor import AGENT_COLUMNS, Floor, agent_fields, queue_config
 from routing.lease import Lease
 from routing.models import Offer, OfferState, RuleSetVersion
 from routing.rules import RuleSet
 from routing.service import live_rule_set
 from switchboard import desktop_messages as messages
-from workforce.models import Agent, Queue, QueueMember
+from workforce.models import Agent, AgentSkill, Queue, QueueMember
 
 if TYPE_CHECKING:
     from routing.host.leadership import EngineHost
@@ -65,6 +69,7 @@ class Rebuilt:
 
     floor: Floor
     decided: list[Event] = field(default_factory=list)  # rebuilding matches too: offers to persist
+    kept: set[uuid.UUID] = field(default_factory=set)  # live offers in SQL the new floor keeps
     agents: int = 0
     waiting: int = 0
     started: float = field(default_factory=time.perf_counter)  # for the log: how long it took
@@ -73,22 +78,29 @@ class Rebuilt:
 async def build_floor(host: EngineHost, lease: Lease) -> Rebuilt:
     """Read SQL (one query per table) and build a new floor; nothing is written but the fence."""
     started = time.perf_counter()
-    with gc_paused():
+    with gc_paused(keep_frozen=host.gc_freeze):
         rebuilt = await _build_floor(host, lease)
     rebuilt.started = started
     return rebuilt
 
 
 @contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
+def gc_paused(*, keep_frozen: bool) -> Iterator[None]:
     """A rebuild allocates a large, long-lived structure in one go: the cyclic GC's passes over the
     growing heap meanwhile cost as much as the rebuild itself (measured: half of it, 2,000 waiting
-    and 1,000 agents). They run again once it is built (and the host may freeze it, gcfreeze)."""
+    and 1,000 agents). On the way out what was allocated meanwhile skips the young generations:
+    ``gc.freeze`` moves it aside in O(1) (and ``gc.unfreeze`` puts it in the oldest generation,
+    unless the host keeps long-lived objects frozen, ``switchboard.gcfreeze``). Re-enabling the
+    collector with all of it still young made the next allocation walk it: ~20 % of a take-over
+    (py-spy, bench/rebuild.py)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
+        gc.freeze()
+        if not keep_frozen:
+            gc.unfreeze()
         if enabled:
             gc.enable()
 
@@ -101,7 +113,12 @@ async def _build_floor(host: EngineHost, lease: Lease) -> Rebuilt:
         queues = (await session.scalars(select(Queue))).all()
         rule_set = await live_rule_set(session, partition=host.partition)
         membership = (await session.execute(select(QueueMember.queue_id, QueueMember.agent_id))).all()
-        agents = (await session.scalars(select(Agent))).all()
+        agents = (await session.execute(select(*AGENT_COLUMNS))).all()
+        skills: dict[uuid.UUID, dict[str, int]] = {}
+        for agent_id, skill, level in await session.execute(
+            select(AgentSkill.agent_id, AgentSkill.skill_name, AgentSkill.proficiency)
+        ):
+            skills.setdefault(agent_id, {})[skill] = level
         held = (
             await session.execute(
                 select(*(Interaction.__table__.c[name] for name in HELD_COLUMNS)).where(
@@ -123,6 +140,14 @@ async def _build_floor(host: EngineHost, lease: Lease) -> Rebuilt:
             )
         ).all():
             declined.setdefault(interaction_id, set()).add(str(agent_id))
+        live_offers = {
+            row.interaction_id: row
+            for row in await session.execute(
+                select(
+                    Offer.id, Offer.interaction_id, Offer.agent_id, Offer.created_at, Offer.expires_at
+                ).where(Offer.state == OfferState.LIVE)
+            )
+        }
         live_version = rule_set.version if rule_set is not None else None
         wanted = {it.rule_set_version for it, _ in waiting} - {None, live_version}
         pinned_rows = (
@@ -158,19 +183,38 @@ async def _build_floor(host: EngineHost, lease: Lease) -> Rebuilt:
     rebuilt = Rebuilt(floor, agents=len(agents), waiting=len(waiting))
     for agent in agents:
         rebuilt.decided += engine.add_agent(
-            clock(), **agent_fields(agent, queues, members.get(agent.id, set()))
+            clock(), **agent_fields(agent, queues, members.get(agent.id, set()), skills.get(agent.id, {}))
         )
     # Work agents hold now: it keeps their capacity until wrap-up completes.
-    for it in held:
-        rebuilt.decided += restore_held(floor, it, clock())
-    for it, context in waiting:
+    rebuilt.decided += floor.engine.restore_assignments(clock(), [held_work(floor, it) for it in held])
+    # Work with a live offer goes first, so its offer is kept before older work that nobody holds
+    # an offer for could take the agent (it then waits for the next free agent, as it did).
+    offered_work = [
+        (it, context) for it, context in waiting if it.state is State.OFFERED and it.id in live_offers
+    ]
+    kept_first = {it.id for it, _ in offered_work}
+    for it, context in offered_work + [(it, context) for it, context in waiting if it.id not in kept_first]:
         if (it.attributes or {}).get("routing_diverted"):
             floor.diverted.add(str(it.id))
             continue
         # Offers are made now, as each interaction is placed: they carry the time they were made.
-        placed = place_waiting(floor, it, clock(), context, declined.get(it.id, set()), host)
+        live = live_offers.get(it.id) if it.id in kept_first else None
+        offered = _live_offer(floor, it, live) if live is not None else None
+        placed = place_waiting(floor, it, clock(), context, declined.get(it.id, set()), host, offered)
         rebuilt.decided += [e for e in placed if not _already_in_sql(floor, it, e)]
+        kept = engine.kept_offer(str(it.id)) if offered is not None else None
+        if kept is not None:
+            assert live is not None
+            floor.remember_offer(kept, live.id)
+            rebuilt.kept.add(live.id)
     return rebuilt
+
+
+def _live_offer(floor: Floor, it: Any, live: Any) -> LiveOffer | None:
+    queue = floor.queue_name(it.queue_id)
+    if queue is None:
+        return None
+    return LiveOffer(str(live.agent_id), queue, live.created_at.timestamp(), live.expires_at.timestamp())
 
 
 def _already_in_sql(floor: Floor, it: Any, event: Event) -> bool:
@@ -189,16 +233,18 @@ def _already_in_sql(floor: Floor, it: Any, event: Event) -> bool:
 
 
 async def withdraw_live_offers(
-    session: AsyncSession, now: datetime, reason: str
+    session: AsyncSession, now: datetime, reason: str, kept: set[uuid.UUID] | None = None
 ) -> list[tuple[str, dict[str, Any]]]:
-    """Rescind every live offer (a previous engine's), set-based: one UPDATE of the offers, one of
-    their interactions (back to queued at their place, as ``store.close_offer`` does one by one)
-    and one INSERT of their timeline events. The caller's transaction is fenced."""
+    """Rescind every live offer (a previous engine's) but the ``kept`` ones, set-based: one UPDATE
+    of the offers, one of their interactions (back to queued at their place, as
+    ``store.close_offer`` does one by one) and one INSERT of their timeline events. The caller's
+    transaction is fenced."""
     offers = cast(Table, Offer.__table__)  # declared as FromClause; a Table to update()
+    live = offers.c.state == OfferState.LIVE
     closed = (
         await session.execute(
             update(offers)
-            .where(offers.c.state == OfferState.LIVE)
+            .where(live & offers.c.id.not_in(kept) if kept else live)
             .values(state=OfferState.RESCINDED, decided_at=now, reason=reason)
             .returning(offers.c.id, offers.c.agent_id, offers.c.interaction_id)
         )
@@ -260,16 +306,20 @@ def _usable(engine: HostedEngine, row: RuleSetVersion) -> RuleSet | None:
 
 def restore_held(floor: Floor, it: Any, now: float) -> list[Event]:
     """Work an agent holds in SQL (connected or wrap-up) takes their capacity in the engine."""
+    return floor.engine.restore_assignments(now, [held_work(floor, it)])
+
+
+def held_work(floor: Floor, it: Any) -> HeldWork:
+    """Held work in SQL as ``HostedEngine.restore_assignments`` takes it."""
     assert it.agent_id is not None
-    return floor.engine.restore_assignment(
-        now,
+    return HeldWork(
         str(it.id),
         it.channel.value,
-        agent_id=str(it.agent_id),
-        queue=floor.queue_name(it.queue_id),
-        wrap_up=it.state is State.WRAP_UP,
-        virtual_start=it.virtual_start_at.timestamp(),
-        assigned_at=(it.connected_at or it.updated_at).timestamp(),
+        str(it.agent_id),
+        floor.queue_name(it.queue_id),
+        it.state is State.WRAP_UP,
+        it.virtual_start_at.timestamp(),
+        (it.connected_at or it.updated_at).timestamp(),
     )
 
 
@@ -349,9 +399,16 @@ async def enqueue_from_sql(
 
 
 def place_waiting(
-    floor: Floor, it: Any, now: float, context: dict[str, Any], declined: set[str], host: EngineHost
+    floor: Floor,
+    it: Any,
+    now: float,
+    context: dict[str, Any],
+    declined: set[str],
+    host: EngineHost,
+    offered: LiveOffer | None = None,
 ) -> list[Event]:
-    """Put waiting work into the engine from what SQL says of it (memory only)."""
+    """Put waiting work into the engine from what SQL says of it (memory only); ``offered``: its
+    live offer in SQL, kept if the engine may (``HostedEngine.kept_offer`` tells)."""
     engine = floor.engine
     transfer = (it.attributes or {}).get("transfer") or {}
     if transfer.get("consult") == "pending" and it.parent_id is not None:
@@ -383,6 +440,7 @@ def place_waiting(
         context=context,
         declined=declined,
         rule_set_version=pinned,
+        offered=offered,
     )
 
 

@@ -358,3 +358,46 @@ async def test_work_no_rule_can_route_waits_and_routing_stays_up(routed, make_us
     assert "unexpected failure" not in caplog.text and "rebuild failed" not in caplog.text
     ready = await client.get("/readyz")
     assert ready.json().get("routing_engine") == "leader"
+
+
+async def test_a_take_over_keeps_live_offers_before_older_work_can_take_their_agents(
+    db: Database, redis_handle, redis_sync
+):
+    """A previous leader's live offer stays as it is (id, times; nothing written for it), even when
+    older work that nobody was offered waits too: kept offers are placed first, so that work does
+    not take the agent and the offer is not withdrawn and made again to someone else."""
+    (agent_id,), _ = await routing_floor(db, agents=1, chat_max=1)
+    (offered,) = await queued(db, 1)
+    client = redis_handle.async_client()
+    first = EngineHost(db, client, desktop_grace_seconds=None)
+    lease = await first.leases.try_acquire(min_epoch=0)
+    assert lease is not None
+    await first.take_lead(lease)
+    (offer,) = await live_offers(db)
+    assert (offer.interaction_id, offer.agent_id) == (offered, agent_id)
+    await first.leases.release()
+    (older,) = await queued(db, 1, first=1)
+    async with db.sessionmaker() as s:  # it has waited longer than the offered chat
+        await s.execute(
+            update(Interaction)
+            .where(Interaction.id == older)
+            .values(virtual_start_at=offer.created_at - timedelta(minutes=5))
+        )
+        await s.commit()
+    statements, listener = counting(db)
+    second = EngineHost(db, client, desktop_grace_seconds=None)
+    try:
+        lease = await second.leases.try_acquire(min_epoch=0)
+        assert lease is not None
+        leader = await second.take_lead(lease)
+    finally:
+        sa_event.remove(db.engine.sync_engine, "before_cursor_execute", listener)
+    try:
+        (kept,) = await live_offers(db)
+        assert (kept.id, kept.created_at, kept.expires_at) == (offer.id, offer.created_at, offer.expires_at)
+        assert not [s for s in statements if s.lstrip().upper().startswith("INSERT INTO OFFERS")]
+        assert leader.floor.engine_offer[offer.id] == leader.floor.engine.kept_offer(str(offered))
+        assert leader.floor.engine.snapshot()["interactions"][str(older)]["status"] == "waiting"
+    finally:
+        await second.leases.release()
+        await client.aclose()
