@@ -23,7 +23,7 @@ from routing import store
 from routing.engine.events import Event
 from routing.engine.hosted import ConsultEnded
 from routing.host.floor import dt
-from routing.host.persist import hold_loaded
+from routing.host.persist import agents_named, hold_loaded
 from routing.host.rebuild import enqueue_from_sql, refresh_agent, restore_held
 from routing.models import Offer, OfferState
 from switchboard import desktop_messages as messages
@@ -37,20 +37,15 @@ HELD = (State.CONNECTED, State.WRAP_UP)
 
 
 def touched_by(events: Iterable[Event]) -> tuple[set[str], set[str]]:
-    """The interactions and agents a decision named."""
+    """The interactions and agents a decision named (a transfer's sender and target too)."""
     interactions: set[str] = set()
     agents: set[str] = set()
     for event in events:
         if isinstance(event, ConsultEnded):
             interactions |= {event.parent_id, event.child_id}
-            agents |= {a for a in (event.from_agent, event.to_agent) if a}
-            continue
-        interaction_id = getattr(event, "interaction_id", None)
-        if interaction_id:
+        elif interaction_id := getattr(event, "interaction_id", None):
             interactions.add(interaction_id)
-        agent_id = getattr(event, "agent_id", None)
-        if agent_id:
-            agents.add(agent_id)
+        agents.update(agents_named(event))
     return interactions, agents
 
 

@@ -12,10 +12,11 @@ import uuid
 from sqlalchemy import select
 
 from interactions.states import State
-from routing.engine.events import Assigned, CommandRejected, Event, OfferCreated
-from routing.engine.hosted import HostedEngine
+from routing.engine.events import Assigned, CommandRejected, Event, OfferCreated, Transferred
+from routing.engine.hosted import ConsultEnded, HostedEngine
 from routing.engine.state import QueueConfig
 from routing.host import EngineHost
+from routing.host.repair import touched_by
 from routing.models import Offer
 from switchboard import commands
 from switchboard.db import Database
@@ -117,3 +118,14 @@ def test_engine_forget_releases_what_the_interaction_held_and_emits_nothing() ->
 
 def new_offers(events: list[Event]) -> list[OfferCreated]:
     return [ev for ev in events if isinstance(ev, OfferCreated)]
+
+
+def test_a_refused_decision_names_every_agent_it_touched_for_the_repair() -> None:
+    """A transfer SQL refuses is repaired for its sender and its target as well as the work: both
+    agents' capacity moved in the engine (it used to name only an event's ``agent_id``)."""
+    events: list[Event] = [
+        Transferred("i1", from_agent="a1", to_queue=None, to_agent="a2"),
+        OfferCreated("of-1", "i2", "a3", "retail", 0.0, "arrival"),
+        ConsultEnded("p1", "c1", "a4", "accepted", to_agent="a5"),
+    ]
+    assert touched_by(events) == ({"i1", "i2", "p1", "c1"}, {"a1", "a2", "a3", "a4", "a5"})
