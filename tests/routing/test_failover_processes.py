@@ -295,3 +295,93 @@ async def _all_roles_known(client, bases) -> bool:
 
 async def _is(client, base, role) -> bool:
     return await _engine_role(client, base) == role
+
+
+async def test_an_accept_sent_while_no_process_leads_is_honoured(
+    postgres_url, redis_handle, redis_sync, tmp_path
+):
+    """kill -9 of the leader, then at once an agent accepts the offer it made through the other
+    process: the new leader keeps the dead one's offers (issue #15 items 2-3), so the accept is
+    honoured (it was a 409, "routing restarted", when a take-over withdrew every live offer) and
+    the other agent's offer is still the one on their desktop, same id."""
+    settings = Settings(
+        environment="test",
+        database_url=postgres_url,
+        database_schema=PG_SCHEMA,
+        redis_url=redis_handle.url,
+        secret_key="failover-test-secret-" + "y" * 32,
+    )
+    db = Database(postgres_url, schema=PG_SCHEMA)
+    await truncate_all(db)
+    supervisor, agents = await _seed(db, settings)
+    ports = [_free_port(), _free_port()]
+    bases = [f"http://127.0.0.1:{p}" for p in ports]
+    procs = [_start(p, settings, tmp_path / f"app{i}.log") for i, p in enumerate(ports)]
+    try:
+        async with httpx.AsyncClient(timeout=15) as client:
+            await eventually(
+                lambda: _all_roles_known(client, bases), within=30, what="both processes to be ready"
+            )
+            roles = [await _engine_role(client, b) for b in bases]
+            leader = roles.index("leader")
+            survivor = bases[1 - leader]
+            for n in range(2):
+                created = await client.post(
+                    f"{bases[leader]}/api/interactions",
+                    json={
+                        "channel": "chat",
+                        "queue": "retail",
+                        "identity": {"kind": "chat", "value": f"gap-{n}"},
+                    },
+                    headers=supervisor,
+                )
+                assert created.status_code == 201, created.text
+            offered: dict[int, dict] = {}
+
+            async def both_offered() -> bool:
+                for a, headers in enumerate(agents):
+                    mine = (await client.get(f"{survivor}/api/routing/offers", headers=headers)).json()
+                    if mine:
+                        offered[a] = mine[0]
+                return len(offered) == 2
+
+            await eventually(both_offered, within=15, what="two offers from the first leader")
+            procs[leader].send_signal(signal.SIGKILL)  # no clean shutdown, lease not released
+            procs[leader].wait(timeout=10)
+            (accepting, offer), (other, other_offer) = sorted(offered.items())
+            assert await _engine_role(client, survivor) == "standby"  # nobody leads yet
+            accepted = await client.post(
+                f"{survivor}/api/routing/offers/{offer['id']}/accept", headers=agents[accepting]
+            )
+            assert accepted.status_code in (200, 202), accepted.text
+            await eventually(lambda: _is(client, survivor, "leader"), within=20, what="the take-over")
+            kept = (await client.get(f"{survivor}/api/routing/offers", headers=agents[other])).json()
+            assert [o["id"] for o in kept] == [other_offer["id"]]
+
+            async def connected() -> bool:
+                async with db.sessionmaker() as s:
+                    state = await s.scalar(select(Offer.state).where(Offer.id == uuid.UUID(offer["id"])))
+                    held = await s.scalar(
+                        select(Interaction.state).where(Interaction.id == uuid.UUID(offer["interaction_id"]))
+                    )
+                return state is OfferState.ACCEPTED and held is State.CONNECTED
+
+            await eventually(connected, within=10, what="the accept sent in the gap applied")
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    try:
+        async with db.sessionmaker() as s:
+            rescinded = await s.scalar(
+                select(func.count()).select_from(Offer).where(Offer.state == OfferState.RESCINDED)
+            )
+        assert rescinded == 0
+    finally:
+        await db.dispose()
