@@ -21,7 +21,7 @@ from routing.host import arrivals, persist
 from routing.host.errors import DecisionRefused, LostLeadership, RebuildFailed
 from routing.host.group import Group, Waiting, commit
 from routing.host.leader import Leader
-from routing.host.rebuild import refresh_agent, refresh_memberships, restore_held, sync_queues
+from routing.host.placing import refresh_agent, refresh_memberships, restore_held, sync_queues
 from routing.host.supervise import move, reprioritise
 from routing.host.transfer import transfer
 from routing.rules import RuleSet

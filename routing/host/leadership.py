@@ -2,8 +2,9 @@
 
 Every app process starts one host. The lease holder ("leader"):
 
-1. rebuilds the engine from SQL (``routing.host.rebuild``), rescinding any offer a previous leader
-   left live — the interaction keeps its place, so nothing is orphaned;
+1. rebuilds the engine from SQL (``routing.host.rebuild``), keeping the offers a previous leader
+   left live while their agents may still have them and rescinding the rest — the interaction
+   keeps its place, so nothing is orphaned;
 2. reads commands from the partition's Redis Streams in order, agents' clicks first
    (``routing.host.lanes``, ``switchboard.commands``), applies each
    to the engine (``routing.host.dispatch``) and writes the resulting decisions to SQL in fenced

@@ -21,7 +21,7 @@ from routing.host import arrivals
 from routing.host.dispatch import adopt, follow_live_rule_set
 from routing.host.errors import DecisionRefused
 from routing.host.leader import Leader
-from routing.host.rebuild import sync_queues
+from routing.host.placing import sync_queues
 from routing.models import Offer, OfferState
 from switchboard.commands import Adopt
 from switchboard.fastsql import FastStatement

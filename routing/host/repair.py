@@ -24,7 +24,7 @@ from routing.engine.events import Event
 from routing.engine.hosted import ConsultEnded
 from routing.host.floor import dt
 from routing.host.persist import agents_named, hold_loaded
-from routing.host.rebuild import enqueue_from_sql, refresh_agent, restore_held
+from routing.host.placing import enqueue_from_sql, refresh_agent, restore_held
 from routing.models import Offer, OfferState
 from switchboard import desktop_messages as messages
 
