@@ -59,6 +59,46 @@ async def _seed(db: Database, settings) -> tuple[dict[str, str], list[dict[str, 
         return {"Authorization": f"Bearer {token_for(supervisor, settings)[0]}"}, agent_headers
 
 
+def _chat(visitor: str) -> dict[str, object]:
+    return {"channel": "chat", "queue": "retail", "identity": {"kind": "chat", "value": visitor}}
+
+
+async def _seeded(postgres_url: str, redis_handle) -> tuple[Database, dict[str, str], list[dict[str, str]]]:
+    db = Database(postgres_url, schema=PG_SCHEMA)
+    await truncate_all(db)
+    supervisor, agents = await _seed(db, _settings(postgres_url, redis_handle))
+    return db, supervisor, agents
+
+
+def _two_processes(postgres_url: str, redis_handle, tmp_path) -> tuple[list[str], list[subprocess.Popen]]:
+    """Two app processes (uvicorn) on one schema and Redis; their logs app0.log, app1.log."""
+    settings = _settings(postgres_url, redis_handle)
+    ports = [_free_port(), _free_port()]
+    procs = [_start(p, settings, tmp_path / f"app{i}.log") for i, p in enumerate(ports)]
+    return [f"http://127.0.0.1:{p}" for p in ports], procs
+
+
+def _settings(postgres_url: str, redis_handle) -> Settings:
+    return Settings(
+        environment="test",
+        database_url=postgres_url,
+        database_schema=PG_SCHEMA,
+        redis_url=redis_handle.url,
+        secret_key="failover-test-secret-" + "y" * 32,
+    )
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def _start(port: int, settings, log_path) -> subprocess.Popen:
     env = {
         **os.environ,
@@ -100,20 +140,8 @@ async def _engine_role(client: httpx.AsyncClient, base: str) -> str | None:
 
 
 async def test_engine_leader_killed_mid_traffic(postgres_url, redis_handle, redis_sync, tmp_path):
-    settings = Settings(
-        environment="test",
-        database_url=postgres_url,
-        database_schema=PG_SCHEMA,
-        redis_url=redis_handle.url,
-        secret_key="failover-test-secret-" + "y" * 32,
-    )
-    db = Database(postgres_url, schema=PG_SCHEMA)
-    await truncate_all(db)
-    supervisor, agents = await _seed(db, settings)
-
-    ports = [_free_port(), _free_port()]
-    bases = [f"http://127.0.0.1:{p}" for p in ports]
-    procs = [_start(p, settings, tmp_path / f"app{i}.log") for i, p in enumerate(ports)]
+    db, supervisor, agents = await _seeded(postgres_url, redis_handle)
+    bases, procs = _two_processes(postgres_url, redis_handle, tmp_path)
     created: list[str] = []
     survivor = 0
     server_errors: list[str] = []
@@ -136,11 +164,7 @@ async def test_engine_leader_killed_mid_traffic(postgres_url, redis_handle, redi
                     try:
                         response = await client.post(
                             f"{bases[target]}/api/interactions",
-                            json={
-                                "channel": "chat",
-                                "queue": "retail",
-                                "identity": {"kind": "chat", "value": f"visitor-{n}-{uuid.uuid4().hex[:6]}"},
-                            },
+                            json=_chat(f"visitor-{n}-{uuid.uuid4().hex[:6]}"),
                             headers=supervisor,
                         )
                     except httpx.HTTPError:
@@ -204,14 +228,7 @@ async def test_engine_leader_killed_mid_traffic(postgres_url, redis_handle, redi
             stop.set()
             await worker
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        _stop(procs)
 
     survivor_log = (tmp_path / f"app{survivor}.log").read_text()
     assert not server_errors, server_errors[:3]
@@ -304,19 +321,8 @@ async def test_an_accept_sent_while_no_process_leads_is_honoured(
     process: the new leader keeps the dead one's offers (issue #15 items 2-3), so the accept is
     honoured (it was a 409, "routing restarted", when a take-over withdrew every live offer) and
     the other agent's offer is still the one on their desktop, same id."""
-    settings = Settings(
-        environment="test",
-        database_url=postgres_url,
-        database_schema=PG_SCHEMA,
-        redis_url=redis_handle.url,
-        secret_key="failover-test-secret-" + "y" * 32,
-    )
-    db = Database(postgres_url, schema=PG_SCHEMA)
-    await truncate_all(db)
-    supervisor, agents = await _seed(db, settings)
-    ports = [_free_port(), _free_port()]
-    bases = [f"http://127.0.0.1:{p}" for p in ports]
-    procs = [_start(p, settings, tmp_path / f"app{i}.log") for i, p in enumerate(ports)]
+    db, supervisor, agents = await _seeded(postgres_url, redis_handle)
+    bases, procs = _two_processes(postgres_url, redis_handle, tmp_path)
     try:
         async with httpx.AsyncClient(timeout=15) as client:
             await eventually(
@@ -328,11 +334,7 @@ async def test_an_accept_sent_while_no_process_leads_is_honoured(
             for n in range(2):
                 created = await client.post(
                     f"{bases[leader]}/api/interactions",
-                    json={
-                        "channel": "chat",
-                        "queue": "retail",
-                        "identity": {"kind": "chat", "value": f"gap-{n}"},
-                    },
+                    json=_chat(f"gap-{n}"),
                     headers=supervisor,
                 )
                 assert created.status_code == 201, created.text
@@ -368,14 +370,7 @@ async def test_an_accept_sent_while_no_process_leads_is_honoured(
 
             await eventually(connected, within=10, what="the accept sent in the gap applied")
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        _stop(procs)
 
     try:
         async with db.sessionmaker() as s:
