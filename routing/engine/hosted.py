@@ -136,7 +136,7 @@ class HostedEngine(Engine):
         ids = [h.interaction_id for h in held]
         known = [i for i in ids if i in self._items]
         if known or len(set(ids)) != len(ids):
-            raise ValueError(f"interactions already known: {known or ids}")
+            raise ValueError(f"interactions already known or given twice: {(known or ids)[:5]}...")
         for h in held:
             self._agent(h.agent_id)
         self._begin(now)

@@ -49,6 +49,12 @@ class Matching(Indexes):
         cfg = self._queues.get(queue)
         return cfg is not None and not cfg.one_offer_at_a_time
 
+    def _may_offer(self, it: Item, a: AgentState) -> bool:
+        """This work may be offered to this agent now, outside the buckets (a preferred agent, a
+        personal item, an offer kept through a rebuild): room for its channel, open to offers for
+        its queue, and it fits them. Presence is the caller's."""
+        return self._can_take(a, it.channel) and self._open_to_offers(a, it.queue) and self._fits(it, a)
+
     def _match_dirty(self) -> None:
         # Agents first: an agent that gained capacity takes the best work of all its queues
         # before any newly queued item grabs it, so the global ordering holds within a command.
@@ -69,13 +75,7 @@ class Matching(Indexes):
         c = it.channel
         if it.preferred is not None:
             p = self._agents.get(it.preferred)
-            if (
-                p is not None
-                and p.presence is AVAILABLE
-                and self._can_take(p, c)
-                and self._open_to_offers(p, it.queue)
-                and self._fits(it, p)
-            ):
+            if p is not None and p.presence is AVAILABLE and self._may_offer(it, p):
                 self._offer(it, p, "arrival")
                 return
             if it.preferred_required:
@@ -118,7 +118,7 @@ class Matching(Indexes):
                 if best is not None and entry >= best:
                     break
                 it = items[entry[-1]]
-                if self._can_take(a, it.channel) and self._open_to_offers(a, it.queue) and self._fits(it, a):
+                if self._may_offer(it, a):
                     best = entry
                     break
         return None if best is None else items[best[-1]]
@@ -166,9 +166,7 @@ class Matching(Indexes):
             or offered.expires_at + self._grace <= self._now
             or a.presence is not AVAILABLE
             or not (it.queue in a.queues or it.preferred == a.id)
-            or not self._can_take(a, it.channel)
-            or not self._open_to_offers(a, it.queue)
-            or not self._fits(it, a)
+            or not self._may_offer(it, a)
         ):
             return
         self._reserve(it, a, offered.created_at, offered.expires_at).inherited = True

@@ -97,12 +97,12 @@ class Leader:
     async def _install(self, rebuilt: Rebuilt) -> None:
         """Swap the new floor in with ONE transaction: every live offer of the engine it replaces
         (or of a previous leader) that the new floor does not keep withdrawn, and the rebuild's
-        decisions written. If that
-        transaction fails, the previous floor is put back and SQL is as it was. On PostgreSQL all
-        of them are written there, the offers (one per free agent: a thousand after a busy
-        take-over) set-based (``routing.host.offers``); elsewhere the first ``INSTALL_BATCH``, the
-        rest following in transactions of that many, each a decision like any other (repaired if
-        refused), so the first offers reach the desktops without waiting for the last."""
+        decisions written. If that transaction fails, the previous floor is put back and SQL is
+        as it was. On PostgreSQL all of them are written there, the offers (one per free agent: a
+        thousand after a busy take-over) set-based (``routing.host.offers``); elsewhere the first
+        ``INSTALL_BATCH``, the rest following in transactions of that many, each a decision like
+        any other (repaired if refused), so the first offers reach the desktops without waiting
+        for the last."""
         set_based = await offers.usable(self, rebuilt.decided)
         decided = rebuilt.decided
         first, rest = (decided, []) if set_based else (decided[:INSTALL_BATCH], decided[INSTALL_BATCH:])

@@ -186,19 +186,19 @@ async def _build_floor(host: EngineHost, lease: Lease) -> Rebuilt:
             clock(), **agent_fields(agent, queues, members.get(agent.id, set()), skills.get(agent.id, {}))
         )
     # Work agents hold now: it keeps their capacity until wrap-up completes.
-    rebuilt.decided += floor.engine.restore_assignments(clock(), [held_work(floor, it) for it in held])
+    rebuilt.decided += engine.restore_assignments(clock(), [held_work(floor, it) for it in held])
+
     # Work with a live offer goes first, so its offer is kept before older work that nobody holds
     # an offer for could take the agent (it then waits for the next free agent, as it did).
-    offered_work = [
-        (it, context) for it, context in waiting if it.state is State.OFFERED and it.id in live_offers
-    ]
-    kept_first = {it.id for it, _ in offered_work}
-    for it, context in offered_work + [(it, context) for it, context in waiting if it.id not in kept_first]:
+    def live_offer_of(it: Any) -> Any:
+        return live_offers.get(it.id) if it.state is State.OFFERED else None
+
+    for it, context in sorted(waiting, key=lambda pair: live_offer_of(pair[0]) is None):  # stable
         if (it.attributes or {}).get("routing_diverted"):
             floor.diverted.add(str(it.id))
             continue
         # Offers are made now, as each interaction is placed: they carry the time they were made.
-        live = live_offers.get(it.id) if it.id in kept_first else None
+        live = live_offer_of(it)
         offered = _live_offer(floor, it, live) if live is not None else None
         placed = place_waiting(floor, it, clock(), context, declined.get(it.id, set()), host, offered)
         rebuilt.decided += [e for e in placed if not _already_in_sql(floor, it, e)]
