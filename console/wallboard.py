@@ -201,6 +201,7 @@ class Wallboards:
         self.views: dict[ViewKey, BoardView] = {}
         self.renders = 0  # every render of every view (tests, profiles)
         self.cycles = 0
+        self.min_push_s = MIN_PUSH_S
         self._task: asyncio.Task[None] | None = None
 
     @contextlib.asynccontextmanager
@@ -278,7 +279,12 @@ class Wallboards:
                     except TimeoutError:
                         fresh_after = 0.0  # only the clocks moved: any snapshot under a second old will do
                     # Batching: one cycle per MIN_PUSH_S at most; what arrives meanwhile folds in.
-                    await asyncio.sleep(max(MIN_PUSH_S - (time.monotonic() - pushed), 0.0))
+                    await asyncio.sleep(max(self.min_push_s - (time.monotonic() - pushed), 0.0))
+                    if not notices.empty():
+                        # A change told during the wait folds into this cycle, so the read must
+                        # come after it too: a floor read meanwhile (a page's) would lack it, and
+                        # its notice is gone: it would show only at the next refresh.
+                        fresh_after = time.monotonic()
                     while not notices.empty():
                         notices.get_nowait()
         except Exception:

@@ -9,6 +9,7 @@ import asyncio
 import math
 import random
 import re
+import time
 import uuid
 from contextlib import AsyncExitStack
 from datetime import timedelta
@@ -243,3 +244,50 @@ async def test_sockets_share_one_render_per_view_and_each_sees_only_its_own(app:
             assert list(_rows(joined.fragment)) == mover_moved_last[PAGE_SIZE:]
         assert (None, "north", 2) in board.views  # still watched by the first socket
     assert board.views == {}  # the last socket gone, each view's loop with it
+
+
+async def test_a_change_told_while_a_push_waits_is_in_that_push_though_a_page_read_the_floor_between(
+    app: Any, db: Any
+) -> None:
+    """A notice that arrives while the push cycle waits out its batching interval folds into that
+    cycle; the cycle's floor must then be read after it. A floor read in between (a page opening,
+    another process's socket joining) is too old for it, though newer than the notice that woke
+    the cycle: reusing it showed the change only at the next refresh, five seconds on."""
+    async with db.sessionmaker() as s:
+        cards = await make_queue(s, "cards", channels=["chat"])
+        kim = await make_agent(
+            s,
+            await make_staff_user(s, Role.AGENT, name="Kim Agent", password=None),
+            presence=Presence.AVAILABLE,
+            queues=[cards],
+        )
+    board = wallboards(app)
+    board.min_push_s = 2.0  # a wide batching interval, to act inside it on a loaded machine
+    floor_cache = caches(app)[0]
+    floor_cache.max_age = 60.0  # a page's read stays young enough to be reused
+    async with app.state.event_hub.subscribe(FLOOR_TOPIC) as heard, board.watch((None, None, 1)) as box:
+        first = await asyncio.wait_for(box.take(), 5)
+        assert _rows(first.fragment)["Kim Agent"][0] == "available"
+        for _ in range(500):  # the loop's own first cycle is done: it waits for a notice
+            if board.cycles >= 1:
+                break
+            await asyncio.sleep(0.01)
+
+        await publish(app.state.redis_client, FLOOR_TOPIC, {"queues": True})  # wakes the cycle
+        await asyncio.wait_for(heard.get(), 5)
+        await asyncio.sleep(0.05)  # the loop has taken it too and now waits out the interval
+        cycles = board.cycles
+        await floor_cache.get(fresh_after=time.monotonic())  # a page reads the floor meanwhile
+        async with db.sessionmaker() as s:
+            await s.execute(
+                update(Agent)
+                .where(Agent.id == kim.id)
+                .values(presence=Presence.BREAK, presence_since=utcnow())
+            )
+            await s.commit()
+        await publish(app.state.redis_client, FLOOR_TOPIC, {"agent_id": str(kim.id), "presence": "break"})
+        await asyncio.wait_for(heard.get(), 5)
+
+        pushed = await _next(box, first)
+        assert board.cycles == cycles + 1, "the cycle the interval held back, not a later one"
+        assert _rows(pushed.fragment)["Kim Agent"][0] == "break"
