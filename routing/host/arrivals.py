@@ -19,8 +19,9 @@ from routing.context import routing_snapshot, routing_snapshot_on
 from routing.engine.events import Event, OfferCreated, Queued
 from routing.host.floor import dt
 from routing.host.leader import Leader
-from routing.host.persist import event_dict, hold_loaded
+from routing.host.persist import hold_loaded
 from routing.host.placing import enqueue_from_sql
+from routing.host.writers import event_dict
 from routing.webhooks import subscription_cache
 from switchboard.events import customer_topic
 from switchboard.fastsql import held_connection

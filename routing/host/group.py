@@ -28,7 +28,7 @@ from sqlalchemy.exc import DBAPIError
 
 from routing import store
 from routing.engine.events import Event
-from routing.host import persist, repair
+from routing.host import persist, repair, writers
 from routing.host.errors import DecisionRefused, LostLeadership, RebuildFailed
 
 if TYPE_CHECKING:
@@ -137,7 +137,7 @@ async def _together(leader: Leader, decisions: list[Decision]) -> int | None:
     DecisionRefused when the database failed (all of them re-read from SQL)."""
     host, floor = leader.host, leader.floor
     journal: list[tuple[Any, Any, Any]] = []
-    published: list[persist.Message] = []
+    published: list[writers.Message] = []
     at, finishing = 0, False
     async with host.db.sessionmaker() as session:
         persist.hold_loaded(session)

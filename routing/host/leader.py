@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from routing import history, store
 from routing.engine.events import Escalated, Event, OfferCreated, Queued, Requeued
 from routing.engine.hosted import HostedEngine
-from routing.host import backoff, offers, persist, repair
+from routing.host import backoff, offers, persist, repair, writers
 from routing.host.errors import DecisionRefused, LostLeadership, RebuildFailed
 from routing.host.floor import Floor, dt
 from routing.host.group import DATABASE_ERRORS, Decision, Group
@@ -258,7 +258,7 @@ class Leader:
         if interaction is None or interaction.queue_id not in self.floor.queue_info:
             return
         name, _ = self.floor.queue_info[interaction.queue_id]
-        counters = session.info[persist.BUMPS_KEY].setdefault((name, history.interval_start(now)), {})
+        counters = session.info[writers.BUMPS_KEY].setdefault((name, history.interval_start(now)), {})
         for counter, amount in inc.items():
             counters[counter] = counters.get(counter, 0) + amount
 

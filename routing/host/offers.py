@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from customers.timeline import InsertedEvent, live_payloads
 from routing import store
 from routing.engine.events import Event, OfferCreated, Queued
-from routing.host import persist
+from routing.host import persist, writers
 from routing.host.floor import dt
 from routing.webhooks import subscription_cache
 from switchboard.events import customer_topic
@@ -97,7 +97,7 @@ def _wanted(leader: Leader, offered: OfferCreated, placed: Queued | None) -> sto
         expires_at=dt(offered.expires_at),
         placement=leader.placement(placed, floor.queue_id_by_name(placed.queue)) if placed else None,
         routed_data=(
-            {k: v for k, v in persist.event_dict(placed).items() if k != "interaction_id"} if placed else None
+            {k: v for k, v in writers.event_dict(placed).items() if k != "interaction_id"} if placed else None
         ),
         queue_name=offered.queue if floor.queue_id_by_name(offered.queue) is not None else None,
     )
@@ -108,7 +108,7 @@ Made = list[tuple[store.OfferMade, list[int], list[str]] | None]
 
 async def write_decided(
     leader: Leader, session: AsyncSession, events: list[Event]
-) -> tuple[list[persist.Message], list[Event]]:
+) -> tuple[list[writers.Message], list[Event]]:
     """Write a rebuild's decisions in the caller's fenced transaction and commit: (what to publish,
     the events of the offers SQL refused, for the caller to repair)."""
     floor = leader.floor
