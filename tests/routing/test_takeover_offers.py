@@ -8,10 +8,10 @@ import asyncio
 import uuid
 from datetime import timedelta
 from typing import Any
-from unittest.mock import Mock
 
 import pytest
-from sqlalchemy import event, func, select, update
+from sqlalchemy import event, func, select, text, update
+from sqlalchemy.exc import DBAPIError
 
 from interactions.models import Interaction, TimelineEvent
 from interactions.states import State
@@ -302,57 +302,115 @@ async def test_set_based_offers_return_each_offers_own_events(pg, redis_handle, 
     assert {e.interaction_id for e in written} == {waiting[0], waiting[2], waiting[3]}
 
 
-@pytest.mark.parametrize("interrupted", ["refused", "cancelled", "failed"])
+# The install's second round meets a real fault in PostgreSQL: a trigger on offers that acts once
+# the transaction holds the first round's two live offers (a row-level BEFORE trigger sees the rows
+# its statement inserted before it), so round one goes through and round two does not.
+_SECOND_ROUND = "(SELECT count(*) FROM offers WHERE state = 'live') >= 2"
+_FAULTS = {
+    # SQL refuses the second round as the partial unique index refuses a second live offer.
+    "refused": f"IF {_SECOND_ROUND} THEN RAISE unique_violation USING MESSAGE = 'refused'; END IF;",
+    # The second round's statement waits on a lock the test holds.
+    "blocked": f"IF {_SECOND_ROUND} THEN PERFORM pg_advisory_xact_lock({{key}}); END IF;",
+}
+
+
+async def _install_fault(db: Database, fault: str, key: int) -> None:
+    async with db.sessionmaker() as s:
+        await s.execute(
+            text(
+                "CREATE OR REPLACE FUNCTION test_install_fault() RETURNS trigger LANGUAGE plpgsql AS "
+                f"$$ BEGIN {_FAULTS[fault].format(key=key)} RETURN NEW; END $$"
+            )
+        )
+        await s.execute(
+            text(
+                "CREATE TRIGGER test_install_fault BEFORE INSERT ON offers "
+                "FOR EACH ROW EXECUTE FUNCTION test_install_fault()"
+            )
+        )
+        await s.commit()
+
+
+async def _remove_fault(db: Database) -> None:
+    async with db.sessionmaker() as s:
+        await s.execute(text("DROP TRIGGER IF EXISTS test_install_fault ON offers"))
+        await s.execute(text("DROP FUNCTION IF EXISTS test_install_fault()"))
+        await s.commit()
+
+
+async def _waiting_on(lock: Any, key: int) -> int | None:
+    """The backend waiting for advisory lock ``key``, if one is."""
+    return await lock.scalar(
+        text("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = :key AND NOT granted"),
+        {"key": key},
+    )
+
+
+def _a_bug(*_: Any) -> Any:
+    raise RuntimeError("a bug")
+
+
+@pytest.mark.parametrize("interrupted", ["refused", "cancelled", "connection killed", "bug"])
 async def test_an_install_interrupted_mid_round_leaves_nothing_installed(
     pg, redis_handle, redis_sync, monkeypatch, interrupted
 ):
-    """The rounds run one after another while earlier ones become messages: a later round SQL
-    refuses, the install cancelled while that round's statement runs, or an error while the first
-    round's results become messages (the second's statement running meanwhile) fails the whole
-    install; the earlier rounds' offers roll back with it, once no statement runs on the connection."""
+    """The rounds run one after another while earlier ones become messages. SQL refusing a later
+    round, the install cancelled while that round's statement runs, its connection killed then, or
+    an error while the first round's results become messages (the second's statement running
+    meanwhile) fails the whole install: the earlier rounds' offers roll back with it, the previous
+    floor is put back, and no statement of the install outlives it."""
     agents, _ = await routing_floor(pg, agents=4, chat_max=1)
     await queued(pg, 4)
     monkeypatch.setattr(offers_module, "ROUND", 2)  # two rounds of two offers
-    written = store.offers_set_based
-    calls = ended = 0
-    running = asyncio.Event()
-
-    async def second_round_interrupted(*args: Any, **kwargs: Any) -> Any:
-        nonlocal calls, ended
-        calls += 1
-        try:
-            if calls == 2 and interrupted == "refused":
-                raise Conflict("An interaction already has a live offer", field="interaction_id")
-            if calls == 2:
-                running.set()  # the install is cancelled while this statement runs
-                await asyncio.sleep(0.05)
-            return await written(*args, **kwargs)
-        finally:
-            ended += 1
-
-    monkeypatch.setattr(store, "offers_set_based", second_round_interrupted)
+    key = uuid.uuid4().int % 2_000_000_000  # this run's advisory lock
+    await _install_fault(pg, "refused" if interrupted == "refused" else "blocked", key)
     client = redis_handle.async_client()
     host = EngineHost(pg, client, desktop_grace_seconds=None, reconcile_seconds=600)
     try:
-        lease, rebuilt = await _built_under_lease(host)
-        assert sum(e.kind == "offer_created" for e in rebuilt.decided) == 4
-        leader = Leader(host, lease, rebuilt.floor)
-        previous = leader.floor = Floor(rebuilt.floor.engine)  # stands for the floor in use
-        if interrupted == "failed":
-            monkeypatch.setattr(leader, "offer_message", Mock(side_effect=RuntimeError("a bug")))
-        install = asyncio.create_task(leader._install(rebuilt))  # noqa: SLF001 - Leader.take's install step
-        if interrupted == "cancelled":
-            await running.wait()
-            install.cancel()
-        expected = {"refused": Conflict, "cancelled": asyncio.CancelledError, "failed": RuntimeError}
-        with pytest.raises(expected[interrupted]):
-            await install
-        assert calls == ended == 2  # no statement outlived the install (the rollback came after)
+        async with pg.engine.connect() as lock:
+            await lock.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            await lock.commit()
+            lease, rebuilt = await _built_under_lease(host)
+            assert sum(e.kind == "offer_created" for e in rebuilt.decided) == 4
+            leader = Leader(host, lease, rebuilt.floor)
+            previous = leader.floor = Floor(rebuilt.floor.engine)  # stands for the floor in use
+            if interrupted == "bug":
+                # Injected: no real fault reaches the window between a round's statement starting
+                # and the next await (the previous round's messages are made there, in Python).
+                monkeypatch.setattr(leader, "offer_message", _a_bug)
+            install = asyncio.create_task(leader._install(rebuilt))  # noqa: SLF001 - Leader.take's install step
+            if interrupted != "refused":
+                for _ in range(500):  # the second round's statement is running, held by the lock
+                    if (waiting := await _waiting_on(lock, key)) is not None or install.done():
+                        break
+                    await asyncio.sleep(0.01)
+                assert waiting is not None, "the second round never reached the lock"
+                if interrupted == "cancelled":
+                    install.cancel()
+                elif interrupted == "connection killed":
+                    await lock.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": waiting})
+                else:  # the bug raised, but the rollback waits for the statement still running
+                    await asyncio.sleep(0.3)
+                    assert not install.done()
+                    await lock.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            expected = {
+                "refused": Conflict,
+                "cancelled": asyncio.CancelledError,
+                "connection killed": DBAPIError,
+                "bug": RuntimeError,
+            }
+            with pytest.raises(expected[interrupted]):
+                await asyncio.wait_for(install, 10)
+            # The second round's statement did not outlive the install.
+            assert await _waiting_on(lock, key) is None
+            await lock.execute(text("SELECT pg_advisory_unlock_all()"))
+            await lock.commit()
         assert leader.floor is previous  # the floor in use is put back
         assert await live_offers(pg) == []  # the first round's two offers rolled back too
         async with pg.sessionmaker() as s:
             states = (await s.scalars(select(Interaction.state))).all()
         assert set(states) == {State.QUEUED}
     finally:
+        await _remove_fault(pg)
         await host.leases.release()
         await client.aclose()
