@@ -33,7 +33,7 @@ from workforce.models import Queue
 
 CACHE_TTL_S = 3600
 CACHE_PREFIX = "wfm:forecast:"
-MODEL_VERSION = 1  # bump when the model changes: old cache entries are then never read
+MODEL_VERSION = 2  # bump when the model changes: old cache entries are then never read
 
 MAX_HISTORY_WEEKS = 16
 MAX_HORIZON_DAYS = 28
@@ -95,7 +95,11 @@ class ForecastRead(BaseModel):
     interval_minutes: int
     time_zone: str
     horizon_start: datetime
-    history_start: datetime
+    history_start: datetime = Field(description="The first day of the history asked for")
+    history_used_from: datetime = Field(
+        description="The first day the model read: the day of the history's first contact (the days "
+        "before it, before the queue had traffic, are not read as zero traffic)"
+    )
     history_contacts: int
     weekly_growth: float = Field(description="Trend: growth per week (0.02 = 2 %)")
     holiday_factor: float | None = Field(
@@ -137,6 +141,7 @@ def _model_run(
     days = {s.astimezone(calendar.zone).date() for s in horizon}
     return {
         "forecast": [round(float(v), 4) for v in model.predict(horizon)],
+        "history_from": model.origin.isoformat(),
         "weekly_growth": model.weekly_growth,
         "holiday_factor": model.holiday_factor,
         "closed_holidays": [
@@ -255,6 +260,7 @@ async def run_forecast(
         time_zone=time_zone,
         horizon_start=horizon_start,
         history_start=history_start,
+        history_used_from=datetime.fromisoformat(run["history_from"]),
         history_contacts=sum(series.counts),
         weekly_growth=run["weekly_growth"],
         holiday_factor=run["holiday_factor"],

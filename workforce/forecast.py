@@ -99,6 +99,22 @@ class NotEnoughHistory(ValueError):
     """Too little history to fit (the message says how much there is)."""
 
 
+def from_first_contact(
+    starts: Sequence[datetime], y: np.ndarray, calendar: Calendar
+) -> tuple[Sequence[datetime], np.ndarray]:
+    """The history from the (local) day of its first contact on. The days before it are before
+    the queue had traffic (a queue opened last month, a window asked longer than the data): read
+    as zero traffic they are a steep growth that is not there."""
+    contacts = np.flatnonzero(y > 0)
+    if contacts.size == 0:
+        return starts, y
+    first = int(contacts[0])
+    day = starts[first].astimezone(calendar.zone).date()
+    while first > 0 and starts[first - 1].astimezone(calendar.zone).date() == day:
+        first -= 1
+    return starts[first:], y[first:]
+
+
 def fit(starts: Sequence[datetime], counts: Sequence[float] | np.ndarray, calendar: Calendar) -> Model:
     """Fit the model to ``counts[i]`` contacts in the interval starting ``starts[i]`` (every
     interval of the history, zeros included: a missing interval would read as "not observed")."""
@@ -110,7 +126,12 @@ def fit(starts: Sequence[datetime], counts: Sequence[float] | np.ndarray, calend
     y = np.asarray(counts, dtype=float)
     if len(starts) != y.size:
         raise ValueError("one count per interval start")
+    asked = y.size
+    starts, y = from_first_contact(starts, y, calendar)
     if y.size < 7 * calendar.slots_per_day:
+        if y.size < asked:
+            first = starts[0].astimezone(calendar.zone).date().isoformat()
+            raise NotEnoughHistory(f"contacts only since {first}; a forecast needs at least one whole week")
         raise NotEnoughHistory(f"{y.size} intervals of history; a forecast needs at least one whole week")
     origin = starts[0]
     slots = np.array([calendar.slot(s) for s in starts])

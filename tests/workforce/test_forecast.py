@@ -104,3 +104,25 @@ def test_too_little_history_is_refused() -> None:
     with pytest.raises(NotEnoughHistory):
         backtest(starts, counts, calendar, weeks=1)
     assert timedelta(minutes=30) * 48 == timedelta(days=1)
+
+
+def test_weeks_before_the_first_contact_are_not_read_as_zero_traffic() -> None:
+    """A queue with four weeks of traffic, forecast from an eight-week window: the four empty weeks
+    before it are before the queue existed, not a 0 → full growth (the fit reads the history from
+    the day of its first contact)."""
+    calendar, starts, mean, counts = synthetic(30, weeks=9)
+    per_week = 7 * calendar.slots_per_day
+    new_queue = counts.copy()
+    new_queue[: 4 * per_week] = 0
+    new_queue[4 * per_week : 4 * per_week + 10] = 0  # its first contacts come mid-morning
+    model = fit(starts[: 8 * per_week], new_queue[: 8 * per_week], calendar)
+    assert model.origin == starts[4 * per_week]  # the local midnight of the first contact's day
+    assert model.weekly_growth == pytest.approx(GROWTH, abs=0.03)
+    forecast, expected = model.predict(starts[8 * per_week :]), mean[8 * per_week :]
+    assert np.abs(forecast - expected).sum() / expected.sum() < 0.10
+
+    # Less than a week of contacts in a long window is too little, and the message says since when.
+    late = counts.copy()
+    late[: 7 * per_week + 3 * calendar.slots_per_day] = 0
+    with pytest.raises(NotEnoughHistory, match="contacts only since 2026-10-29"):
+        fit(starts[: 8 * per_week], late[: 8 * per_week], calendar)

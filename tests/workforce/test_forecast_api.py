@@ -146,3 +146,19 @@ async def test_no_history_and_misaligned_override_are_422(client, db, make_user)
     _, agent_headers = await make_user(Role.AGENT)
     denied = await client.get("/api/workforce/forecast", params=params(), headers=agent_headers)
     assert denied.status_code == 403
+
+
+async def test_a_window_longer_than_the_queue_s_history_reads_from_its_first_contact(client, db, make_user):
+    """Eight weeks asked, four weeks of traffic: the four empty weeks are before the queue had any
+    (not a growth from nothing), and the answer says which history was read."""
+    await seed_history(db)
+    _, headers = await make_user(Role.SUPERVISOR)
+    response = await client.get("/api/workforce/forecast", params=params(history_weeks=8), headers=headers)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert datetime.fromisoformat(body["history_start"]) == datetime(2026, 9, 7, tzinfo=LONDON)
+    assert datetime.fromisoformat(body["history_used_from"]) == datetime(2026, 10, 5, tzinfo=LONDON)
+    assert abs(body["weekly_growth"]) < 0.01
+    noon = datetime(2026, 11, 4, 12, tzinfo=LONDON).astimezone(UTC)
+    by_start = {datetime.fromisoformat(i["start"]): i for i in body["intervals"]}
+    assert by_start[noon]["forecast"] == pytest.approx(10, rel=0.02)

@@ -4,6 +4,8 @@ overrides an interval and sees the override in the table."""
 
 from __future__ import annotations
 
+import re
+
 from switchboard.auth.models import Role
 from switchboard.auth.service import create_user
 from switchboard.db import Database
@@ -50,7 +52,8 @@ async def test_supervisor_forecasts_and_overrides_by_keyboard(
             await page.keyboard.press("Enter")
             await page.wait_for_url(f"{base}/supervisor/workforce/forecast")
 
-            await page.get_by_label("Weeks of history (2–16)").fill("4")
+            # The form's default, 8 weeks, over 4 weeks of traffic: read from the first contact.
+            await page.get_by_label("Weeks of history (2–16)").fill("8")
             await page.get_by_label("First day (blank: today)").fill(HORIZON.isoformat())
             await page.keyboard.press("Enter")
             heading = page.locator("#forecast-result-heading")
@@ -59,6 +62,9 @@ async def test_supervisor_forecasts_and_overrides_by_keyboard(
             await expect(page.locator("#forecast-chart")).to_have_attribute("data-drawn", "true")
             await expect(page.locator("#backtest-wape")).to_have_text("0.0 %")
             await expect(page.locator("#backtest")).to_contain_text("MAPE")
+            await expect(page.locator("#history-used")).to_contain_text("since 05 Oct 2026")
+            await expect(page.locator("#history-used")).to_contain_text("not read as zero traffic")
+            await expect(page.locator("#backtest")).to_contain_text(re.compile(r"[+-]0\.0 % a week"))
 
             # Override Wednesday noon from the keyboard: the table shows it beside the model's figure.
             await page.get_by_label("Interval start (Europe/London)").fill("2026-11-04T12:00")
