@@ -26,6 +26,7 @@ from workforce.scheduler import (
     Horizon,
     PlannedShift,
     Template,
+    available,
     coverage_of,
     shortfall_of,
     solve,
@@ -322,8 +323,9 @@ async def check_shift(
     end: datetime,
     ignore: uuid.UUID | None,
 ) -> None:
-    """Refuse, naming the problem, a shift that overlaps the agent's others, breaks the rest rule
-    or the weekly maximum of the agent's contract, or lies outside the schedule."""
+    """Refuse, naming the problem, a shift that overlaps the agent's others, breaks the agent's
+    contract (rest, availability, weekly hours and days, as the auto-scheduler keeps them), or
+    lies outside the schedule."""
     start, end = _aligned(start, "start"), _aligned(end, "end")
     if end <= start:
         raise Invalid("The shift must end after it starts", field="end")
@@ -365,16 +367,39 @@ async def check_shift(
                 field="end",
             )
     if contract is not None:
-        week = (start - horizon.start) // timedelta(days=7)
-        first, last = horizon.start + timedelta(days=7 * week), horizon.start + timedelta(days=7 * (week + 1))
-        minutes = sum((o.end - o.start) / timedelta(minutes=1) for o in others if first <= o.start < last) + (
-            end - start
-        ) / timedelta(minutes=1)
-        if minutes > contract.max_minutes_week:
-            raise Invalid(
-                f"{minutes / 60:g} h in that week; the contract allows {contract.max_minutes_week / 60:g} h",
-                field="end",
-            )
+        _within_contract(contract, horizon, others, start, end)
+
+
+def _within_contract(
+    contract: AgentContract, horizon: Horizon, others: list[ScheduledShift], start: datetime, end: datetime
+) -> None:
+    """The contract's availability and weekly limits for a shift beside the agent's ``others``."""
+    local = start.astimezone(horizon.zone)
+    start_local = local.hour * 60 + local.minute
+    length = int((end - start) / timedelta(minutes=1))
+    if not available(plan_of(contract), local.weekday(), start_local, start_local + length):
+        windows = contract.availability.get(str(local.weekday())) or []
+        hours = ", ".join(f"{lo // 60:02d}:{lo % 60:02d}-{hi // 60:02d}:{hi % 60:02d}" for lo, hi in windows)
+        raise Invalid(
+            f"Outside the agent's availability on {local.strftime('%A')}s "
+            f"({hours or 'not available that day'})",
+            field="start",
+        )
+    week = (start - horizon.start) // timedelta(days=7)
+    first, last = horizon.start + timedelta(days=7 * week), horizon.start + timedelta(days=7 * (week + 1))
+    in_week = [o for o in others if first <= o.start < last]
+    minutes = sum((o.end - o.start) / timedelta(minutes=1) for o in in_week) + length
+    if minutes > contract.max_minutes_week:
+        raise Invalid(
+            f"{minutes / 60:g} h in that week; the contract allows {contract.max_minutes_week / 60:g} h",
+            field="end",
+        )
+    days = {o.start.astimezone(horizon.zone).date() for o in in_week} | {local.date()}
+    if len(days) > contract.max_days_week:
+        raise Invalid(
+            f"{len(days)} working days in that week; the contract allows {contract.max_days_week}",
+            field="start",
+        )
 
 
 def _hours(delta: timedelta) -> str:

@@ -119,7 +119,9 @@ class _Candidate:
     start_local: int  # minutes after local midnight
 
 
-def _available(plan: AgentPlan, weekday: int, start_local: int, end_local: int) -> bool:
+def available(plan: AgentPlan, weekday: int, start_local: int, end_local: int) -> bool:
+    """The agent's availability allows a shift from ``start_local`` to ``end_local`` (minutes after
+    the local midnight of ``weekday``): the auto-scheduler's rule and the hand edits' check."""
     if not plan.availability:
         return True
     return any(lo <= start_local and end_local <= hi for lo, hi in plan.availability.get(weekday, ()))
@@ -191,7 +193,7 @@ def solve(
             for k, c in enumerate(today):
                 if plan.templates and c.template.name not in plan.templates:
                     continue
-                if not _available(plan, weekday, c.start_local, c.start_local + c.template.length):
+                if not available(plan, weekday, c.start_local, c.start_local + c.template.length):
                     continue
                 var = model.new_bool_var(f"x{a}_{day}_{k}")
                 chosen[a, day, k] = var

@@ -1,11 +1,11 @@
 """Shift swaps and time off (issue #13 item 5): requests by agents about their published shifts,
 the peer's answer, and the supervisor's decision.
 
-Approval reuses the schedule service's rule checks (``check_shift``: overlap, rest rule, weekly
-hours) and coverage (``coverage``), so a swap or time off is judged exactly as a hand edit would
-be. It is refused, before anything is written, when either agent's contract would break or when
-any 15-minute interval would fall further short of the requirement than it already is; the
-refusal names those intervals and by how much."""
+Approval reuses the schedule service's rule checks (``check_shift``: overlap, rest rule,
+availability, weekly hours and days) and coverage (``coverage``), so a swap or time off is judged
+exactly as a hand edit would be. It is refused, before anything is written, when either agent's
+contract would break or when any 15-minute interval would fall further short of the requirement
+than it already is; the refusal names those intervals and by how much."""
 
 from __future__ import annotations
 

@@ -172,3 +172,64 @@ async def test_bad_schedule_requests_are_422(client, db, make_user):
         "/api/workforce/schedules", json={"first_day": MONDAY.isoformat(), "days": 60}, headers=headers
     )
     assert too_long.status_code == 422 and too_long.json()["errors"][0]["field"].endswith("days")
+
+
+async def test_hand_edits_keep_the_contract_s_availability_and_working_days(client, db, make_user):
+    """What the auto-scheduler keeps, a hand edit keeps too: a shift outside the agent's availability
+    or one working day too many in the week is 422 naming the rule, and nothing is saved."""
+    _, headers = await make_user(Role.SUPERVISOR)
+    (agent,) = await floor(db, client, headers, agents=1)
+    weekdays = {str(d): [[8 * 60, 18 * 60]] for d in range(5)}  # Monday to Friday, 08:00-18:00
+    put = await client.put(
+        f"/api/workforce/agents/{agent}/contract",
+        json={
+            "max_minutes_week": 2400,
+            "min_rest_minutes": 660,
+            "max_days_week": 2,
+            "availability": weekdays,
+        },
+        headers=headers,
+    )
+    assert put.status_code == 200, put.text
+    created = await client.post(
+        "/api/workforce/schedules",
+        json={"first_day": MONDAY.isoformat(), "days": 7, "requirement": requirement(7, [])},
+        headers=headers,
+    )
+    assert created.status_code == 201, created.text
+    shifts = f"/api/workforce/schedules/{created.json()['id']}/shifts"
+
+    def shift(day: int, first: int, last: int) -> dict[str, str]:
+        on = MONDAY + timedelta(days=day)
+        return {
+            "agent_id": str(agent),
+            "start": local(on, first).isoformat(),
+            "end": local(on, last).isoformat(),
+        }
+
+    saturday = await client.post(shifts, json=shift(5, 9, 17), headers=headers)
+    assert saturday.status_code == 422, saturday.text
+    assert saturday.json()["errors"][0]["field"] == "start"
+    assert "availability on Saturdays (not available that day)" in saturday.json()["detail"]
+    late = await client.post(shifts, json=shift(0, 12, 20), headers=headers)  # ends after 18:00
+    assert late.status_code == 422 and "availability on Mondays (08:00-18:00)" in late.json()["detail"]
+
+    for day in (0, 1):
+        ok = await client.post(shifts, json=shift(day, 9, 17), headers=headers)
+        assert ok.status_code == 201, ok.text
+    third = await client.post(shifts, json=shift(3, 9, 17), headers=headers)
+    assert third.status_code == 422 and third.json()["errors"][0]["field"] == "start"
+    assert "3 working days in that week; the contract allows 2" in third.json()["detail"]
+    # Moving one of the two days to another weekday is still two days: allowed.
+    first = next(
+        s
+        for s in (
+            await client.get(f"/api/workforce/schedules/{created.json()['id']}", headers=headers)
+        ).json()["shifts"]
+        if s["start"].startswith(MONDAY.isoformat())
+    )
+    thursday = {k: v for k, v in shift(3, 9, 17).items() if k != "agent_id"}
+    moved = await client.patch(f"{shifts}/{first['id']}", json=thursday, headers=headers)
+    assert moved.status_code == 200, moved.text
+    async with db.sessionmaker() as s:
+        assert await s.scalar(select(func.count()).select_from(ScheduledShift)) == 2
