@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
@@ -112,8 +113,12 @@ async def _context(
     floor = replace(floor, agents=[replace(a, occupancy=occupancy.get(a.agent_id)) for a in floor.agents])
     history = await history_cache.get(now=now)
     raw = await client.get(stats_key())
+    stats = json.loads(raw) if raw else None
+    zone = ZoneInfo(app.state.settings.default_timezone)
     context = {
-        "stats": json.loads(raw) if raw else None,
+        "stats": stats,
+        # When the engine last published them, as a clock on the floor reads it.
+        "stats_at": datetime.fromisoformat(stats["at"]).astimezone(zone) if stats else None,
         "floor": floor,
         "history": history,
         "chart": json.dumps(history.chart(q.name for q in floor.queues)),

@@ -54,6 +54,61 @@ async def test_no_switch_without_both_sides(client, db, make_user):
     assert desk.status_code == 200 and not CONSOLE_LINK.search(desk.text)
 
 
+CONSOLE_NAV = re.compile(r'<nav aria-label="Console" class="console-nav">(.*?)</nav>', re.S)
+NAV_LINK = re.compile(r'<a href="([^"]+)"( aria-current="page")?>([^<]+)</a>')
+
+
+async def test_every_console_page_has_the_sections_and_marks_where_you_are(client, db, make_user):
+    """The console's sections under the top bar on each console page, the current one marked;
+    admins also get their pages; the agent desktop has none of it."""
+    _, sup_h = await make_user(Role.SUPERVISOR)
+    where = {
+        "/supervisor": "Floor",
+        "/supervisor/rules": "Rules",
+        "/supervisor/rules/new": "Rules",
+        "/supervisor/workforce/forecast": "Forecast",
+        "/supervisor/audit": "Audit",
+    }
+    for page, current in where.items():
+        response = await client.get(page, headers=sup_h)
+        assert response.status_code == 200, page
+        nav = CONSOLE_NAV.search(response.text)
+        assert nav is not None, page
+        links = NAV_LINK.findall(nav.group(1))
+        assert [label for _, marked, label in links if marked] == [current], page
+        assert {"Floor", "Live work", "Queues", "Schedules", "Audit"} <= {label for *_, label in links}
+        assert "Users" not in {label for *_, label in links}
+        for href, *_ in links:  # every section is a page the supervisor may open
+            if href.startswith("/supervisor"):
+                assert (await client.get(href, headers=sup_h)).status_code == 200, href
+    _, admin_h = await make_user(Role.ADMIN)
+    admin_nav = CONSOLE_NAV.search((await client.get("/admin/users", headers=admin_h)).text)
+    assert admin_nav is not None
+    admin_links = NAV_LINK.findall(admin_nav.group(1))
+    assert [label for _, marked, label in admin_links if marked] == ["Users"]
+    assert {"Users", "Jobs"} <= {label for *_, label in admin_links}
+    agent, agent_h = await make_user(Role.AGENT)
+    await agent_profile(db, agent, languages=["en"])
+    desk = await client.get("/desktop", headers=agent_h)
+    assert desk.status_code == 200 and CONSOLE_NAV.search(desk.text) is None
+
+
+def test_the_queues_figures_say_when_in_the_floor_s_time_zone():
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from console.floor import Floor, QueueRow, in_state
+    from switchboard.templating import templates
+
+    floor = Floor(queues=[QueueRow("cards", "Cards", 1, 20)], agents=[], signed_in=0)
+    at = datetime(2026, 7, 1, 11, 4, 5, 123456, tzinfo=UTC)
+    stats = {"at": at.isoformat(), "agents_by_presence": {}, "queues": {}}
+    html = templates.get_template("console/_floor.html").render(
+        floor=floor, stats=stats, stats_at=at.astimezone(ZoneInfo("Europe/London")), in_state=in_state
+    )
+    assert f'as of <time datetime="{at.isoformat()}">12:04:05</time>' in html  # BST, no microseconds
+
+
 async def test_console_home_shows_staffing_per_queue_and_agents_time_in_state(client, db, make_user):
     _, headers = await make_user(Role.SUPERVISOR)
     now = utcnow()
