@@ -47,6 +47,7 @@ from switchboard.auth.models import Role, User
 from switchboard.db import Database
 from switchboard.security import hash_password
 from workforce.models import Agent, AgentSkill, Presence, Queue, QueueMember, Skill, Team
+from workforce.schedule_models import AgentContract, ShiftTemplate
 
 log = logging.getLogger(__name__)
 
@@ -356,6 +357,53 @@ async def _seed_owners(session: AsyncSession) -> None:
     await session.flush()
 
 
+# The demo's shift templates (name, earliest and latest start in local minutes, length, breaks as
+# the scheduler places them: minutes, and the window after the shift's start they may begin in).
+DEMO_SHIFTS = (
+    ("early", 7 * 60, 9 * 60, 8 * 60 + 30, [(15, 90, 150), (30, 210, 300), (15, 360, 420)]),
+    ("late", 11 * 60, 13 * 60, 8 * 60 + 30, [(15, 90, 150), (30, 210, 300), (15, 360, 420)]),
+    ("short", 9 * 60, 16 * 60, 4 * 60, [(15, 90, 150)]),
+)
+WEEKDAYS = {str(day): [[7 * 60, 21 * 60]] for day in range(5)}  # Monday to Friday, 07:00-21:00
+
+
+async def _seed_workforce(session: AsyncSession) -> None:
+    """Shift templates and a contract per agent, so that the Schedules page can auto-schedule the
+    demo floor at once (issue #13): most agents full time (37.5 h, five days), every fifth part
+    time on weekdays only. What a supervisor already set is kept."""
+    present = set(await session.scalars(select(ShiftTemplate.name)))
+    for name, earliest, latest, length, breaks in DEMO_SHIFTS:
+        if name not in present:
+            session.add(
+                ShiftTemplate(
+                    name=name,
+                    earliest_start_minute=earliest,
+                    latest_start_minute=latest,
+                    length_minutes=length,
+                    start_step_minutes=30,
+                    breaks=[{"minutes": m, "earliest_after": a, "latest_after": b} for m, a, b in breaks],
+                )
+            )
+    contracted = set(await session.scalars(select(AgentContract.agent_id)))
+    agents = (await session.scalars(select(Agent.id).order_by(Agent.id))).all()
+    for n, agent_id in enumerate(agents):
+        if agent_id in contracted:
+            continue
+        part_time = n % 5 == 4
+        session.add(
+            AgentContract(
+                agent_id=agent_id,
+                min_minutes_week=12 * 60 if part_time else 30 * 60,
+                max_minutes_week=20 * 60 if part_time else 37 * 60 + 30,
+                max_days_week=3 if part_time else 5,
+                min_rest_minutes=11 * 60,
+                templates=["short"] if part_time else ["early", "late"],
+                availability=WEEKDAYS if part_time else {},
+            )
+        )
+    await session.flush()
+
+
 async def seed_into(session: AsyncSession, plan: DemoPlan, *, now: datetime | None = None) -> SeedReport:
     """Write ``plan`` into ``session`` (commits). Rows that already exist (by username, skill or
     queue name, customer phone number) are left alone, so running it twice adds nothing."""
@@ -365,6 +413,7 @@ async def seed_into(session: AsyncSession, plan: DemoPlan, *, now: datetime | No
     await _seed_queues(session, plan, agents, report)
     await _seed_desktop_settings(session)
     await _seed_owners(session)
+    await _seed_workforce(session)
     await session.commit()
     customers = await _seed_customers(session, plan, agents, report)
     await session.commit()

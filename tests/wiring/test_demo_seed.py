@@ -217,3 +217,40 @@ async def test_the_demo_bank_brings_the_experience_dashboard_to_life(db: Databas
         if b - a <= timedelta(hours=48)
     )
     assert repeats >= 10
+
+
+async def test_the_demo_floor_can_be_auto_scheduled_at_once(db: Database) -> None:
+    """The demo brings shift templates and a contract per agent (none before: the Schedules page
+    had nobody to schedule); auto-scheduling a week covers a weekday requirement within them."""
+    from zoneinfo import ZoneInfo
+
+    from workforce import schedule_service
+    from workforce.schedule_models import AgentContract, ShiftTemplate
+    from workforce.scheduler import Horizon
+
+    assert await seed_demo_bank(db.url, schema=db.schema) is True
+    monday = date(2027, 1, 4)
+    horizon = Horizon(monday, 7, ZoneInfo("Europe/London"))
+    need = []
+    for slot in range(horizon.slots):
+        at = horizon.at(slot).astimezone(horizon.zone)
+        need.append(4 if at.weekday() < 5 and 9 <= at.hour < 17 else 0)
+    async with db.sessionmaker() as s:
+        assert set(await s.scalars(select(ShiftTemplate.name))) == {"early", "late", "short"}
+        contracts = {c.agent_id: c for c in await s.scalars(select(AgentContract))}
+        assert len(contracts) == 30
+        supervisor = await s.scalar(select(User).where(User.username == "supervisor1"))
+        assert supervisor is not None
+        schedule = await schedule_service.auto_schedule(
+            s, first_day=monday, days=7, time_zone="Europe/London", requirement=need, actor=supervisor,
+            time_limit_s=20,
+        )  # fmt: skip
+        shifts = await schedule_service.shifts_of(s, schedule.id)
+        covered = schedule_service.coverage(schedule, shifts)
+    assert sum(covered.shortfall) == 0
+    assert shifts
+    for shift in shifts:
+        contract = contracts[shift.agent_id]
+        assert shift.template in contract.templates
+        if contract.availability:  # the part-timers: weekdays only
+            assert shift.start.astimezone(horizon.zone).weekday() < 5
