@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -79,6 +81,24 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+class _RollingBackConnection(sqlite3.Connection):
+    """A SQLite connection that ends its transaction before it closes.
+
+    SQLAlchemy hard-closes a connection whose query was cancelled (a browser closing a socket, a
+    request given up): aiosqlite closes it on its thread once the query is done. sqlite3's close()
+    is sqlite3_close_v2, which leaves a connection that still has a statement (the cancelled
+    cursor's, alive until garbage collection; never, once frozen by gc.freeze) as a zombie holding
+    its transaction, and every transaction here is BEGIN IMMEDIATE: the database stayed locked for
+    every writer until the process restarted (seen in the running demo). ROLLBACK first releases
+    the lock whatever still points at the statement."""
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            if self.in_transaction:
+                self.execute("ROLLBACK").close()
+        super().close()
+
+
 def _sqlite_begin_immediate(connection: Any) -> None:
     # Take the write lock up front: a deferred transaction that later writes can fail with
     # "database is locked" when another writer committed in between (WAL snapshot conflict).
@@ -89,7 +109,10 @@ def make_engine(url: str, *, echo: bool = False, schema: str | None = None) -> A
     """``schema`` (PostgreSQL only) pins the search_path, e.g. one schema per test run or tenant."""
     if url.startswith("sqlite"):
         engine = create_async_engine(
-            url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S}, hide_parameters=True
+            url,
+            echo=echo,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "factory": _RollingBackConnection},
+            hide_parameters=True,
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
