@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from sqlalchemy import select
 
 from console.context import console_context, supervisor_or_login
+from console.floor import queue_names
 from interactions.models import Interaction
 from routing.actions import EngineLink
 from routing.schemas import CommandResult
@@ -278,7 +279,7 @@ async def work_page(
         settings,
         session,
         work=work,
-        queues=await _queue_names(session),
+        queues=await queue_names(session),
         movable=MOVABLE,
         notice=request.query_params.get("notice"),
         errors={},
@@ -334,7 +335,7 @@ async def _work_action(
             settings,
             session,
             work=work,
-            queues=await _queue_names(session),
+            queues=await queue_names(session),
             movable=MOVABLE,
             notice=None,
             errors={str(interaction_id): message},
@@ -402,7 +403,3 @@ async def priority_from_page(
     return await _work_action(
         request, staff, settings, session, interaction_id, run, f"priority set to {priority}"
     )
-
-
-async def _queue_names(session: Any) -> list[str]:
-    return list(await session.scalars(select(Queue.name).order_by(Queue.name)))

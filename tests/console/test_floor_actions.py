@@ -4,6 +4,7 @@ each audited, ended work on its timeline; bad input named, roles checked, nothin
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
@@ -179,6 +180,16 @@ async def test_moving_waiting_work_to_another_queue_offers_it_there(routed, db, 
     await set_presence(db, redis, cards_agent.id, Presence.AVAILABLE)
     iid = await queued_chat(db, redis, 1)
     supervisor, headers = await make_user(Role.SUPERVISOR)
+
+    # The move list names queues as the table does (display names), and sends the queue's name.
+    page = await client.get("/supervisor/work", headers=headers)
+    assert page.status_code == 200, page.text
+    move_list = re.search(rf'<select id="to-queue-{iid}" name="to_queue">(.*?)</select>', page.text, re.S)
+    assert move_list is not None
+    assert re.findall(r'<option value="([^"]+)"( selected)?>([^<]+)</option>', move_list.group(1)) == [
+        ("cards", "", "Cards"),
+        ("retail", " selected", "Retail"),
+    ]
 
     moved = await client.post(
         f"/api/supervisor/interactions/{iid}/move",
