@@ -114,11 +114,12 @@ async def _context(
     history = await history_cache.get(now=now)
     raw = await client.get(stats_key())
     stats = json.loads(raw) if raw else None
+    # When the engine last published them, as a clock on the floor reads it.
+    published = stats.get("at") if stats else None
     zone = ZoneInfo(app.state.settings.default_timezone)
     context = {
         "stats": stats,
-        # When the engine last published them, as a clock on the floor reads it.
-        "stats_at": datetime.fromisoformat(stats["at"]).astimezone(zone) if stats else None,
+        "stats_at": datetime.fromisoformat(published).astimezone(zone) if published else None,
         "floor": floor,
         "history": history,
         "chart": json.dumps(history.chart(q.name for q in floor.queues)),
